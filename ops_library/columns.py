@@ -1,0 +1,21 @@
+"""Names of the columns Sluice adds to every frame. One place, so no op spells them twice."""
+
+# Data-Juicer keeps per-row filter stats in a dict column of this name; Sluice keeps them in a struct
+# of the same name.
+STATS = "__dj__stats__"
+# Stable row identity: "<relative input path>:<1-based line or row>". Dedup provenance points at it.
+ROW_ID = "__sluice_id__"
+# Where a dropped row went and why (present only in the dropped frames).
+DROP_OP = "__sluice_op__"
+DROP_KIND = "__sluice_drop__"  # one of DROP_KINDS
+DROP_REASON = "__sluice_reason__"
+DUPLICATE_OF = "__sluice_duplicate_of__"
+# Dedup key produced by a Deduplicator's hash stage.
+HASH = "__sluice_hash__"
+
+FILTERED = "filtered"
+DUPLICATE = "duplicate"
+QUARANTINED = "quarantined"
+DROP_KINDS = (FILTERED, DUPLICATE, QUARANTINED)
+
+INTERNAL_PREFIX = "__sluice_"

@@ -1,0 +1,1 @@
+"""Dedup ops: one file per op, named as in Data-Juicer."""

@@ -1,0 +1,45 @@
+"""document_deduplicator: exact dedup on the (optionally normalized) text."""
+
+from __future__ import annotations
+
+import string
+
+import polars as pl
+from pydantic import Field
+from xxhash import xxh3_128_digest
+
+from ops_library.base import Deduplicator, OpParams
+from ops_library.columns import HASH
+from ops_library.registry import register
+from ops_library.text import PYTHON_WHITESPACE, char_class
+
+# Data-Juicer removes `\s+|\d+|[<string.punctuation>]` with the `regex` module, whose `\s` (Unicode
+# White_Space) and `\d` (Nd) are Rust's too; removing each run is removing each character of the union.
+_NON_CHARACTER = rf"[\s\d{char_class(string.punctuation)[1:-1]}]"
+
+
+@register("document_deduplicator")
+class DocumentDeduplicator(Deduplicator):
+    """Keeps the first of rows with the same text (optionally lower-cased, or without whitespace, digits and
+    ASCII punctuation). Matches Data-Juicer's op of the same name, with xxh3-128 in place of md5."""
+
+    class Params(OpParams):
+        lowercase: bool = Field(False, description="Compare texts lower-cased.")
+        ignore_non_character: bool = Field(
+            False, description="Compare texts with all whitespace, digits and ASCII punctuation removed."
+        )
+
+    def normalized(self, text: pl.Expr) -> pl.Expr:
+        """The text Data-Juicer hashes: lower-cased, non-characters removed, then Python's `str.strip()`."""
+        if self.params.lowercase:
+            text = text.str.to_lowercase()
+        if self.params.ignore_non_character:
+            text = text.str.replace_all(_NON_CHARACTER, "")
+        return text.str.strip_chars(PYTHON_WHITESPACE)
+
+    def hash_column(self, df: pl.DataFrame) -> pl.Series:
+        texts = df.select(self.normalized(self.text)).to_series()
+        # No polars expression computes xxh3-128 (`Expr.hash` is 64-bit and unstable across versions), so
+        # one C call per row; the normalization above stays vectorized.
+        digests = [None if t is None else xxh3_128_digest(t.encode("utf-8")) for t in texts]
+        return pl.Series(HASH, digests, dtype=pl.Binary)

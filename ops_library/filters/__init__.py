@@ -1,0 +1,1 @@
+"""Filters ops: one file per op, named as in Data-Juicer."""

@@ -1,0 +1,1 @@
+"""Mappers ops: one file per op, named as in Data-Juicer."""

@@ -1,0 +1,154 @@
+"""The export: kept rows of every shard in input order to `export_path` (JSONL or Parquet by extension), the
+rows that were dropped beside it (`<stem>.dropped.jsonl`: filtered with reason, duplicates with the id they
+duplicate) and the quarantined ones (`<stem>.quarantine.jsonl`), plus the per-shard row accounting."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import polars as pl
+
+from ops_library.columns import (
+    DROP_KIND,
+    DROP_KINDS,
+    DROP_OP,
+    DROP_REASON,
+    DUPLICATE,
+    DUPLICATE_OF,
+    FILTERED,
+    INTERNAL_PREFIX,
+    QUARANTINED,
+    ROW_ID,
+    STATS,
+)
+from pipeline_defs.recipe import Recipe
+from pipeline_defs.shards import discover_shards, shard_order
+from resources.storage import CheckpointStore, atomic_write
+
+
+def sidecar(export_path: str | Path, what: str) -> Path:
+    """`out/data.jsonl` -> `out/data.<what>.jsonl` (always JSONL: rows of mixed shapes, read by people)."""
+    path = Path(export_path)
+    stem = path.name.split(".")[0]
+    return path.with_name(f"{stem}.{what}.jsonl")
+
+
+def _public(df: pl.DataFrame, keep_stats: bool) -> pl.DataFrame:
+    drop = [c for c in df.columns if c.startswith(INTERNAL_PREFIX) or (c == STATS and not keep_stats)]
+    return df.drop(drop)
+
+
+def _write(df: pl.DataFrame, path: Path) -> None:
+    with atomic_write(path) as tmp:
+        if path.suffix == ".parquet":
+            df.write_parquet(tmp, compression="zstd")
+        else:
+            df.write_ndjson(tmp)
+
+
+def _concat(frames: Sequence[pl.DataFrame]) -> pl.DataFrame:
+    frames = [f for f in frames if f.width]
+    return pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
+
+
+@dataclass
+class ExportReport:
+    export_path: str
+    rows: int
+    per_partition: dict[str, dict[str, int]]
+    per_op: dict[str, dict[str, int]]
+    mismatches: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def reconciles(self) -> bool:
+        return not self.mismatches
+
+    @property
+    def totals(self) -> dict[str, int]:
+        out: dict[str, int] = defaultdict(int)
+        for counts in self.per_partition.values():
+            for k, v in counts.items():
+                out[k] += v
+        return dict(out)
+
+    def metadata(self) -> dict[str, Any]:
+        t = self.totals
+        table = dg.TableMetadataValue(
+            records=[dg.TableRecord({"partition": k, **v}) for k, v in self.per_partition.items()],
+            schema=dg.TableSchema(
+                columns=[dg.TableColumn("partition", "string")]
+                + [dg.TableColumn(c, "int") for c in ("input", "kept", *DROP_KINDS)]
+            ),
+        )
+        return {
+            "export_path": dg.MetadataValue.path(self.export_path),
+            "dagster/row_count": self.rows,
+            **{k: t.get(k, 0) for k in ("input", "kept", *DROP_KINDS)},
+            "per_partition": table,
+            "dropped_per_op": dg.MetadataValue.json(self.per_op),
+        }
+
+
+def export_recipe(
+    recipe: Recipe,
+    final: dict[str, pl.DataFrame],
+    row_assets: Sequence[tuple[dg.AssetKey, str]],
+    store: CheckpointStore,
+) -> ExportReport:
+    keys = sorted(final, key=shard_order)
+    kept = _concat([_public(final[k], recipe.keep_stats_in_res_ds) for k in keys])
+    _write(kept, Path(recipe.export_path))
+
+    shard_rows = {s.key: s.rows for s in discover_shards(recipe.dataset_path, recipe.partition.size)}
+    per_partition: dict[str, dict[str, int]] = {}
+    per_op: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    dropped_frames: list[pl.DataFrame] = []
+    quarantine_frames: list[pl.DataFrame] = []
+    for k in keys:
+        counts = {"input": shard_rows.get(k, -1), "kept": final[k].height} | dict.fromkeys(DROP_KINDS, 0)
+        for asset_key, op_name in row_assets:
+            dropped = store.read_dropped(asset_key.path, k)
+            if dropped is None or dropped.height == 0:
+                continue
+            for kind, n in dropped.group_by(DROP_KIND).len().iter_rows():
+                counts[kind] += n
+                per_op[op_name][kind] += n
+            (quarantine_frames if op_name == "source" else dropped_frames).append(dropped)
+        per_partition[k] = counts
+
+    _write(_concat([_public_dropped(f) for f in dropped_frames]), sidecar(recipe.export_path, "dropped"))
+    _write(_concat([_public_dropped(f) for f in quarantine_frames]), sidecar(recipe.export_path, "quarantine"))
+
+    mismatches = [
+        {"partition": k, **c}
+        for k, c in per_partition.items()
+        if c["input"] != c["kept"] + c[FILTERED] + c[DUPLICATE] + c[QUARANTINED]
+    ]
+    return ExportReport(
+        export_path=str(recipe.export_path),
+        rows=kept.height,
+        per_partition=per_partition,
+        per_op={op: dict(v) for op, v in per_op.items()},
+        mismatches=mismatches,
+    )
+
+
+# Dropped rows say where they came from and why, under plain names, before their own fields.
+_PROVENANCE = {
+    ROW_ID: "sluice_id",
+    DROP_OP: "sluice_op",
+    DROP_KIND: "sluice_drop",
+    DROP_REASON: "sluice_reason",
+    DUPLICATE_OF: "sluice_duplicate_of",
+}
+
+
+def _public_dropped(df: pl.DataFrame) -> pl.DataFrame:
+    present = [c for c in _PROVENANCE if c in df.columns]
+    rest = [c for c in df.columns if not c.startswith(INTERNAL_PREFIX)]
+    return df.select(*[pl.col(c).alias(_PROVENANCE[c]) for c in present], *rest)

@@ -1,0 +1,70 @@
+"""Builds Definitions from recipes: every recipe found becomes an asset group, a job, and a sensor that registers its
+input shards as partitions.
+
+Recipes come from `$SLUICE_RECIPES` (files or directories, separated by the OS path separator) or, by
+default, the project's `recipes/` directory.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import dagster as dg
+
+from pipeline_defs.assets import RecipeGraph, build_recipe_graph
+from pipeline_defs.jobs import recipe_job
+from pipeline_defs.recipe import Recipe, RecipeError, load_recipe
+from pipeline_defs.sensors import shard_sensor
+from resources.settings import sluice_home
+from resources.storage import CheckpointStore, ParquetCheckpointIOManager
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_RECIPES = PROJECT_ROOT / "recipes"
+
+
+def recipe_paths() -> list[Path]:
+    raw = os.environ.get("SLUICE_RECIPES")
+    entries = [Path(p) for p in raw.split(os.pathsep) if p] if raw else [DEFAULT_RECIPES]
+    paths: list[Path] = []
+    for entry in entries:
+        if entry.is_dir():
+            paths += sorted(p for p in entry.iterdir() if p.suffix in {".yaml", ".yml"})
+        else:
+            paths.append(entry)
+    return paths
+
+
+def resources() -> dict[str, object]:
+    store = CheckpointStore(base_dir=str(sluice_home().checkpoints))
+    return {"checkpoints": store, "io_manager": ParquetCheckpointIOManager(store=store)}
+
+
+def build_definitions(recipes: Iterable[Recipe]) -> dg.Definitions:
+    graphs: list[RecipeGraph] = []
+    seen: dict[str, str] = {}
+    for recipe in recipes:
+        if recipe.project_name in seen:
+            raise RecipeError(
+                recipe.source,
+                [f"project_name {recipe.project_name!r} is already used by {seen[recipe.project_name]}"],
+            )
+        seen[recipe.project_name] = recipe.source
+        graphs.append(build_recipe_graph(recipe))
+    return dg.Definitions(
+        assets=[a for g in graphs for a in g.assets],
+        jobs=[recipe_job(g) for g in graphs],
+        sensors=[shard_sensor(g) for g in graphs],
+        resources=resources(),
+    )
+
+
+def definitions_for(paths: Iterable[str | os.PathLike[str]]) -> dg.Definitions:
+    return build_definitions(load_recipe(p) for p in paths)
+
+
+def job_for_recipe(path: str) -> dg.JobDefinition:
+    """Reconstructs a recipe's job in any process (the entry point of `dg.build_reconstructable_job`)."""
+    recipe = load_recipe(path)
+    return definitions_for([path]).resolve_job_def(recipe.job_name)
