@@ -79,6 +79,8 @@ class Op(ABC):
     needs: ClassVar[ResourceNeeds] = ResourceNeeds()
     # True when a row's fate depends on rows of other partitions (the engine adds a global stage).
     is_global: ClassVar[bool] = False
+    # Bump when the op's output for the same params changes: checkpoints made by older code become stale.
+    version: ClassVar[str] = "1"
 
     def __init__(self, params: OpParams | Mapping[str, Any] | None = None, *, text_key: str = "text"):
         self.params = params if isinstance(params, self.Params) else self.Params.model_validate(params or {})

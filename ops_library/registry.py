@@ -20,7 +20,9 @@ def register(name: str):
     """Class decorator: `@register("text_length_filter")` adds the op under its Data-Juicer name."""
 
     def wrap(cls: _T) -> _T:
-        if name in OPS and OPS[name] is not cls:
+        old = OPS.get(name)
+        same_source = old is not None and (old.__module__, old.__qualname__) == (cls.__module__, cls.__qualname__)
+        if old is not None and old is not cls and not same_source:  # re-importing a module is fine
             raise ValueError(f"op {name!r} registered twice ({OPS[name].__module__} and {cls.__module__})")
         cls.name = name
         OPS[name] = cls

@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from ops_library.registry import get_op, load_all
 from pipeline_defs.recipe import RecipeError, load_recipe
 from pipeline_defs.shards import DatasetError
+from resources.analyzer import add_profile_cli
+from resources.metrics_server import add_cli as add_metrics_cli
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -20,6 +22,26 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"sluice run: {exc}", file=sys.stderr)
         return 1
     print(report.render())
+    return 0
+
+
+def _cmd_resume(args: argparse.Namespace) -> int:
+    from pipeline_defs.runner import RunFailedError, resume_job
+
+    try:
+        report = resume_job(args.job, executor=args.executor)
+    except RunFailedError as exc:
+        print(f"sluice resume: {exc}", file=sys.stderr)
+        return 1
+    print(report.render())
+    return 0
+
+
+def _cmd_gc(args: argparse.Namespace) -> int:
+    from pipeline_defs.runner import gc
+
+    removed = gc(args.recipe)
+    print(f"{len(removed)} paths removed")
     return 0
 
 
@@ -73,6 +95,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="Dagster executor of each run (in_process: ~60 ms per step; multiprocess: a process per step)",
     )
     run.set_defaults(fn=_cmd_run)
+    resume = sub.add_parser("resume", help="finish a job: re-run only failed or missing steps, reuse checkpoints")
+    resume.add_argument("job", help="a job id (printed by sluice run) or the id of any Dagster run of the job")
+    resume.add_argument("--executor", choices=["in_process", "multiprocess"], default="in_process")
+    resume.set_defaults(fn=_cmd_resume)
+    gcp = sub.add_parser("gc", help="apply a recipe's retention policy (storage.retention, max_retention_days)")
+    gcp.add_argument("recipe")
+    gcp.set_defaults(fn=_cmd_gc)
     val = sub.add_parser("validate", help="check recipes without running them")
     val.add_argument("recipes", nargs="+")
     val.set_defaults(fn=_cmd_validate)
@@ -82,6 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     parts = sub.add_parser("partitions", help="register a recipe's input shards as partitions and list them")
     parts.add_argument("recipe")
     parts.set_defaults(fn=_cmd_partitions)
+    add_metrics_cli(sub)
+    add_profile_cli(sub)
     return parser
 
 

@@ -97,7 +97,7 @@ class ExportReport:
 def export_recipe(
     recipe: Recipe,
     final: dict[str, pl.DataFrame],
-    row_assets: Sequence[tuple[dg.AssetKey, str]],
+    row_assets: Sequence[dg.AssetKey],
     store: CheckpointStore,
 ) -> ExportReport:
     keys = sorted(final, key=shard_order)
@@ -111,14 +111,14 @@ def export_recipe(
     quarantine_frames: list[pl.DataFrame] = []
     for k in keys:
         counts = {"input": shard_rows.get(k, -1), "kept": final[k].height} | dict.fromkeys(DROP_KINDS, 0)
-        for asset_key, op_name in row_assets:
+        for asset_key in row_assets:
             dropped = store.read_dropped(asset_key.path, k)
             if dropped is None or dropped.height == 0:
                 continue
-            for kind, n in dropped.group_by(DROP_KIND).len().iter_rows():
+            for op_name, kind, n in dropped.group_by(DROP_OP, DROP_KIND, maintain_order=True).len().iter_rows():
                 counts[kind] += n
                 per_op[op_name][kind] += n
-            (quarantine_frames if op_name == "source" else dropped_frames).append(dropped)
+            (quarantine_frames if asset_key.path[-1] == "source" else dropped_frames).append(dropped)
         per_partition[k] = counts
 
     _write(_concat([_public_dropped(f) for f in dropped_frames]), sidecar(recipe.export_path, "dropped"))

@@ -17,8 +17,7 @@ from pipeline_defs.assets import RecipeGraph, build_recipe_graph
 from pipeline_defs.jobs import recipe_job
 from pipeline_defs.recipe import Recipe, RecipeError, load_recipe
 from pipeline_defs.sensors import shard_sensor
-from resources.settings import sluice_home
-from resources.storage import CheckpointStore, ParquetCheckpointIOManager
+from resources.storage import ParquetCheckpointIOManager
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_RECIPES = PROJECT_ROOT / "recipes"
@@ -36,9 +35,10 @@ def recipe_paths() -> list[Path]:
     return paths
 
 
-def resources() -> dict[str, object]:
-    store = CheckpointStore(base_dir=str(sluice_home().checkpoints))
-    return {"checkpoints": store, "io_manager": ParquetCheckpointIOManager(store=store)}
+def recipe_resources(graph: RecipeGraph) -> dict[str, object]:
+    """Each recipe has its own checkpoint store (dir, format, compression from its `storage` section)."""
+    store = graph.store()
+    return {graph.store_key: store, graph.io_manager_key: ParquetCheckpointIOManager(store=store)}
 
 
 def build_definitions(recipes: Iterable[Recipe]) -> dg.Definitions:
@@ -56,7 +56,7 @@ def build_definitions(recipes: Iterable[Recipe]) -> dg.Definitions:
         assets=[a for g in graphs for a in g.assets],
         jobs=[recipe_job(g) for g in graphs],
         sensors=[shard_sensor(g) for g in graphs],
-        resources=resources(),
+        resources={k: v for g in graphs for k, v in recipe_resources(g).items()},
     )
 
 

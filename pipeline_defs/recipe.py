@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import importlib
+import importlib.util
 import json
 import os
 import re
+import sys
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ops_library.base import Op, OpParams
 from ops_library.registry import UnknownOpError, get_op
@@ -58,11 +61,66 @@ class PartitionSpec(_Section):
     size: int = Field(10_000, gt=0, description="Rows per shard (partition).")
 
 
-class CheckpointSpec(_Section):
-    """Which steps persist their output. `every_op`: each op is its own asset, its materialization the
-    checkpoint."""
+CheckpointStrategy = Literal["every_op", "every_n_ops", "manual", "every_partition", "disabled"]
 
-    strategy: Literal["every_op"] = "every_op"
+
+class CheckpointSpec(_Section):
+    """Which ops end a step, i.e. whose output is persisted (Data-Juicer's checkpoint strategies).
+
+    `every_op` (default): each op its own asset. `every_n_ops`: a step ends after every n-th op of the recipe.
+    `manual`: after the ops named in `op_names`. `every_partition`: the whole chain of a shard in one step.
+    `disabled`: as `every_partition`, and the intermediate checkpoints are deleted when the job ends (nothing
+    to resume from). A global op (dedup) always splits the chain: it must see every shard first.
+    """
+
+    strategy: CheckpointStrategy = "every_op"
+    n_ops: int | None = Field(None, gt=0, description="every_n_ops: ops per step.")
+    op_names: list[str] = Field(default_factory=list, description="manual: ops after which to checkpoint.")
+
+    @model_validator(mode="after")
+    def _needs(self) -> CheckpointSpec:
+        if self.strategy == "every_n_ops" and self.n_ops is None:
+            raise ValueError("strategy every_n_ops needs n_ops")
+        if self.strategy == "manual" and not self.op_names:
+            raise ValueError("strategy manual needs op_names")
+        return self
+
+
+class RetrySpec(_Section):
+    """Retries of transient failures (I/O, memory, timeouts), mapped onto a Dagster RetryPolicy. Data and
+    config errors are never retried."""
+
+    max_retries: int = Field(2, ge=0)
+    delay: float = Field(1.0, ge=0, description="Seconds before the first retry.")
+    backoff: Literal["exponential", "linear", "fixed"] = "exponential"
+    jitter: Literal["none", "full", "plus_minus"] = "none"
+
+
+_COMPRESSIONS = {
+    "parquet": {"zstd", "snappy", "gzip", "none"},
+    "arrow": {"zstd", "none"},
+    "jsonl": {"gzip", "none"},
+}
+
+
+class StorageSpec(_Section):
+    """Where and how intermediate checkpoints and job logs are kept (seed 004's storage keys)."""
+
+    format: Literal["parquet", "arrow", "jsonl"] = "parquet"
+    compression: Literal["zstd", "snappy", "gzip", "none"] = "zstd"
+    checkpoint_dir: str | None = Field(None, description="Default: $SLUICE_HOME/checkpoints.")
+    event_log_dir: str | None = Field(None, description="Job directories with event logs; default $SLUICE_HOME/jobs.")
+    retention: Literal["keep_all", "keep_failed_only", "cleanup_all"] = "keep_all"
+    max_retention_days: float | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _compression_fits_format(self) -> StorageSpec:
+        if self.compression not in _COMPRESSIONS[self.format]:
+            raise ValueError(
+                f"compression {self.compression!r} does not apply to format {self.format!r} "
+                f"(use one of {', '.join(sorted(_COMPRESSIONS[self.format]))})"
+            )
+        return self
 
 
 class DatasetBuilderSpec(_Section):
@@ -96,6 +154,7 @@ class OpSpec(BaseModel):
     params: OpParams
     text_key: str
     resources: OpResourcesSpec = OpResourcesSpec()
+    retry: RetrySpec | None = None
 
     @property
     def op_class(self) -> type[Op]:
@@ -129,6 +188,11 @@ class Recipe(BaseModel):
     executor_type: Literal["default"] = "default"
     partition: PartitionSpec = PartitionSpec()
     checkpoint: CheckpointSpec = CheckpointSpec()
+    retry: RetrySpec = RetrySpec()
+    storage: StorageSpec = StorageSpec()
+    custom_operator_paths: list[str] = Field(
+        default_factory=list, description="Python modules or .py files that register extra ops (Data-Juicer key)."
+    )
     dataset_builder: DatasetBuilderSpec | None = None
     process: list[OpSpec]
 
@@ -146,6 +210,19 @@ class Recipe(BaseModel):
     @property
     def job_name(self) -> str:
         return f"{self.project_name}_job"
+
+    @property
+    def checkpoint_root(self) -> Path:
+        """Checkpoints of this recipe: `<checkpoint_dir>/<project_name>/<asset>/<shard>.<format>`."""
+        from resources.settings import sluice_home
+
+        return Path(self.storage.checkpoint_dir or sluice_home().checkpoints)
+
+    @property
+    def jobs_root(self) -> Path:
+        from resources.settings import sluice_home
+
+        return Path(self.storage.event_log_dir or sluice_home().root / "jobs")
 
     @property
     def fingerprint(self) -> str:
@@ -205,6 +282,7 @@ def _parse_process(raw: Any, default_text_key: str, problems: list[str]) -> list
             continue
         common = {k: params.pop(k) for k in list(params) if k in COMMON_OP_KEYS}
         text_key = common.pop("text_key", default_text_key)
+        retry = params.pop("retry", None)
         allowed = set(op_class.Params.model_fields)
         for key in sorted(set(params) - allowed):
             problems.append(
@@ -215,11 +293,35 @@ def _parse_process(raw: Any, default_text_key: str, problems: list[str]) -> list
         try:
             op_params = op_class.Params.model_validate(params)
             resources = OpResourcesSpec.model_validate(common)
+            retry_spec = None if retry is None else RetrySpec.model_validate(retry)
         except ValidationError as exc:
             problems.extend(f"{where}.{_loc(err)}: {err['msg']}" for err in exc.errors())
             continue
-        specs.append(OpSpec(index=i, name=name, params=op_params, text_key=text_key, resources=resources))
+        specs.append(
+            OpSpec(index=i, name=name, params=op_params, text_key=text_key, resources=resources, retry=retry_spec)
+        )
     return specs
+
+
+def _load_custom_operators(paths: list[str], source: str, problems: list[str]) -> None:
+    """Import modules (dotted names) or .py files (relative to the recipe) whose @register calls add ops."""
+    for entry in paths:
+        try:
+            if entry.endswith(".py"):
+                path = Path(entry) if Path(entry).is_absolute() else Path(source).parent / entry
+                name = f"sluice_custom_{path.stem}_{hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:8]}"
+                if name in sys.modules:
+                    continue
+                spec = importlib.util.spec_from_file_location(name, path)
+                if spec is None or spec.loader is None or not path.exists():
+                    raise FileNotFoundError(path)
+                module = importlib.util.module_from_spec(spec)
+                sys.modules[spec.name] = module
+                spec.loader.exec_module(module)
+            else:
+                importlib.import_module(entry)
+        except Exception as exc:
+            problems.append(f"custom_operator_paths: cannot load {entry!r}: {exc}")
 
 
 def _loc(err: Any) -> str:
@@ -240,6 +342,8 @@ def parse_recipe(data: Any, source: str = "<recipe>") -> Recipe:
         ("dataset_path", data, "dataset_path"),
         ("export_path", data, "export_path"),
         ("dataset_builder.path", builder, "path"),
+        ("storage.checkpoint_dir", data.get("storage"), "checkpoint_dir"),
+        ("storage.event_log_dir", data.get("storage"), "event_log_dir"),
     ]:
         if isinstance(section, dict) and isinstance(section.get(key), str):
             try:
@@ -250,7 +354,13 @@ def parse_recipe(data: Any, source: str = "<recipe>") -> Recipe:
     if isinstance(data.get("text_keys"), str):
         data["text_keys"] = [data["text_keys"]]
     text_keys = data.get("text_keys") or ["text"]
+    _load_custom_operators(data.get("custom_operator_paths") or [], source, problems)
     data["process"] = _parse_process(data.get("process"), str(text_keys[0]), problems)
+    manual = (data.get("checkpoint") or {}).get("op_names") or []
+    names = {op.name for op in data["process"]} | {op.step_name for op in data["process"]}
+    for op_name in manual:
+        if op_name not in names:
+            problems.append(f"checkpoint.op_names: {op_name!r} is not an op of process{_did_you_mean(op_name, names)}")
     try:
         recipe = Recipe.model_validate({**data, "source": source})
     except ValidationError as exc:

@@ -1,11 +1,17 @@
-"""`sluice run`: register the recipe's shards as partitions, then materialize its asset graph phase by phase on
-the local Dagster instance (`$SLUICE_HOME/dagster_home`), the way an asset backfill would: partitioned phases
-once per shard, global phases (dedup index, export) once. Every run is a normal Dagster run, visible in the UI.
+"""`sluice run` / `sluice resume`: register the recipe's shards as partitions, then materialize its asset graph
+phase by phase on the local Dagster instance (`$SLUICE_HOME/dagster_home`), the way an asset backfill would:
+partitioned phases once per shard, global phases (dedup index, export) once.
+
+Before each run the runner checks the checkpoints it would recompute: a (step, shard) whose checkpoint is
+intact and whose fingerprint matches the current recipe and input is not run again; a shard's run selects
+only the steps from its first invalid one onward. So a re-run, a resume after a crash, or a changed threshold
+recomputes exactly what changed. Every run is a normal Dagster run, visible in the UI.
 """
 
 from __future__ import annotations
 
 import secrets
+import shutil
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -16,11 +22,14 @@ from typing import Any, Literal
 
 import dagster as dg
 
-from pipeline_defs.assets import RecipeGraph, build_recipe_graph
+from pipeline_defs.assets import RecipeGraph, build_recipe_graph, step_summary
 from pipeline_defs.corpus_source import ensure_dataset
-from pipeline_defs.recipe import Recipe, load_recipe
-from pipeline_defs.shards import discover_shards
+from pipeline_defs.joblog import JobLog, find_job, write_json
+from pipeline_defs.recipe import Recipe, RecipeError, load_recipe
+from pipeline_defs.shards import Shard, discover_shards, shard_content_hash, shard_order
+from pipeline_defs.steps import chain
 from resources.settings import sluice_home
+from resources.storage import CheckpointMeta, CorruptCheckpointError, MissingCheckpointError
 
 Executor = Literal["in_process", "multiprocess"]
 
@@ -44,10 +53,12 @@ class RunReport:
     partitions: int
     runs: int
     steps: int
+    skipped: int
     wall_seconds: float
     step_seconds: float
     funnel: dict[str, StepStat] = field(default_factory=dict)
     export: dict[str, Any] = field(default_factory=dict)
+    job_dir: Path | None = None
 
     @property
     def overhead_per_step(self) -> float:
@@ -56,13 +67,15 @@ class RunReport:
     def render(self) -> str:
         lines = [
             f"job {self.job_id}: {self.recipe.source}, {self.partitions} partitions, {self.runs} Dagster runs, "
-            f"{self.steps} steps in {self.wall_seconds:.1f} s "
+            f"{self.steps} steps run, {self.skipped} skipped (valid checkpoints) in {self.wall_seconds:.1f} s "
             f"(op work {self.step_seconds:.1f} s, {self.overhead_per_step * 1000:.0f} ms overhead per step)",
             "",
-            f"{'step':<42}{'rows in':>10}{'rows out':>10}{'dropped':>10}{'seconds':>9}",
+            f"{'op':<42}{'rows in':>10}{'rows out':>10}{'dropped':>10}{'seconds':>9}",
         ]
         for name, s in self.funnel.items():
             lines.append(f"{name:<42}{s.rows_in:>10}{s.rows_out:>10}{s.rows_in - s.rows_out:>10}{s.seconds:>9.2f}")
+        if not self.funnel:
+            lines.append("(every step's checkpoint was valid: nothing recomputed)")
         e = self.export
         if e:
             lines += [
@@ -71,6 +84,8 @@ class RunReport:
                 f"{e.get('duplicate')} + quarantined {e.get('quarantined')}",
                 f"output: {self.recipe.export_path}",
             ]
+        if self.job_dir:
+            lines.append(f"job log: {self.job_dir}")
         return "\n".join(lines)
 
 
@@ -79,11 +94,12 @@ def new_job_id(recipe: Recipe) -> str:
     return f"{stamp}_{recipe.project_name}_{secrets.token_hex(3)}"
 
 
-def sync_partitions(instance: dg.DagsterInstance, graph: RecipeGraph) -> list[str]:
+def sync_partitions(instance: dg.DagsterInstance, graph: RecipeGraph) -> list[Shard]:
     """Make the registered partitions equal the input's shards (new ones added, vanished ones removed)."""
     recipe = graph.recipe
     ensure_dataset(recipe)
-    keys = [s.key for s in discover_shards(recipe.dataset_path, recipe.partition.size)]
+    shards = discover_shards(recipe.dataset_path, recipe.partition.size)
+    keys = [s.key for s in shards]
     name = graph.partitions_def.name
     assert name is not None
     known = set(instance.get_dynamic_partitions(name))
@@ -91,70 +107,296 @@ def sync_partitions(instance: dg.DagsterInstance, graph: RecipeGraph) -> list[st
         instance.add_dynamic_partitions(name, new)
     for stale in known - set(keys):
         instance.delete_dynamic_partition(name, stale)
-    return keys
+    return shards
 
 
-def _value(meta: dict[str, Any], key: str) -> Any:
-    v = meta.get(key)
-    return getattr(v, "value", v)
+class CheckpointValidator:
+    """Which checkpoints are intact and match the fingerprint the current recipe and input would give."""
+
+    def __init__(self, graph: RecipeGraph, shards: list[Shard]):
+        self.graph = graph
+        self.store = graph.store()
+        self.keys = sorted((s.key for s in shards), key=shard_order)
+        self._content = {s.key: s for s in shards}
+        self._hashes: dict[str, str] = {}
+        self._expected: dict[tuple[dg.AssetKey, str | None], str] = {}
+
+    def content_hash(self, partition: str) -> str:
+        if partition not in self._hashes:
+            self._hashes[partition] = shard_content_hash(self._content[partition])
+        return self._hashes[partition]
+
+    def expected(self, key: dg.AssetKey, partition: str | None) -> str:
+        memo = (key, partition)
+        if memo not in self._expected:
+            node = self.graph.nodes[key]
+            if node.kind == "source":
+                assert partition is not None
+                fp = chain(node.code, self.content_hash(partition))
+            elif node.partitioned:
+                ups = [self.expected(u, partition if self.graph.nodes[u].partitioned else None) for u in node.upstream]
+                fp = chain(node.code, *ups)
+            else:  # a global stage: every shard of its upstream, in input order
+                (up,) = node.upstream
+                fp = chain(node.code, *(f"{k}={self.expected(up, k)}" for k in self.keys))
+            self._expected[memo] = fp
+        return self._expected[memo]
+
+    def check(self, key: dg.AssetKey, partition: str | None) -> str | None:
+        """None when the checkpoint can be reused, else why not."""
+        path = self.store.path(key.path, partition)
+        meta = CheckpointMeta.load(path)
+        if meta is None or not path.exists():
+            return "no checkpoint"
+        if meta.fingerprint != self.expected(key, partition):
+            return "recipe or input changed since it was written"
+        try:
+            self.store.verify(path)
+            dropped = self.store.path(key.path, partition, "dropped")
+            if dropped.exists():
+                self.store.verify(dropped)
+        except (CorruptCheckpointError, MissingCheckpointError) as exc:
+            return f"corrupt: {exc}"
+        if self.graph.nodes[key].kind == "export" and not Path(self.graph.recipe.export_path).exists():
+            return "export file missing"
+        return None
+
+
+def _collect(result: dg.ExecuteJobResult, funnel: dict[str, StepStat]) -> tuple[int, float, dict[str, Any]]:
+    steps, seconds, export = 0, 0.0, {}
+    for event in result.get_asset_materialization_events():
+        mat = event.step_materialization_data.materialization
+        meta = {k: getattr(v, "value", v) for k, v in mat.metadata.items()}
+        steps += 1
+        seconds += float(meta.get("seconds") or 0.0)
+        if mat.asset_key.path[-1] == "export":
+            export = meta
+            continue
+        for op in step_summary(meta):
+            s = funnel[op["op"]]
+            s.steps += 1
+            s.rows_in += int(op["rows_in"])
+            s.rows_out += int(op["rows_out"])
+            s.seconds += float(op["seconds"])
+    return steps, seconds, export
+
+
+def _latest_export(instance: dg.DagsterInstance, graph: RecipeGraph) -> dict[str, Any]:
+    records = instance.fetch_materializations(graph.export_key, limit=1).records
+    if not records or records[0].asset_materialization is None:
+        return {}
+    return {k: getattr(v, "value", v) for k, v in records[0].asset_materialization.metadata.items()}
 
 
 def run_recipe(
     path: str | Path,
     executor: Executor = "in_process",
     echo: Callable[[str], None] = print,
+    job_id: str | None = None,
 ) -> RunReport:
     t0 = time.perf_counter()
     home = sluice_home()
     home.ensure_dagster_home()
+    path = Path(path).resolve()
     recipe = load_recipe(path)
     graph = build_recipe_graph(recipe)
-    job_id = new_job_id(recipe)
-    instance = dg.DagsterInstance.get()
-    keys = sync_partitions(instance, graph)
-    echo(f"job {job_id}: {len(keys)} partitions of {recipe.dataset_path}, Dagster home {home.dagster_home}")
-
-    recon = dg.build_reconstructable_job(
-        "pipeline_defs.loader", "job_for_recipe", reconstructable_args=(str(Path(path).resolve()),)
+    job = JobLog(recipe.jobs_root, job_id or new_job_id(recipe))
+    resumed = job_id is not None
+    job.start(
+        {
+            "job_id": job.job_id,
+            "recipe": str(path),
+            "recipe_fingerprint": recipe.fingerprint,
+            "project_name": recipe.project_name,
+            "created": datetime.now(timezone.utc).isoformat(),
+            "dagster_home": str(home.dagster_home),
+            "sluice_home": str(home.root),
+        }
     )
-    run_config = {"execution": {"config": {executor: {}}}}
+    instance = dg.DagsterInstance.get()
+    shards = sync_partitions(instance, graph)
+    validator = CheckpointValidator(graph, shards)
+    keys = validator.keys
+    job.emit("job_start", message=f"{len(keys)} partitions of {recipe.dataset_path}", metadata={"resumed": resumed})
+    echo(f"job {job.job_id}: {len(keys)} partitions of {recipe.dataset_path}, Dagster home {home.dagster_home}")
+
+    recon = dg.build_reconstructable_job("pipeline_defs.loader", "job_for_recipe", reconstructable_args=(str(path),))
+    run_config = {
+        "execution": {"config": {executor: {}}},
+        "loggers": {"console": {"config": {"log_level": "WARNING"}}},
+    }
     funnel: dict[str, StepStat] = defaultdict(StepStat)
     export: dict[str, Any] = {}
-    runs = steps = 0
+    runs = steps = skipped = 0
     step_seconds = 0.0
-    for phase in graph.phases:
-        for key in keys if phase.partitioned else [None]:
-            tags = {"sluice/job_id": job_id} | ({"dagster/partition": key} if key else {})
-            result = dg.execute_job(recon, instance, run_config=run_config, tags=tags, asset_selection=phase.keys)
-            runs += 1
-            if not result.success:
-                failure = next((e for e in result.all_events if e.is_step_failure), None)
-                detail = failure.step_failure_data.error.message.strip() if failure else "see the run in the UI"
-                raise RunFailedError(f"run {result.run_id} ({key or 'all partitions'}) failed: {detail}")
-            for event in result.get_asset_materialization_events():
-                mat = event.step_materialization_data.materialization
-                meta = dict(mat.metadata)
-                name = mat.asset_key.path[-1]
-                steps += 1
-                seconds = float(_value(meta, "seconds") or 0.0)
-                step_seconds += seconds
-                if name == "export":
-                    export = {k: _value(meta, k) for k in meta}
+    status = "failed"
+    try:
+        for phase in graph.phases:
+            for key in keys if phase.partitioned else [None]:
+                todo: list[dg.AssetKey] = []
+                for i, asset_key in enumerate(phase.keys):
+                    why = validator.check(asset_key, key)
+                    if why is None:
+                        continue
+                    todo = phase.keys[i:]
+                    skipped += i
+                    if why != "no checkpoint":
+                        job.emit("checkpoint_invalid", partition_id=key, operation_name=asset_key.path[-1], message=why)
+                        if why.startswith("corrupt"):
+                            echo(f"{asset_key.to_user_string()} [{key or 'all'}]: {why}; recomputing")
+                    break
+                if not todo:
+                    skipped += len(phase.keys)
+                    job.emit(
+                        "checkpoint_valid", partition_id=key, operation_name=",".join(k.path[-1] for k in phase.keys)
+                    )
                     continue
-                if "rows_in" in meta:
-                    s = funnel[name]
-                    s.steps += 1
-                    s.rows_in += int(_value(meta, "rows_in"))
-                    s.rows_out += int(_value(meta, "rows_out"))
-                    s.seconds += seconds
+                if resumed and todo != phase.keys:
+                    job.emit("partition_resume", partition_id=key, operation_name=todo[0].path[-1])
+                tags = {"sluice/job_id": job.job_id} | ({"dagster/partition": key} if key else {})
+                result = dg.execute_job(recon, instance, run_config=run_config, tags=tags, asset_selection=todo)
+                runs += 1
+                job.record_run(instance, result.run_id, key, recipe.project_name)
+                if not result.success:
+                    failure = next((e for e in result.all_events if e.is_step_failure), None)
+                    detail = failure.step_failure_data.error.message.strip() if failure else "see the run in the UI"
+                    raise RunFailedError(
+                        f"run {result.run_id} ({key or 'all partitions'}) failed: {detail}\n"
+                        f"resume with: sluice resume {job.job_id}"
+                    )
+                n, secs, exp = _collect(result, funnel)
+                steps, step_seconds = steps + n, step_seconds + secs
+                export = exp or export
+        status = "completed"
+    finally:
+        export = export or _latest_export(instance, graph)
+        wall = time.perf_counter() - t0
+        job.emit(f"job_{'complete' if status == 'completed' else 'failed'}", status=status, duration=round(wall, 3))
+        _write_summary(job, recipe, status, wall, export, funnel, runs, skipped)
+    if recipe.checkpoint.strategy == "disabled":
+        _drop_intermediates(graph)
     return RunReport(
-        job_id=job_id,
+        job_id=job.job_id,
         recipe=recipe,
         partitions=len(keys),
         runs=runs,
         steps=steps,
+        skipped=skipped,
         wall_seconds=time.perf_counter() - t0,
         step_seconds=step_seconds,
         funnel=dict(funnel),
         export=export,
+        job_dir=job.dir,
     )
+
+
+def _drop_intermediates(graph: RecipeGraph) -> None:
+    """checkpoint strategy `disabled`: intermediates were scratch space for this job only."""
+    store = graph.store()
+    for key, node in graph.nodes.items():
+        if node.kind != "export":
+            shutil.rmtree(store.path(key.path, None).parent, ignore_errors=True)
+
+
+def _write_summary(
+    job: JobLog,
+    recipe: Recipe,
+    status: str,
+    wall: float,
+    export: dict[str, Any],
+    funnel: dict[str, StepStat],
+    runs: int,
+    skipped: int,
+) -> None:
+    table = export.get("per_partition")
+    per_partition = {r.data["partition"]: r.data for r in getattr(table, "records", [])} if table else {}
+    counts = {
+        "input": export.get("input"),
+        "kept": export.get("kept"),
+        "filtered": export.get("filtered"),
+        "duplicates": export.get("duplicate"),
+        "quarantined": export.get("quarantined"),
+    }
+    write_json(
+        job.summary_path,
+        {
+            "job_id": job.job_id,
+            "status": status,
+            "recipe": recipe.source,
+            "recipe_fingerprint": recipe.fingerprint,
+            "export_path": recipe.export_path,
+            "counts": counts,
+            "per_partition": {
+                k: {
+                    "input": v["input"],
+                    "kept": v["kept"],
+                    "filtered": v["filtered"],
+                    "duplicates": v["duplicate"],
+                    "quarantined": v["quarantined"],
+                }
+                for k, v in per_partition.items()
+            },
+            "per_op": export.get("dropped_per_op") or {},
+            "computed_this_run": {k: vars(v) for k, v in funnel.items()},
+            "timings": {"wall_seconds": round(wall, 3), "finished": datetime.now(timezone.utc).isoformat()},
+            "dagster_runs": runs,
+            "steps_skipped_valid_checkpoint": skipped,
+            "resume_command": f"sluice resume {job.job_id}",
+        },
+    )
+
+
+def resume_job(job_or_run_id: str, executor: Executor = "in_process", echo: Callable[[str], None] = print) -> RunReport:
+    """Re-run a job's recipe under the same job id: only failed or missing (step, shard) pairs execute."""
+    home = sluice_home()
+    home.ensure_dagster_home()
+    job = find_job(home.root / "jobs", job_or_run_id, dg.DagsterInstance.get())
+    info = job.info()
+    recipe = load_recipe(info["recipe"])
+    if recipe.fingerprint != info["recipe_fingerprint"]:
+        raise RecipeError(
+            info["recipe"],
+            [
+                f"changed since job {job.job_id} started; `sluice run {info['recipe']}` starts a new job that "
+                "reuses every checkpoint still valid"
+            ],
+        )
+    return run_recipe(info["recipe"], executor=executor, echo=echo, job_id=job.job_id)
+
+
+def gc(recipe_path: str | Path, echo: Callable[[str], None] = print) -> list[Path]:
+    """Apply the recipe's retention policy to its checkpoints and job directories."""
+    recipe = load_recipe(recipe_path)
+    policy = recipe.storage
+    removed: list[Path] = []
+    jobs = sorted(
+        (p for p in recipe.jobs_root.glob(f"*_{recipe.project_name}_*") if (p / "job.json").exists()),
+        key=lambda p: p.name,
+    )
+    summaries = {p: _read_summary(p) for p in jobs}
+    if policy.max_retention_days is not None:
+        cutoff = time.time() - policy.max_retention_days * 86400
+        for p in jobs:
+            if p.stat().st_mtime < cutoff:
+                shutil.rmtree(p)
+                removed.append(p)
+    latest_status = summaries[jobs[-1]].get("status") if jobs else None
+    ckpt = recipe.checkpoint_root / recipe.project_name
+    drop_checkpoints = policy.retention == "cleanup_all" or (
+        policy.retention == "keep_failed_only" and latest_status == "completed"
+    )
+    if drop_checkpoints and ckpt.exists():
+        shutil.rmtree(ckpt)
+        removed.append(ckpt)
+    for p in removed:
+        echo(f"removed {p}")
+    return removed
+
+
+def _read_summary(job_dir: Path) -> dict[str, Any]:
+    import json
+
+    try:
+        return json.loads((job_dir / "job_summary.json").read_text())
+    except (OSError, ValueError):
+        return {}

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import polars as pl
 import pyarrow.parquet as pq
+import xxhash
 
 from ops_library.columns import DROP_KIND, DROP_OP, DROP_REASON, QUARANTINED, ROW_ID
 
@@ -121,6 +122,22 @@ def count_rows(f: InputFile) -> int:
             lines += chunk.count(b"\n")
             last = chunk[-1:]
     return lines + (last != b"\n")
+
+
+def shard_content_hash(shard: Shard) -> str:
+    """xxh3 of the shard's rows as stored (JSONL lines, or the Parquet file and row range): what the source
+    step's checkpoint is valid for."""
+    h = xxhash.xxh3_64()
+    if shard.file.fmt == "parquet":
+        with open(shard.file.path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+        h.update(f"{shard.start}:{shard.stop}".encode())
+    else:
+        with _open_binary(shard.file) as fh:
+            for line in itertools.islice(fh, shard.start, shard.stop):
+                h.update(line)
+    return h.hexdigest()
 
 
 def make_key(relpath: str, index: int) -> str:

@@ -1,28 +1,36 @@
-"""Checkpoints: each (asset, partition) is one Parquet file (zstd) under the Sluice home, written atomically.
+"""Checkpoints: each (asset, partition) is one file under the checkpoint dir, written atomically, with a
+sidecar `<file>.meta.json` holding its row count, byte size, content hash (xxh3) and fingerprint.
 
-A materialization *is* the checkpoint: downstream steps read it back through the IO manager. An op's output
-has two parts, the rows that go on (`<partition>.parquet`) and the rows it removed, with their reasons
-(`<partition>.dropped.parquet`); the export and the row accounting read the second.
+A materialization *is* the checkpoint: downstream steps read it back through the IO manager, which checks
+size, hash and row count on every read, so a truncated or corrupted file is reported, never half-read. A
+step's output has two parts, the rows that go on (`<partition>.<fmt>`) and the rows it removed, with their
+reasons (`<partition>.dropped.<fmt>`). The fingerprint (recipe params and input content, chained from the
+source) says whether a checkpoint is still valid for the current recipe and input.
 """
 
 from __future__ import annotations
 
+import gzip
+import io
+import json
 import os
 import uuid
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote
 
 import dagster as dg
 import polars as pl
-
-from ops_library.base import OpOutput
+import xxhash
 
 UNPARTITIONED = "__all__"
 # Input metadata key: the consumer wants every partition of a partitioned upstream, as {key: frame}.
 LOAD_ALL_PARTITIONS = "sluice/load_all_partitions"
+_SUFFIX = {"parquet": ".parquet", "arrow": ".arrow", "jsonl": ".jsonl"}
 
 
 @contextmanager
@@ -44,58 +52,162 @@ class MissingCheckpointError(FileNotFoundError):
     pass
 
 
+class CorruptCheckpointError(OSError):
+    """A checkpoint whose bytes do not match its sidecar (truncated, overwritten, or half-copied)."""
+
+
+@dataclass
+class StepOutput:
+    """What a step hands the IO manager: rows that go on, rows dropped (with reasons), and its fingerprint."""
+
+    kept: pl.DataFrame
+    dropped: pl.DataFrame | None = None
+    fingerprint: str = ""
+
+
+@dataclass(frozen=True)
+class CheckpointMeta:
+    rows: int
+    bytes: int
+    xxh3: str
+    fingerprint: str
+    written_at: str
+
+    @classmethod
+    def load(cls, path: Path) -> CheckpointMeta | None:
+        try:
+            return cls(**json.loads(meta_path(path).read_text()))
+        except (OSError, ValueError, TypeError):
+            return None
+
+
+def meta_path(path: Path) -> Path:
+    return path.with_name(path.name + ".meta.json")
+
+
+def _hash(data: bytes) -> str:
+    return xxhash.xxh3_64_hexdigest(data)
+
+
 class CheckpointStore(dg.ConfigurableResource):
-    """Parquet files under `base_dir`: `<asset key path>/<quoted partition>[.dropped].parquet`."""
+    """Checkpoint files under `base_dir`: `<asset key path>/<quoted partition>[.dropped].<format>`."""
 
     base_dir: str
-    compression: str = "zstd"
+    format: Literal["parquet", "arrow", "jsonl"] = "parquet"
+    compression: Literal["zstd", "snappy", "gzip", "none"] = "zstd"
 
     def path(self, asset_key: Sequence[str], partition: str | None, part: str = "kept") -> Path:
         name = quote(partition or UNPARTITIONED, safe="@")
-        suffix = ".parquet" if part == "kept" else f".{part}.parquet"
-        return Path(self.base_dir).joinpath(*asset_key) / f"{name}{suffix}"
+        extra = "" if part == "kept" else f".{part}"
+        suffix = _SUFFIX[self.format] + (".gz" if self.format == "jsonl" and self.compression == "gzip" else "")
+        return Path(self.base_dir).joinpath(*asset_key) / f"{name}{extra}{suffix}"
 
-    def write(self, df: pl.DataFrame, path: Path) -> None:
+    # --- bytes <-> frames ----------------------------------------------------------------------------------
+
+    def _encode(self, df: pl.DataFrame) -> bytes:
+        buf = io.BytesIO()
+        if self.format == "parquet":
+            df.write_parquet(buf, compression="uncompressed" if self.compression == "none" else self.compression)
+        elif self.format == "arrow":
+            df.write_ipc(buf, compression="uncompressed" if self.compression == "none" else self.compression)
+        else:
+            df.write_ndjson(buf)
+            if self.compression == "gzip":
+                return gzip.compress(buf.getvalue(), mtime=0)
+        return buf.getvalue()
+
+    def _decode(self, data: bytes, path: Path) -> pl.DataFrame:
+        if path.name.endswith(".parquet"):
+            return pl.read_parquet(io.BytesIO(data))
+        if path.name.endswith(".arrow"):
+            return pl.read_ipc(io.BytesIO(data))
+        if path.name.endswith(".gz"):
+            data = gzip.decompress(data)
+        return pl.read_ndjson(io.BytesIO(data), infer_schema_length=None) if data else pl.DataFrame()
+
+    # --- write / read --------------------------------------------------------------------------------------
+
+    def write(self, df: pl.DataFrame, path: Path, fingerprint: str = "") -> CheckpointMeta:
+        """Data first, then its sidecar: a crash in between leaves a mismatch that reads as corrupt."""
+        data = self._encode(df)
+        meta = CheckpointMeta(
+            rows=df.height,
+            bytes=len(data),
+            xxh3=_hash(data),
+            fingerprint=fingerprint,
+            written_at=datetime.now(timezone.utc).isoformat(),
+        )
         with atomic_write(path) as tmp:
-            df.write_parquet(tmp, compression=self.compression)  # type: ignore[arg-type]
+            tmp.write_bytes(data)
+        with atomic_write(meta_path(path)) as tmp:
+            tmp.write_text(json.dumps(meta.__dict__))
+        return meta
 
-    def read(self, path: Path, where: pl.Expr | None = None) -> pl.DataFrame:
+    def verify(self, path: Path) -> CheckpointMeta:
+        """The sidecar of an intact checkpoint; raises if the file is missing, or its bytes do not match."""
+        self._read_verified(path)
+        meta = CheckpointMeta.load(path)
+        assert meta is not None
+        return meta
+
+    def _read_verified(self, path: Path) -> tuple[bytes, CheckpointMeta]:
         if not path.exists():
             raise MissingCheckpointError(f"checkpoint {path} does not exist")
-        if where is None:
-            return pl.read_parquet(path)
-        return pl.scan_parquet(path).filter(where).collect()
+        meta = CheckpointMeta.load(path)
+        if meta is None:
+            raise CorruptCheckpointError(f"checkpoint {path} has no readable sidecar {meta_path(path).name}")
+        data = path.read_bytes()
+        if len(data) != meta.bytes or _hash(data) != meta.xxh3:
+            raise CorruptCheckpointError(
+                f"checkpoint {path} is corrupt: {len(data)} bytes with hash {_hash(data)}, "
+                f"its sidecar says {meta.bytes} bytes with hash {meta.xxh3}"
+            )
+        return data, meta
+
+    def read(self, path: Path, where: pl.Expr | None = None) -> pl.DataFrame:
+        data, meta = self._read_verified(path)
+        df = self._decode(data, path)
+        if df.height != meta.rows:
+            raise CorruptCheckpointError(f"checkpoint {path} has {df.height} rows, its sidecar says {meta.rows}")
+        return df if where is None else df.filter(where)
 
     def read_dropped(self, asset_key: Sequence[str], partition: str | None) -> pl.DataFrame | None:
         path = self.path(asset_key, partition, "dropped")
-        return pl.read_parquet(path) if path.exists() else None
+        return self.read(path) if path.exists() else None
+
+    def fingerprint(self, asset_key: Sequence[str], partition: str | None) -> str:
+        meta = CheckpointMeta.load(self.path(asset_key, partition))
+        return meta.fingerprint if meta else ""
+
+    def write_step(self, asset_key: Sequence[str], partition: str | None, out: StepOutput) -> None:
+        self.write(out.kept, self.path(asset_key, partition), out.fingerprint)
+        dropped_path = self.path(asset_key, partition, "dropped")
+        if out.dropped is not None:
+            self.write(out.dropped, dropped_path, out.fingerprint)
+        else:  # a re-run that drops nothing must not leave an older run's dropped rows behind
+            dropped_path.unlink(missing_ok=True)
+            meta_path(dropped_path).unlink(missing_ok=True)
 
 
 class ParquetCheckpointIOManager(dg.ConfigurableIOManager):
-    """Stores DataFrames and `OpOutput`s as Parquet checkpoints; loads one partition, or all of them when the
-    input asks for it (`AssetIn(metadata={LOAD_ALL_PARTITIONS: True})`, the shape of global stages)."""
+    """Stores `StepOutput`s and DataFrames as verified checkpoints; loads one partition, or all of them when
+    the input asks for it (`AssetIn(metadata={LOAD_ALL_PARTITIONS: True})`, the shape of global stages)."""
 
     store: CheckpointStore
-
-    def _key(self, context: dg.OutputContext | dg.InputContext) -> list[str]:
-        return list(context.asset_key.path)
 
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
         if obj is None:
             return
         partition = context.partition_key if context.has_partition_key else None
-        key = self._key(context)
-        if isinstance(obj, OpOutput):
-            self.store.write(obj.kept, self.store.path(key, partition))
-            if obj.dropped is not None:
-                self.store.write(obj.dropped, self.store.path(key, partition, "dropped"))
-        elif isinstance(obj, pl.DataFrame):
-            self.store.write(obj, self.store.path(key, partition))
-        else:
+        key = list(context.asset_key.path)
+        if isinstance(obj, pl.DataFrame):
+            obj = StepOutput(obj)
+        if not isinstance(obj, StepOutput):
             raise TypeError(f"{'/'.join(key)}: cannot checkpoint a {type(obj).__name__}")
+        self.store.write_step(key, partition, obj)
 
     def load_input(self, context: dg.InputContext) -> Any:
-        key = self._key(context)
+        key = list(context.asset_key.path)
         if not context.has_asset_partitions:
             return self._read(key, None)
         keys = list(context.asset_partition_keys)

@@ -34,7 +34,7 @@ def test_assets_carry_pool_retry_tags_and_op_metadata(sluice_home: Path) -> None
     spec = next(s for s in defs.resolve_all_asset_specs() if s.key == dg.AssetKey(["demo", "op02_text_length_filter"]))
     assets_def = defs.resolve_assets_def(spec.key)
     assert spec.metadata["sluice/op"] == "text_length_filter"
-    assert spec.metadata["params"].value["min_len"] == 30
+    assert spec.metadata["params"].value["op02_text_length_filter"]["min_len"] == 30
     assert spec.tags["sluice/kind"] == "filter"
     assert spec.group_name == "demo"
     assert "Data-Juicer" in (spec.description or "") or spec.description

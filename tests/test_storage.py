@@ -7,12 +7,13 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from ops_library.base import OpOutput
 from resources.storage import (
     LOAD_ALL_PARTITIONS,
     CheckpointStore,
+    CorruptCheckpointError,
     MissingCheckpointError,
     ParquetCheckpointIOManager,
+    StepOutput,
     atomic_write,
 )
 
@@ -30,7 +31,7 @@ def test_atomic_write_failure_leaves_old_file_and_no_temp(tmp_path: Path) -> Non
         tmp.write_bytes(b"PAR1 half a parquet file")
         raise Boom
     assert_frame_equal(pl.read_parquet(path), old)
-    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name, path.name + ".meta.json"]
 
 
 def test_temp_file_is_invisible_until_renamed(tmp_path: Path) -> None:
@@ -46,10 +47,10 @@ def test_io_manager_round_trip_through_dagster(tmp_path: Path, sluice_home: Path
     store = CheckpointStore(base_dir=str(tmp_path / "ck"))
 
     @dg.asset(partitions_def=parts, key_prefix=["r"])
-    def rows(context: dg.AssetExecutionContext) -> OpOutput:
+    def rows(context: dg.AssetExecutionContext) -> StepOutput:
         i = int(context.partition_key[-1])
         kept = pl.DataFrame({"text": [f"kept{i}", "ü ☃ 中文"]})
-        return OpOutput(kept, pl.DataFrame({"text": [f"gone{i}"]}))
+        return StepOutput(kept, pl.DataFrame({"text": [f"gone{i}"]}), fingerprint=f"fp{i}")
 
     @dg.asset(partitions_def=parts, key_prefix=["r"], ins={"rows": dg.AssetIn(key=["r", "rows"])})
     def same(rows: pl.DataFrame) -> pl.DataFrame:
@@ -75,7 +76,8 @@ def test_io_manager_round_trip_through_dagster(tmp_path: Path, sluice_home: Path
         "kept1",
         "ü ☃ 中文",
     ]
-    names = {p.name for p in (tmp_path / "ck" / "r" / "rows").iterdir()}
+    assert store.fingerprint(["r", "rows"], "f.jsonl@00001") == "fp1"
+    names = {p.name for p in (tmp_path / "ck" / "r" / "rows").iterdir() if not p.name.endswith(".meta.json")}
     assert names == {
         "f.jsonl@00000.parquet",
         "f.jsonl@00000.dropped.parquet",
@@ -90,3 +92,29 @@ def test_missing_partition_for_a_global_stage_is_a_clear_error(tmp_path: Path) -
     io = ParquetCheckpointIOManager(store=store)
     with pytest.raises(MissingCheckpointError, match=r"r/h is not materialized for 1 of 2 partitions \(a@00001\)"):
         io._read_many(["r", "h"], ["a@00000", "a@00001"], io._read)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "compression"),
+    [("parquet", "zstd"), ("parquet", "none"), ("arrow", "zstd"), ("jsonl", "gzip"), ("jsonl", "none")],
+)
+def test_every_storage_format_round_trips(tmp_path: Path, fmt: str, compression: str) -> None:
+    store = CheckpointStore(base_dir=str(tmp_path), format=fmt, compression=compression)  # type: ignore[arg-type]
+    df = pl.DataFrame({"text": ["a", "ü ☃ 中文", ""], "n": [1, 2, 3]})
+    path = store.path(["r", "a"], "k@00000")
+    store.write(df, path, "fp")
+    assert_frame_equal(store.read(path), df)
+    assert store.verify(path).rows == 3
+
+
+def test_truncated_or_overwritten_checkpoint_is_detected(tmp_path: Path) -> None:
+    store = CheckpointStore(base_dir=str(tmp_path))
+    path = store.path(["r", "a"], "k@00000")
+    store.write(pl.DataFrame({"x": list(range(1000))}), path, "fp")
+    path.write_bytes(path.read_bytes()[:-40])
+    with pytest.raises(CorruptCheckpointError, match="is corrupt"):
+        store.read(path)
+    store.write(pl.DataFrame({"x": [1]}), path, "fp")
+    (path.with_name(path.name + ".meta.json")).unlink()
+    with pytest.raises(CorruptCheckpointError, match="no readable sidecar"):
+        store.read(path)
