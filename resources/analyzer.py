@@ -1,0 +1,230 @@
+"""Per-op resource profiles learnt from the Dagster instance's history, and predictions for the next run.
+
+Every op step's materialization carries `rows_in`, `rows_out`, `seconds`, `peak_rss_mb` and `cpu_seconds`
+(the last two from `StepMonitor`). Normalised per 1,000 input rows and averaged over the recorded steps, they
+predict what a step of N rows needs: mean × N/1000 × a safety margin (default 1.2).
+
+Peak RSS includes the interpreter's baseline, so its per-row figure overstates what small steps need; it is a
+safe side to err on for a planner.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import statistics
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import dagster as dg
+
+REQUIRED_KEYS = ("rows_in", "rows_out", "seconds", "peak_rss_mb", "cpu_seconds")
+_STEP_PREFIX = re.compile(r"^op\d+_")
+
+
+def op_name_of(asset_key: dg.AssetKey) -> str:
+    """`demo/op02_text_length_filter` → `text_length_filter`: the last path component without its position."""
+    return _STEP_PREFIX.sub("", asset_key.path[-1])
+
+
+def _number(value: Any) -> float | None:
+    raw = getattr(value, "value", value)  # a MetadataValue, or a plain number
+    if isinstance(raw, bool) or not isinstance(raw, int | float):
+        return None
+    return float(raw)
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """One recorded step: a materialization of an op asset with all of `REQUIRED_KEYS`."""
+
+    asset_key: dg.AssetKey
+    partition: str | None
+    run_id: str
+    timestamp: float
+    rows_in: float
+    rows_out: float
+    seconds: float
+    peak_rss_mb: float
+    cpu_seconds: float
+
+    @classmethod
+    def from_record(cls, record: dg.EventLogRecord) -> StepRecord | None:
+        """None when the materialization lacks one of the figures (e.g. from before monitoring) or saw no rows."""
+        materialization = record.asset_materialization
+        if materialization is None:
+            return None
+        values = {key: _number(materialization.metadata.get(key)) for key in REQUIRED_KEYS}
+        if any(v is None for v in values.values()) or not values["rows_in"]:
+            return None
+        return cls(
+            asset_key=materialization.asset_key,
+            partition=materialization.partition,
+            run_id=record.run_id,
+            timestamp=record.timestamp,
+            **values,  # type: ignore[arg-type]
+        )
+
+
+@dataclass(frozen=True)
+class Prediction:
+    memory_mb: float
+    cpu_seconds: float
+    seconds: float
+
+
+@dataclass(frozen=True)
+class OpProfile:
+    """Means over the recorded steps of one op; per-1k figures are means of each step's own ratio."""
+
+    op: str
+    samples: int
+    rows: int
+    memory_mb_per_1k_rows: float
+    cpu_seconds_per_1k_rows: float
+    seconds_per_1k_rows: float
+    rows_per_s: float
+    """Throughput over all recorded steps: their rows over their seconds."""
+    peak_rss_mb_mean: float
+
+    @classmethod
+    def from_steps(cls, op: str, steps: Sequence[StepRecord]) -> OpProfile:
+        def per_1k(attr: str) -> float:
+            return statistics.fmean(getattr(s, attr) / s.rows_in * 1000 for s in steps)
+
+        seconds = sum(s.seconds for s in steps)
+        rows = sum(s.rows_in for s in steps)
+        return cls(
+            op=op,
+            samples=len(steps),
+            rows=int(rows),
+            memory_mb_per_1k_rows=per_1k("peak_rss_mb"),
+            cpu_seconds_per_1k_rows=per_1k("cpu_seconds"),
+            seconds_per_1k_rows=per_1k("seconds"),
+            rows_per_s=rows / seconds if seconds > 0 else 0.0,
+            peak_rss_mb_mean=statistics.fmean(s.peak_rss_mb for s in steps),
+        )
+
+    def predict(self, rows: int, margin: float) -> Prediction:
+        scale = rows / 1000
+        return Prediction(
+            memory_mb=self.memory_mb_per_1k_rows * scale * margin,
+            cpu_seconds=self.cpu_seconds_per_1k_rows * scale * margin,
+            seconds=self.seconds_per_1k_rows * scale * margin,
+        )
+
+
+def discover_op_assets(instance: dg.DagsterInstance) -> dict[str, list[dg.AssetKey]]:
+    """Op name → asset keys, over every asset of the instance whose latest materialization has `rows_in`."""
+    found: dict[str, list[dg.AssetKey]] = {}
+    for key in instance.get_asset_keys():
+        latest = instance.fetch_materializations(key, limit=1).records
+        materialization = latest[0].asset_materialization if latest else None
+        if materialization is not None and "rows_in" in materialization.metadata:
+            found.setdefault(op_name_of(key), []).append(key)
+    return found
+
+
+class ResourceUsageAnalyzer:
+    """Profiles of ops from the last `history` materializations of each of their assets.
+
+    `ops` maps op name → asset keys (an op appears under several keys when several recipes, or one recipe
+    twice, use it); without it, every asset of the instance with step metadata is found by `discover_op_assets`.
+    Profiles are read once and cached; `refresh()` reads them again.
+    """
+
+    def __init__(
+        self,
+        instance: dg.DagsterInstance,
+        margin: float = 1.2,
+        *,
+        ops: Mapping[str, Iterable[dg.AssetKey]] | None = None,
+        history: int = 200,
+    ) -> None:
+        if margin <= 0:
+            raise ValueError(f"margin must be positive, got {margin}")
+        self.instance = instance
+        self.margin = margin
+        self.history = history
+        self._ops = {name: list(keys) for name, keys in ops.items()} if ops is not None else None
+        self._profiles: dict[str, OpProfile] | None = None
+
+    def steps(self, asset_keys: Iterable[dg.AssetKey]) -> list[StepRecord]:
+        steps: list[StepRecord] = []
+        for key in asset_keys:
+            for record in self.instance.fetch_materializations(key, limit=self.history).records:
+                step = StepRecord.from_record(record)
+                if step is not None:
+                    steps.append(step)
+        return steps
+
+    def refresh(self) -> dict[str, OpProfile]:
+        ops = self._ops if self._ops is not None else discover_op_assets(self.instance)
+        profiles: dict[str, OpProfile] = {}
+        for name, keys in sorted(ops.items()):
+            steps = self.steps(keys)
+            if steps:
+                profiles[name] = OpProfile.from_steps(name, steps)
+        self._profiles = profiles
+        return profiles
+
+    def profiles(self) -> dict[str, OpProfile]:
+        return self._profiles if self._profiles is not None else self.refresh()
+
+    def profile(self, op_name: str) -> OpProfile | None:
+        return self.profiles().get(op_name)
+
+    def predict(self, op_name: str, rows: int) -> Prediction | None:
+        """Memory, CPU seconds and wall seconds a step of `rows` input rows needs; None without history."""
+        profile = self.profile(op_name)
+        return profile.predict(rows, self.margin) if profile is not None else None
+
+    def memory_gb_predictions(self, rows: int) -> dict[str, float]:
+        """Predicted memory in GB (2**30 bytes) of a step of `rows` rows for every op with history: the shape the
+        pools' planner takes as `predictions`."""
+        return {name: p.predict(rows, self.margin).memory_mb / 1024 for name, p in self.profiles().items()}
+
+    def render_profiles(self, op_name: str | None = None) -> str:
+        profiles = self.profiles()
+        if op_name is not None:
+            profiles = {op_name: profiles[op_name]} if op_name in profiles else {}
+        if not profiles:
+            which = f"op {op_name!r}" if op_name else "any op"
+            return f"no recorded steps with resource metadata for {which} (run a recipe first: `sluice run RECIPE`)"
+        header = (
+            f"{'op':<34}{'steps':>6}{'rows':>10}{'MB/1k rows':>12}{'CPU s/1k':>10}{'rows/s':>11}{'peak RSS MB':>13}"
+        )
+        lines = [header]
+        for p in profiles.values():
+            lines.append(
+                f"{p.op:<34}{p.samples:>6}{p.rows:>10}{p.memory_mb_per_1k_rows:>12.2f}"
+                f"{p.cpu_seconds_per_1k_rows:>10.4f}{p.rows_per_s:>11,.0f}{p.peak_rss_mb_mean:>13.1f}"
+            )
+        lines.append(f"predictions: per-1k means × rows/1000 × margin {self.margin}")
+        return "\n".join(lines)
+
+
+# --- `sluice profile [OP]` ------------------------------------------------------------------------------------
+
+
+def _cmd_profile(args: argparse.Namespace) -> int:
+    from resources.settings import sluice_home
+
+    sluice_home().ensure_dagster_home()
+    with dg.DagsterInstance.get() as instance:
+        analyzer = ResourceUsageAnalyzer(instance, margin=args.margin, history=args.history)
+        print(analyzer.render_profiles(args.op))
+        return 0 if args.op is None or analyzer.profile(args.op) is not None else 1
+
+
+def add_profile_cli(subparsers: Any) -> argparse.ArgumentParser:
+    """Register `profile [OP]` on an argparse subparsers object (its handler is `args.fn(args)`)."""
+    parser = subparsers.add_parser(
+        "profile", help="per-op resource profiles learnt from past runs on the local Dagster instance"
+    )
+    parser.add_argument("op", nargs="?", help="one op's profile (default: every op with recorded steps)")
+    parser.add_argument("--margin", type=float, default=1.2, help="safety margin of predictions (default 1.2)")
+    parser.add_argument("--history", type=int, default=200, help="latest materializations read per asset (default 200)")
+    parser.set_defaults(fn=_cmd_profile)
+    return parser
