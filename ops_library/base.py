@@ -81,6 +81,8 @@ class Op(ABC):
     is_global: ClassVar[bool] = False
     # Bump when the op's output for the same params changes: checkpoints made by older code become stale.
     version: ClassVar[str] = "1"
+    # True when `run(df, **placement)` takes the engine's device, batch size and memory budget (GPU ops).
+    accepts_placement: ClassVar[bool] = False
 
     def __init__(self, params: OpParams | Mapping[str, Any] | None = None, *, text_key: str = "text"):
         self.params = params if isinstance(params, self.Params) else self.Params.model_validate(params or {})

@@ -21,13 +21,17 @@ from typing import Any, Literal
 import dagster as dg
 import polars as pl
 
-from ops_library.base import Deduplicator, Op, OpOutput
-from ops_library.columns import DROP_REASON, DUPLICATE_OF, ROW_ID
+from ops_library.base import INF, Deduplicator, Filter, Op, OpOutput
+from ops_library.columns import DROP_REASON, DUPLICATE_OF, ROW_ID, STATS
+from pipeline_defs import charts
 from pipeline_defs import export as export_mod
+from pipeline_defs.planning import load_plan, plan_for, step_request
 from pipeline_defs.recipe import OpSpec, Recipe, RetrySpec
 from pipeline_defs.shards import DatasetError, read_shard, shard_content_hash, shard_for_key, shard_order
 from pipeline_defs.steps import GlobalStage, RowStep, chain, code_hash, digest, plan_steps
 from resources.monitor import StepMonitor
+from resources.planner import Plan, PlanError, pool_name
+from resources.pools import ComputePool
 from resources.storage import (
     LOAD_ALL_PARTITIONS,
     CheckpointStore,
@@ -38,7 +42,6 @@ from resources.storage import (
 
 PARTITION_COL = "__sluice_partition__"
 MONITOR_INTERVAL_S = 0.5
-CPU_POOL = "sluice_cpu"
 NodeKind = Literal["source", "row", "hashes", "index", "export"]
 
 
@@ -146,14 +149,25 @@ def checkpoint_store(recipe: Recipe) -> CheckpointStore:
     return CheckpointStore(base_dir=str(recipe.checkpoint_root), format=s.format, compression=s.compression)
 
 
-def _run_ops(ops: Sequence[tuple[OpSpec, Op]], df: pl.DataFrame, partition: str, first: Callable | None = None):
+def _run_ops(
+    ops: Sequence[tuple[OpSpec, Op]],
+    df: pl.DataFrame,
+    partition: str,
+    first: Callable | None = None,
+    placement: dict[str, Any] | None = None,
+):
     """Run ops in order on one frame; returns (kept, dropped frames, per-op stats). Each op's rows must
-    reconcile: rows in = kept + dropped."""
+    reconcile: rows in = kept + dropped. Ops that take a placement get the step's device and batch size."""
     per_op: list[dict[str, Any]] = []
     dropped: list[pl.DataFrame] = []
     for i, (spec, op) in enumerate(ops):
         t0 = time.perf_counter()
-        out: OpOutput = first(op, df) if (i == 0 and first is not None) else op.run(df)
+        if i == 0 and first is not None:
+            out: OpOutput = first(op, df)
+        elif op.accepts_placement and placement:
+            out = op.run(df, **placement)  # type: ignore[call-arg]
+        else:
+            out = op.run(df)
         seconds = time.perf_counter() - t0
         if df.height != out.kept.height + out.dropped_count:
             raise AccountingError(
@@ -168,6 +182,7 @@ def _run_ops(ops: Sequence[tuple[OpSpec, Op]], df: pl.DataFrame, partition: str,
                 "dropped": out.dropped_count,
                 "changed": out.changed,
                 "seconds": round(seconds, 4),
+                **(getattr(op, "last_run_info", None) or {}),
             }
         )
         if out.dropped is not None and out.dropped.height:
@@ -178,6 +193,24 @@ def _run_ops(ops: Sequence[tuple[OpSpec, Op]], df: pl.DataFrame, partition: str,
 
 def _concat_dropped(frames: list[pl.DataFrame]) -> pl.DataFrame | None:
     return pl.concat(frames, how="diagonal_relaxed") if frames else None
+
+
+def _stat_histograms(ops: Sequence[tuple[OpSpec, Op]], kept: pl.DataFrame, dropped: pl.DataFrame | None):
+    """A Markdown histogram per single-stat filter of the step, over every row it saw (kept and dropped)."""
+    frames = [f for f in (kept, dropped) if f is not None and STATS in f.columns]
+    if not frames:
+        return {}
+    stats = pl.concat([f.select(STATS) for f in frames], how="diagonal_relaxed").unnest(STATS)
+    out = {}
+    for spec, op in ops:
+        if isinstance(op, Filter) and op.stat and op.stat in stats.columns:
+            lo, hi = (getattr(op.params, b) for b in op.bounds)
+            hi = None if hi is not None and hi >= INF else hi
+            out[f"histogram/{op.stat}"] = dg.MetadataValue.md(
+                f"**{spec.name}**: `{op.stat}`, keep range [{lo}, {hi if hi is not None else '∞'}]\n\n"
+                + charts.histogram_markdown(stats[op.stat], lo, hi)
+            )
+    return out
 
 
 def _step_metadata(rows_in: int, out: StepOutput, seconds: float, per_op: list[dict[str, Any]]) -> dict[str, Any]:
@@ -216,6 +249,10 @@ class _Factory:
         self.row_assets: list[dg.AssetKey] = []
         self.io_key = io_manager_key(recipe)
         self.store_key = store_key(recipe)
+        try:  # shown in the UI; `sluice run` validates the plan and fails before any step when it cannot fit
+            self.plan: Plan | None = plan_for(recipe)
+        except PlanError:
+            self.plan = None
 
     def key(self, name: str) -> dg.AssetKey:
         return dg.AssetKey([self.prefix, name])
@@ -258,9 +295,19 @@ class _Factory:
 
     def _partitioned(self, name: str, specs: Sequence[OpSpec], **extra: Any) -> dict[str, Any]:
         retry = next((s.retry for s in specs if s.retry is not None), self.recipe.retry)
-        return self._common(
-            name, specs, partitions_def=self.partitions_def, pool=CPU_POOL, retry_policy=retry_policy(retry), **extra
+        kwargs = self._common(
+            name,
+            specs,
+            partitions_def=self.partitions_def,
+            pool=pool_name(self.prefix, name),
+            retry_policy=retry_policy(retry),
+            **extra,
         )
+        if specs and self.plan is not None:
+            kwargs["metadata"]["sluice/plan"] = dg.MetadataValue.json(
+                step_request(self.recipe, self.plan, tuple(specs), name).metadata()
+            )
+        return kwargs
 
     # --- stages --------------------------------------------------------------------------------------------
 
@@ -326,11 +373,13 @@ class _Factory:
 
             return first
 
+        recipe = self.recipe
+
         @dg.asset(
             description=summaries,
             ins={"upstream": dg.AssetIn(key=upstream)},
             deps=[index_key] if index_key is not None else None,
-            required_resource_keys={store_key},
+            required_resource_keys={store_key, "compute_pool"},
             **self._partitioned(step.name, step.ops),
         )
         @_classified
@@ -338,12 +387,25 @@ class _Factory:
             t0 = time.perf_counter()
             store: CheckpointStore = getattr(context.resources, store_key)
             partition = context.partition_key
-            with StepMonitor(interval=MONITOR_INTERVAL_S) as usage:
-                kept, dropped, per_op = _run_ops(ops, upstream, partition, apply_index(context))
+            pool: ComputePool = context.resources.compute_pool
+            request = step_request(recipe, load_plan(recipe), step.ops, step.name)
+            with pool.hold(request, key=partition) as alloc, StepMonitor(interval=MONITOR_INTERVAL_S) as usage:
+                kept, dropped, per_op = _run_ops(ops, upstream, partition, apply_index(context), alloc.run_kwargs())
             fp = chain(code, *(store.fingerprint(path, partition if part else None) for path, part in fp_inputs))
             out = StepOutput(kept, _concat_dropped(dropped), fp)
-            meta = _step_metadata(upstream.height, out, time.perf_counter() - t0, per_op) | usage.metadata()
-            meta["checkpoint_path"] = str(store.path(context.asset_key.path, partition))
+            seconds = time.perf_counter() - t0
+            meta = _step_metadata(upstream.height, out, seconds, per_op) | usage.metadata()
+            meta |= _stat_histograms(ops, out.kept, out.dropped)
+            in_mb = upstream.estimated_size("mb")
+            meta |= {
+                "input_mb": round(in_mb, 3),
+                "mb_per_s": round(in_mb / seconds, 2) if seconds > 0 else 0.0,
+                "retries": context.retry_number,
+                "device": alloc.device,
+                "batch_size": alloc.batch_size,
+                "allocation": dg.MetadataValue.json(alloc.metadata()),
+                "checkpoint_path": str(store.path(context.asset_key.path, partition)),
+            }
             return dg.Output(out, metadata=meta)
 
         node = Node(self.key(step.name), "row", code, deps, True, tuple(s.step_name for s in step.ops))

@@ -11,6 +11,7 @@ from pipeline_defs.recipe import RecipeError, load_recipe
 from pipeline_defs.shards import DatasetError
 from resources.analyzer import add_profile_cli
 from resources.metrics_server import add_cli as add_metrics_cli
+from resources.planner import PlanError
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -42,6 +43,23 @@ def _cmd_gc(args: argparse.Namespace) -> int:
 
     removed = gc(args.recipe)
     print(f"{len(removed)} paths removed")
+    return 0
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    import dagster as dg
+
+    from pipeline_defs.planning import step_pools
+    from pipeline_defs.runner import plan_with_history
+    from resources.settings import sluice_home
+
+    recipe = load_recipe(args.recipe)
+    sluice_home().ensure_dagster_home()
+    plan = plan_with_history(recipe, dg.DagsterInstance.get())
+    print(plan.render())
+    print("\nDagster pool limits (set by `sluice run` before any step):")
+    for pool, limit in step_pools(recipe, plan).items():
+        print(f"  {pool:<56}{limit}")
     return 0
 
 
@@ -102,6 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     gcp = sub.add_parser("gc", help="apply a recipe's retention policy (storage.retention, max_retention_days)")
     gcp.add_argument("recipe")
     gcp.set_defaults(fn=_cmd_gc)
+    plan = sub.add_parser("plan", help="print the resource plan (workers, CPUs, GPUs, memory) and pool limits")
+    plan.add_argument("recipe")
+    plan.set_defaults(fn=_cmd_plan)
     val = sub.add_parser("validate", help="check recipes without running them")
     val.add_argument("recipes", nargs="+")
     val.set_defaults(fn=_cmd_validate)
@@ -120,7 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.fn(args)
-    except (RecipeError, DatasetError, KeyError) as exc:
+    except (RecipeError, DatasetError, PlanError, KeyError) as exc:
         print(f"sluice {args.command}: {exc}", file=sys.stderr)
         return 2
 

@@ -26,6 +26,7 @@ from ops_library.columns import (
     ROW_ID,
     STATS,
 )
+from pipeline_defs import charts
 from pipeline_defs.recipe import Recipe
 from pipeline_defs.shards import discover_shards, shard_order
 from resources.storage import CheckpointStore, atomic_write
@@ -64,6 +65,17 @@ class ExportReport:
     per_op: dict[str, dict[str, int]]
     mismatches: list[dict[str, Any]] = field(default_factory=list)
 
+    def funnel_markdown(self) -> str:
+        """Rows left after each op that dropped any, in recipe order, from the input down to the export."""
+        t = self.totals
+        remaining = t.get("input", 0)
+        rows = [("input", remaining, remaining)]
+        for op, kinds in self.per_op.items():
+            gone = sum(kinds.values())
+            rows.append((op, remaining, remaining - gone))
+            remaining -= gone
+        return charts.funnel_markdown(rows)
+
     @property
     def reconciles(self) -> bool:
         return not self.mismatches
@@ -86,6 +98,7 @@ class ExportReport:
             ),
         )
         return {
+            "funnel": dg.MetadataValue.md(self.funnel_markdown()),
             "export_path": dg.MetadataValue.path(self.export_path),
             "dagster/row_count": self.rows,
             **{k: t.get(k, 0) for k in ("input", "kept", *DROP_KINDS)},
@@ -133,7 +146,7 @@ def export_recipe(
         export_path=str(recipe.export_path),
         rows=kept.height,
         per_partition=per_partition,
-        per_op={op: dict(v) for op, v in per_op.items()},
+        per_op={op: dict(per_op[op]) for op in _recipe_order(recipe, per_op)},
         mismatches=mismatches,
     )
 
@@ -146,6 +159,11 @@ _PROVENANCE = {
     DROP_REASON: "sluice_reason",
     DUPLICATE_OF: "sluice_duplicate_of",
 }
+
+
+def _recipe_order(recipe: Recipe, per_op: dict[str, Any]) -> list[str]:
+    order = ["source", *(op.name for op in recipe.process)]
+    return sorted(per_op, key=lambda op: order.index(op) if op in order else len(order))
 
 
 def _public_dropped(df: pl.DataFrame) -> pl.DataFrame:

@@ -17,6 +17,8 @@ from pipeline_defs.assets import RecipeGraph, build_recipe_graph
 from pipeline_defs.jobs import recipe_job
 from pipeline_defs.recipe import Recipe, RecipeError, load_recipe
 from pipeline_defs.sensors import shard_sensor
+from resources.engine import EngineSettings
+from resources.pools import GpuPool
 from resources.storage import ParquetCheckpointIOManager
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -56,7 +58,10 @@ def build_definitions(recipes: Iterable[Recipe]) -> dg.Definitions:
         assets=[a for g in graphs for a in g.assets],
         jobs=[recipe_job(g) for g in graphs],
         sensors=[shard_sensor(g) for g in graphs],
-        resources={k: v for g in graphs for k, v in recipe_resources(g).items()},
+        resources={
+            "compute_pool": GpuPool.from_settings(EngineSettings()),
+            **{k: v for g in graphs for k, v in recipe_resources(g).items()},
+        },
     )
 
 

@@ -190,6 +190,9 @@ class Recipe(BaseModel):
     checkpoint: CheckpointSpec = CheckpointSpec()
     retry: RetrySpec = RetrySpec()
     storage: StorageSpec = StorageSpec()
+    engine: dict[str, Any] = Field(
+        default_factory=dict, description="Local engine settings (resources/engine.py); SLUICE_* env vars override."
+    )
     custom_operator_paths: list[str] = Field(
         default_factory=list, description="Python modules or .py files that register extra ops (Data-Juicer key)."
     )
@@ -361,6 +364,14 @@ def parse_recipe(data: Any, source: str = "<recipe>") -> Recipe:
     for op_name in manual:
         if op_name not in names:
             problems.append(f"checkpoint.op_names: {op_name!r} is not an op of process{_did_you_mean(op_name, names)}")
+    if isinstance(data.get("engine"), dict):
+        from resources.engine import EngineSettings
+
+        try:
+            EngineSettings.from_recipe(data["engine"])
+        except (ValidationError, ValueError) as exc:
+            errors = exc.errors() if isinstance(exc, ValidationError) else [{"loc": (), "msg": str(exc)}]
+            problems.extend(f"engine.{_loc(err)}: {err['msg']}" for err in errors)
     try:
         recipe = Recipe.model_validate({**data, "source": source})
     except ValidationError as exc:

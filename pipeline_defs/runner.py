@@ -25,13 +25,20 @@ import dagster as dg
 from pipeline_defs.assets import RecipeGraph, build_recipe_graph, step_summary
 from pipeline_defs.corpus_source import ensure_dataset
 from pipeline_defs.joblog import JobLog, find_job, write_json
+from pipeline_defs.planning import plan_for, save_plan, step_pools
 from pipeline_defs.recipe import Recipe, RecipeError, load_recipe
 from pipeline_defs.shards import Shard, discover_shards, shard_content_hash, shard_order
 from pipeline_defs.steps import chain
+from resources.analyzer import ResourceUsageAnalyzer
+from resources.monitor import ResourceMonitor
+from resources.planner import Plan
+from resources.pools import apply_pool_limits
+from resources.pressure import PressureThresholds, ResourceManager
 from resources.settings import sluice_home
 from resources.storage import CheckpointMeta, CorruptCheckpointError, MissingCheckpointError
 
 Executor = Literal["in_process", "multiprocess"]
+PRESSURE_TIMEOUT_S = 120.0
 
 
 class RunFailedError(RuntimeError):
@@ -87,6 +94,13 @@ class RunReport:
         if self.job_dir:
             lines.append(f"job log: {self.job_dir}")
         return "\n".join(lines)
+
+
+def plan_with_history(recipe: Recipe, instance: dg.DagsterInstance) -> Plan:
+    """The recipe's plan on this machine, with memory per worker predicted from past runs where there are any."""
+    analyzer = ResourceUsageAnalyzer(instance)
+    predictions = analyzer.memory_gb_predictions(recipe.partition.size)
+    return plan_for(recipe, predictions=predictions or None)
 
 
 def new_job_id(recipe: Recipe) -> str:
@@ -214,10 +228,17 @@ def run_recipe(
         }
     )
     instance = dg.DagsterInstance.get()
+    plan = plan_with_history(recipe, instance)  # PlanError: nothing has run yet
+    save_plan(recipe, plan)
+    limits = apply_pool_limits(instance, step_pools(recipe, plan))
     shards = sync_partitions(instance, graph)
     validator = CheckpointValidator(graph, shards)
     keys = validator.keys
-    job.emit("job_start", message=f"{len(keys)} partitions of {recipe.dataset_path}", metadata={"resumed": resumed})
+    job.emit(
+        "job_start",
+        message=f"{len(keys)} partitions of {recipe.dataset_path}",
+        metadata={"resumed": resumed, "pool_limits": limits, "plan": [p.metadata() for p in plan.ops]},
+    )
     echo(f"job {job.job_id}: {len(keys)} partitions of {recipe.dataset_path}, Dagster home {home.dagster_home}")
 
     recon = dg.build_reconstructable_job("pipeline_defs.loader", "job_for_recipe", reconstructable_args=(str(path),))
@@ -230,6 +251,14 @@ def run_recipe(
     runs = steps = skipped = 0
     step_seconds = 0.0
     status = "failed"
+    # Runs are launched one after another, so our own CPU load is no reason to wait: only memory and GPU
+    # memory pressure (from anything on the machine) hold the next run back.
+    monitor = ResourceMonitor(interval=1.0, gpus=True).start()
+    guard = ResourceManager(
+        monitor,
+        PressureThresholds(cpu_percent=100.0),
+        on_event=lambda kind, message: job.emit(kind, message=message),
+    )
     try:
         for phase in graph.phases:
             for key in keys if phase.partitioned else [None]:
@@ -253,6 +282,7 @@ def run_recipe(
                     continue
                 if resumed and todo != phase.keys:
                     job.emit("partition_resume", partition_id=key, operation_name=todo[0].path[-1])
+                guard.wait_for_capacity(timeout=PRESSURE_TIMEOUT_S)
                 tags = {"sluice/job_id": job.job_id} | ({"dagster/partition": key} if key else {})
                 result = dg.execute_job(recon, instance, run_config=run_config, tags=tags, asset_selection=todo)
                 runs += 1
@@ -269,6 +299,7 @@ def run_recipe(
                 export = exp or export
         status = "completed"
     finally:
+        monitor.stop()
         export = export or _latest_export(instance, graph)
         wall = time.perf_counter() - t0
         job.emit(f"job_{'complete' if status == 'completed' else 'failed'}", status=status, duration=round(wall, 3))

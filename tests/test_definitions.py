@@ -39,7 +39,8 @@ def test_assets_carry_pool_retry_tags_and_op_metadata(sluice_home: Path) -> None
     assert spec.group_name == "demo"
     assert "Data-Juicer" in (spec.description or "") or spec.description
     op_def = assets_def.op
-    assert op_def.pool == "sluice_cpu"
+    assert op_def.pool == "sluice/demo/op02_text_length_filter"
+    assert spec.metadata["sluice/plan"].value["num_proc"] >= 1
     assert op_def.retry_policy is not None and op_def.retry_policy.max_retries == 2
 
 
