@@ -12,14 +12,9 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
-import tempfile
-from pathlib import Path
 
 import yaml
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from _demo import demo_workspace
 
 
 def main() -> None:
@@ -29,15 +24,9 @@ def main() -> None:
     parser.add_argument("--executors", default="in_process,multiprocess")
     args = parser.parse_args()
 
-    from pipeline_defs.corpus import ensure_demo_corpus
     from pipeline_defs.runner import run_recipe
 
-    work = Path(tempfile.mkdtemp(prefix="sluice_bench_"))
-    corpus = work / "corpus"
-    ensure_demo_corpus(corpus)
-    recipe = yaml.safe_load((ROOT / "recipes" / "demo.yaml").read_text())
-    recipe.pop("dataset_builder")
-    recipe |= {"dataset_path": str(corpus), "partition": {"size": args.size}}
+    work, recipe = demo_workspace("sluice_bench_", args.size)
     print(f"{'executor':<14}{'runs':>6}{'steps':>7}{'wall s':>9}{'op work s':>11}{'overhead/step ms':>18}")
     for executor in args.executors.split(","):
         walls, work_s, per_step = [], [], []

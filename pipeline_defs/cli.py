@@ -15,24 +15,15 @@ from resources.planner import PlanError
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from pipeline_defs.runner import RunFailedError, run_recipe
+    from pipeline_defs import runner
 
     try:
-        report = run_recipe(args.recipe, executor=args.executor)
-    except RunFailedError as exc:
-        print(f"sluice run: {exc}", file=sys.stderr)
-        return 1
-    print(report.render())
-    return 0
-
-
-def _cmd_resume(args: argparse.Namespace) -> int:
-    from pipeline_defs.runner import RunFailedError, resume_job
-
-    try:
-        report = resume_job(args.job, executor=args.executor)
-    except RunFailedError as exc:
-        print(f"sluice resume: {exc}", file=sys.stderr)
+        if args.command == "resume":
+            report = runner.resume_job(args.job, executor=args.executor)
+        else:
+            report = runner.run_recipe(args.recipe, executor=args.executor)
+    except runner.RunFailedError as exc:
+        print(f"sluice {args.command}: {exc}", file=sys.stderr)
         return 1
     print(report.render())
     return 0
@@ -116,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     resume = sub.add_parser("resume", help="finish a job: re-run only failed or missing steps, reuse checkpoints")
     resume.add_argument("job", help="a job id (printed by sluice run) or the id of any Dagster run of the job")
     resume.add_argument("--executor", choices=["in_process", "multiprocess"], default="in_process")
-    resume.set_defaults(fn=_cmd_resume)
+    resume.set_defaults(fn=_cmd_run)
     gcp = sub.add_parser("gc", help="apply a recipe's retention policy (storage.retention, max_retention_days)")
     gcp.add_argument("recipe")
     gcp.set_defaults(fn=_cmd_gc)

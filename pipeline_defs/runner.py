@@ -10,11 +10,13 @@ recomputes exactly what changed. Every run is a normal Dagster run, visible in t
 
 from __future__ import annotations
 
+import multiprocessing
 import secrets
 import shutil
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -25,7 +27,7 @@ import dagster as dg
 from pipeline_defs.assets import RecipeGraph, build_recipe_graph, step_summary
 from pipeline_defs.corpus_source import ensure_dataset
 from pipeline_defs.joblog import JobLog, find_job, write_json
-from pipeline_defs.planning import plan_for, save_plan, step_pools
+from pipeline_defs.planning import engine_settings, plan_for, save_plan, step_pools
 from pipeline_defs.recipe import Recipe, RecipeError, load_recipe
 from pipeline_defs.shards import Shard, discover_shards, shard_content_hash, shard_order
 from pipeline_defs.steps import chain
@@ -176,10 +178,15 @@ class CheckpointValidator:
         return None
 
 
-def _collect(result: dg.ExecuteJobResult, funnel: dict[str, StepStat]) -> tuple[int, float, dict[str, Any]]:
+def _collect(
+    instance: dg.DagsterInstance, run_id: str, funnel: dict[str, StepStat]
+) -> tuple[int, float, dict[str, Any]]:
+    """Steps, op seconds and export metadata of one run, read back from the instance's event log."""
     steps, seconds, export = 0, 0.0, {}
-    for event in result.get_asset_materialization_events():
-        mat = event.step_materialization_data.materialization
+    for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION):
+        mat = entry.asset_materialization
+        if mat is None:
+            continue
         meta = {k: getattr(v, "value", v) for k, v in mat.metadata.items()}
         steps += 1
         seconds += float(meta.get("seconds") or 0.0)
@@ -193,6 +200,40 @@ def _collect(result: dg.ExecuteJobResult, funnel: dict[str, StepStat]) -> tuple[
             s.rows_out += int(op["rows_out"])
             s.seconds += float(op["seconds"])
     return steps, seconds, export
+
+
+def _one_by_one(requests: list[RunRequest], guard: ResourceManager):
+    for req in requests:
+        guard.wait_for_capacity(timeout=PRESSURE_TIMEOUT_S)
+        yield req, execute_run(req)
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    recipe_path: str
+    job_id: str
+    partition: str | None
+    assets: tuple[tuple[str, ...], ...]
+    executor: str
+
+
+def execute_run(req: RunRequest) -> tuple[str, bool, str]:
+    """One Dagster run of some assets for one partition (or for all, for a global stage): (run id, success,
+    failure message). Module-level, so a process pool can call it."""
+    instance = dg.DagsterInstance.get()
+    recon = dg.build_reconstructable_job(
+        "pipeline_defs.loader", "job_for_recipe", reconstructable_args=(req.recipe_path, req.executor)
+    )
+    run_config = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+    tags = {"sluice/job_id": req.job_id} | ({"dagster/partition": req.partition} if req.partition else {})
+    result = dg.execute_job(
+        recon, instance, run_config=run_config, tags=tags, asset_selection=[dg.AssetKey(list(a)) for a in req.assets]
+    )
+    detail = ""
+    if not result.success:
+        failure = next((e for e in result.all_events if e.is_step_failure), None)
+        detail = failure.step_failure_data.error.message.strip() if failure else "see the run in the UI"
+    return result.run_id, result.success, detail
 
 
 def _latest_export(instance: dg.DagsterInstance, graph: RecipeGraph) -> dict[str, Any]:
@@ -241,11 +282,6 @@ def run_recipe(
     )
     echo(f"job {job.job_id}: {len(keys)} partitions of {recipe.dataset_path}, Dagster home {home.dagster_home}")
 
-    recon = dg.build_reconstructable_job("pipeline_defs.loader", "job_for_recipe", reconstructable_args=(str(path),))
-    run_config = {
-        "execution": {"config": {executor: {}}},
-        "loggers": {"console": {"config": {"log_level": "WARNING"}}},
-    }
     funnel: dict[str, StepStat] = defaultdict(StepStat)
     export: dict[str, Any] = {}
     runs = steps = skipped = 0
@@ -259,8 +295,11 @@ def run_recipe(
         PressureThresholds(cpu_percent=100.0),
         on_event=lambda kind, message: job.emit(kind, message=message),
     )
+    parallel = max(1, engine_settings(recipe).max_parallel_runs or 1)
+    pool = ProcessPoolExecutor(parallel, mp_context=multiprocessing.get_context("spawn")) if parallel > 1 else None
     try:
         for phase in graph.phases:
+            requests: list[RunRequest] = []
             for key in keys if phase.partitioned else [None]:
                 todo: list[dg.AssetKey] = []
                 for i, asset_key in enumerate(phase.keys):
@@ -282,23 +321,29 @@ def run_recipe(
                     continue
                 if resumed and todo != phase.keys:
                     job.emit("partition_resume", partition_id=key, operation_name=todo[0].path[-1])
+                assets = tuple(tuple(k.path) for k in todo)
+                requests.append(RunRequest(str(path), job.job_id, key, assets, executor))
+            # Runs of one phase are independent (one per shard); the next phase waits for all of them.
+            if pool is None:
+                outcomes = _one_by_one(requests, guard)
+            else:
                 guard.wait_for_capacity(timeout=PRESSURE_TIMEOUT_S)
-                tags = {"sluice/job_id": job.job_id} | ({"dagster/partition": key} if key else {})
-                result = dg.execute_job(recon, instance, run_config=run_config, tags=tags, asset_selection=todo)
+                outcomes = zip(requests, pool.map(execute_run, requests), strict=True)
+            for req, (run_id, success, detail) in outcomes:
                 runs += 1
-                job.record_run(instance, result.run_id, key, recipe.project_name)
-                if not result.success:
-                    failure = next((e for e in result.all_events if e.is_step_failure), None)
-                    detail = failure.step_failure_data.error.message.strip() if failure else "see the run in the UI"
+                job.record_run(instance, run_id, req.partition, recipe.project_name)
+                if not success:
                     raise RunFailedError(
-                        f"run {result.run_id} ({key or 'all partitions'}) failed: {detail}\n"
+                        f"run {run_id} ({req.partition or 'all partitions'}) failed: {detail}\n"
                         f"resume with: sluice resume {job.job_id}"
                     )
-                n, secs, exp = _collect(result, funnel)
+                n, secs, exp = _collect(instance, run_id, funnel)
                 steps, step_seconds = steps + n, step_seconds + secs
                 export = exp or export
         status = "completed"
     finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
         monitor.stop()
         export = export or _latest_export(instance, graph)
         wall = time.perf_counter() - t0

@@ -76,11 +76,8 @@ def _ops(counter: Path, *, min_len: int = 12, sleep_s: float = 0.0, flaky: dict 
 
 
 @pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    h = tmp_path / "home"
-    monkeypatch.setenv("SLUICE_HOME", str(h))
-    monkeypatch.setenv("DAGSTER_HOME", str(h / "dagster_home"))
-    return h
+def home(sluice_home: Path) -> Path:
+    return sluice_home
 
 
 def _reference_export(tmp: Path, monkeypatch: pytest.MonkeyPatch, data: Path, ops: list[dict], **extra: Any) -> bytes:
