@@ -87,8 +87,9 @@ def _cmd_partitions(args: argparse.Namespace) -> int:
 
     sluice_home().ensure_dagster_home()
     graph = build_recipe_graph(load_recipe(args.recipe))
-    keys = sync_partitions(dg.DagsterInstance.get(), graph)
-    print("\n".join(keys))
+    shards = sync_partitions(dg.DagsterInstance.get(), graph)
+    for shard in shards:
+        print(f"{shard.key:<36}{shard.file.path}  rows {shard.start + 1}-{shard.stop}")
     return 0
 
 

@@ -157,3 +157,43 @@ def test_dagster_cli_reexecutes_one_partition(demo_run: tuple[Path, RunReport]) 
     shard = discover_shards(recipe.dataset_path, recipe.partition.size)[1]
     assert read_shard(shard, "text")[0].height > 0
     assert exported.height > 0
+
+
+def test_dagster_asset_materialize_one_partition(demo_run: tuple[Path, RunReport]) -> None:
+    """README: `dagster asset materialize --select '*' --partition KEY` with the code location on the demo recipe
+    (with every recipe loaded, `group:demo` selects the same assets)."""
+    home, _ = demo_run
+    recipe = load_recipe(DEMO)
+    key = discover_shards(recipe.dataset_path, recipe.partition.size)[0].key
+    env = {**os.environ, "SLUICE_HOME": str(home), "DAGSTER_HOME": str(home / "dagster_home")}
+    for select, extra in (("*", {"SLUICE_RECIPES": str(DEMO)}), ("group:demo", {})):
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "dagster",
+                "asset",
+                "materialize",
+                "-m",
+                "pipeline_defs",
+                "--select",
+                select,
+                "--partition",
+                key,
+            ],
+            cwd=ROOT,
+            env=env | extra,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert out.returncode == 0, out.stderr[-3000:]
+        assert "RUN_SUCCESS" in out.stdout + out.stderr
+    instance_env = os.environ.get("DAGSTER_HOME")
+    os.environ["DAGSTER_HOME"] = str(home / "dagster_home")
+    try:
+        records = dg.DagsterInstance.get().fetch_materializations(dg.AssetKey(["demo", "export"]), limit=10).records
+    finally:
+        if instance_env is not None:
+            os.environ["DAGSTER_HOME"] = instance_env
+    assert len(records) >= 3  # sluice run + the two CLI runs

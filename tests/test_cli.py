@@ -1,0 +1,66 @@
+"""The `sluice` command as a user types it (in-process through `main`, with a private home)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline_defs.cli import main
+from tests.conftest import ROOT
+
+
+def _recipe(tmp_path: Path, **extra: object) -> Path:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "a.jsonl").write_text("".join(json.dumps({"text": f"doc number {i}"}) + "\n" for i in range(25)))
+    path = tmp_path / "r.yaml"
+    recipe = {
+        "project_name": "cli",
+        "dataset_path": str(data),
+        "export_path": str(tmp_path / "out.jsonl"),
+        "partition": {"size": 10},
+        "process": [{"text_length_filter": {"min_len": 5}}],
+        **extra,
+    }
+    path.write_text(yaml.safe_dump(recipe))
+    return path
+
+
+def test_validate_and_ops(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", str(ROOT / "recipes" / "demo.yaml")]) == 0
+    assert "demo_job: whitespace_normalization_mapper -> clean_links_mapper" in capsys.readouterr().out
+    assert main(["ops"]) == 0
+    assert "document_deduplicator" in capsys.readouterr().out
+    assert main(["ops", "text_length_filter"]) == 0
+    assert "min_len" in capsys.readouterr().out
+
+
+def test_bad_recipe_exits_2_with_the_reason(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _recipe(tmp_path, proces=[])
+    assert main(["validate", str(path)]) == 2
+    assert "unknown key 'proces'; did you mean 'process'?" in capsys.readouterr().err
+
+
+def test_partitions_lists_shards_and_plan_prints_pools(
+    tmp_path: Path, sluice_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _recipe(tmp_path)
+    assert main(["partitions", str(path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == ["a.jsonl@00000", "a.jsonl@00001", "a.jsonl@00002"]
+    assert lines[2].endswith("rows 21-25")
+    assert main(["plan", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "op00_text_length_filter" in out and "sluice/cli/op00_text_length_filter" in out
+
+
+def test_run_then_rerun_skips_everything(tmp_path: Path, sluice_home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _recipe(tmp_path)
+    assert main(["run", str(path)]) == 0
+    first = capsys.readouterr().out
+    assert "input 25 = kept 25 + filtered 0 + duplicates 0 + quarantined 0" in first
+    assert main(["run", str(path)]) == 0
+    assert "0 Dagster runs" in capsys.readouterr().out
