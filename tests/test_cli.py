@@ -14,7 +14,7 @@ from tests.conftest import ROOT
 
 def _recipe(tmp_path: Path, **extra: object) -> Path:
     data = tmp_path / "data"
-    data.mkdir()
+    data.mkdir(parents=True)
     (data / "a.jsonl").write_text("".join(json.dumps({"text": f"doc number {i}"}) + "\n" for i in range(25)))
     path = tmp_path / "r.yaml"
     recipe = {
@@ -64,3 +64,16 @@ def test_run_then_rerun_skips_everything(tmp_path: Path, sluice_home: Path, caps
     assert "input 25 = kept 25 + filtered 0 + duplicates 0 + quarantined 0" in first
     assert main(["run", str(path)]) == 0
     assert "0 Dagster runs" in capsys.readouterr().out
+
+
+def test_gc_applies_the_retention_policy(tmp_path: Path, sluice_home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _recipe(tmp_path, storage={"retention": "keep_failed_only"})
+    assert main(["run", str(path)]) == 0
+    checkpoints = sluice_home / "checkpoints" / "cli"
+    assert checkpoints.exists()
+    assert main(["gc", str(path)]) == 0  # the latest job completed: its checkpoints go
+    assert not checkpoints.exists()
+    assert (tmp_path / "out.jsonl").exists() and len(list((sluice_home / "jobs").iterdir())) == 1
+    kept = _recipe(tmp_path / "second", storage={"retention": "keep_all"})
+    assert main(["run", str(kept)]) == 0 and main(["gc", str(kept)]) == 0
+    assert checkpoints.exists()
