@@ -10,6 +10,7 @@ recomputes exactly what changed. Every run is a normal Dagster run, visible in t
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import secrets
 import shutil
@@ -470,8 +471,6 @@ def gc(recipe_path: str | Path, echo: Callable[[str], None] = print) -> list[Pat
 
 
 def _read_summary(job_dir: Path) -> dict[str, Any]:
-    import json
-
     try:
         return json.loads((job_dir / "job_summary.json").read_text())
     except (OSError, ValueError):
