@@ -81,8 +81,6 @@ def _classified(fn: Callable[..., Any]) -> Callable[..., Any]:
         except dg.Failure:
             raise
         except DETERMINISTIC_ERRORS as exc:
-            if isinstance(exc, OSError) and not isinstance(exc, MissingCheckpointError | CorruptCheckpointError):
-                raise
             raise dg.Failure(
                 description=f"{type(exc).__name__}: {exc} (not retried: rerunning cannot fix it)",
                 allow_retries=False,

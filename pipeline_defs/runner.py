@@ -134,13 +134,13 @@ class CheckpointValidator:
         self.graph = graph
         self.store = graph.store()
         self.keys = sorted((s.key for s in shards), key=shard_order)
-        self._content = {s.key: s for s in shards}
+        self._shards = {s.key: s for s in shards}
         self._hashes: dict[str, str] = {}
         self._expected: dict[tuple[dg.AssetKey, str | None], str] = {}
 
     def content_hash(self, partition: str) -> str:
         if partition not in self._hashes:
-            self._hashes[partition] = shard_content_hash(self._content[partition])
+            self._hashes[partition] = shard_content_hash(self._shards[partition])
         return self._hashes[partition]
 
     def expected(self, key: dg.AssetKey, partition: str | None) -> str:
