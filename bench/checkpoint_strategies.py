@@ -35,7 +35,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=5_000, help="rows per shard")
     args = parser.parse_args()
 
-    from pipeline_defs.runner import run_recipe
+    from pipeline_defs.execute import run_recipe
 
     work, base = demo_workspace("sluice_ckpt_bench_", args.size)
     results = {}

@@ -24,7 +24,7 @@ def main() -> None:
     parser.add_argument("--executors", default="in_process,multiprocess")
     args = parser.parse_args()
 
-    from pipeline_defs.runner import run_recipe
+    from pipeline_defs.execute import run_recipe
 
     work, recipe = demo_workspace("sluice_bench_", args.size)
     print(f"{'executor':<14}{'runs':>6}{'steps':>7}{'wall s':>9}{'op work s':>11}{'overhead/step ms':>18}")

@@ -15,22 +15,25 @@ from resources.planner import PlanError
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from pipeline_defs import runner
+    from pipeline_defs import execute
 
     try:
         if args.command == "resume":
-            report = runner.resume_job(args.job, executor=args.executor)
+            report = execute.resume_job(args.job, executor=args.executor)
         else:
-            report = runner.run_recipe(args.recipe, executor=args.executor)
-    except runner.RunFailedError as exc:
+            report = execute.run_recipe(args.recipe, executor=args.executor)
+    except execute.RunFailedError as exc:
         print(f"sluice {args.command}: {exc}", file=sys.stderr)
         return 1
+    except execute.JobInterrupted as exc:
+        print(f"sluice {args.command}: {exc}", file=sys.stderr)
+        return 130
     print(report.render())
     return 0
 
 
 def _cmd_gc(args: argparse.Namespace) -> int:
-    from pipeline_defs.runner import gc
+    from pipeline_defs.retention import gc
 
     removed = gc(args.recipe)
     print(f"{len(removed)} paths removed")
@@ -38,15 +41,12 @@ def _cmd_gc(args: argparse.Namespace) -> int:
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
-    import dagster as dg
 
+    from pipeline_defs.execute import instance_ready, plan_with_history
     from pipeline_defs.planning import step_pools
-    from pipeline_defs.runner import plan_with_history
-    from resources.settings import sluice_home
 
     recipe = load_recipe(args.recipe)
-    sluice_home().ensure_dagster_home()
-    plan = plan_with_history(recipe, dg.DagsterInstance.get())
+    plan = plan_with_history(recipe, instance_ready())
     print(plan.render())
     print("\nDagster pool limits (set by `sluice run` before any step):")
     for pool, limit in step_pools(recipe, plan).items():
@@ -55,11 +55,24 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    for path in args.recipes:
-        recipe = load_recipe(path)
+    """Each recipe file (a directory: each YAML file in it); every one is checked, and the exit code is 2 if any
+    failed."""
+    from pathlib import Path
+
+    paths = []
+    for entry in map(Path, args.recipes):
+        paths += sorted(p for p in entry.iterdir() if p.suffix in {".yaml", ".yml"}) if entry.is_dir() else [entry]
+    failed = 0
+    for path in paths:
+        try:
+            recipe = load_recipe(path)
+        except RecipeError as exc:
+            failed += 1
+            print(f"sluice validate: {exc}", file=sys.stderr)
+            continue
         ops = " -> ".join(op.name for op in recipe.process)
         print(f"{path}: ok ({recipe.job_name}: {ops})")
-    return 0
+    return 2 if failed else 0
 
 
 def _cmd_ops(args: argparse.Namespace) -> int:
@@ -79,16 +92,14 @@ def _cmd_ops(args: argparse.Namespace) -> int:
 
 
 def _cmd_partitions(args: argparse.Namespace) -> int:
-    import dagster as dg
+    from pipeline_defs.execute import instance_ready
+    from pipeline_defs.graph import build_recipe_graph, sync_shards
+    from pipeline_defs.shards import discover_shards
 
-    from pipeline_defs.assets import build_recipe_graph
-    from pipeline_defs.runner import sync_partitions
-    from resources.settings import sluice_home
-
-    sluice_home().ensure_dagster_home()
-    graph = build_recipe_graph(load_recipe(args.recipe))
-    shards = sync_partitions(dg.DagsterInstance.get(), graph)
-    for shard in shards:
+    recipe = load_recipe(args.recipe)
+    graph = build_recipe_graph(recipe)
+    sync_shards(instance_ready(), recipe, graph.partitions_def)
+    for shard in discover_shards(recipe.dataset_path, recipe.partition):
         print(f"{shard.key:<36}{shard.file.path}  rows {shard.start + 1}-{shard.stop}")
     return 0
 

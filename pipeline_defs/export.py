@@ -4,6 +4,7 @@ duplicate) and the quarantined ones (`<stem>.quarantine.jsonl`), plus the per-sh
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -28,8 +29,8 @@ from ops_library.columns import (
 )
 from pipeline_defs import charts
 from pipeline_defs.recipe import Recipe
-from pipeline_defs.shards import discover_shards, shard_order
-from resources.storage import CheckpointStore, atomic_write
+from pipeline_defs.shards import shard_order
+from resources.storage import CheckpointMeta, CheckpointStore, atomic_write, file_digest
 
 
 def sidecar(export_path: str | Path, what: str) -> Path:
@@ -76,6 +77,9 @@ class ExportReport:
             remaining -= gone
         return charts.funnel_markdown(rows)
 
+    def mismatch_line(self) -> str:
+        return mismatch_line(self.mismatches)
+
     @property
     def reconciles(self) -> bool:
         return not self.mismatches
@@ -87,6 +91,17 @@ class ExportReport:
             for k, v in counts.items():
                 out[k] += v
         return dict(out)
+
+    def summary(self) -> dict[str, Any]:
+        """The counts as plain values (kept with the export's checkpoint; the metadata of a reused export)."""
+        t = self.totals
+        return {
+            "export_path": self.export_path,
+            "dagster/row_count": self.rows,
+            **{k: t.get(k, 0) for k in ("input", "kept", *DROP_KINDS)},
+            "per_partition": dg.MetadataValue.json(self.per_partition).value,
+            "dropped_per_op": self.per_op,
+        }
 
     def metadata(self) -> dict[str, Any]:
         t = self.totals
@@ -107,6 +122,17 @@ class ExportReport:
         }
 
 
+def input_rows(store: CheckpointStore, source_path: Sequence[str], shards: Sequence[str]) -> dict[str, int]:
+    """Rows the source step read from each shard: the rows it passed on plus the ones it quarantined (from the
+    checkpoints' sidecars; the source step itself checks them against the shard's lines)."""
+    out = {}
+    for k in shards:
+        kept = CheckpointMeta.load(store.path(source_path, k))
+        quarantined = CheckpointMeta.load(store.path(source_path, k, "dropped"))
+        out[k] = (kept.rows if kept else -1) + (quarantined.rows if quarantined else 0)
+    return out
+
+
 def export_recipe(
     recipe: Recipe,
     final: dict[str, pl.DataFrame],
@@ -117,7 +143,7 @@ def export_recipe(
     kept = _concat([_public(final[k], recipe.keep_stats_in_res_ds) for k in keys])
     _write(kept, Path(recipe.export_path))
 
-    shard_rows = {s.key: s.rows for s in discover_shards(recipe.dataset_path, recipe.partition.size)}
+    shard_rows = input_rows(store, row_assets[0].path, keys)
     per_partition: dict[str, dict[str, int]] = {}
     per_op: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     dropped_frames: list[pl.DataFrame] = []
@@ -170,3 +196,73 @@ def _public_dropped(df: pl.DataFrame) -> pl.DataFrame:
     present = [c for c in _PROVENANCE if c in df.columns]
     rest = [c for c in df.columns if not c.startswith(INTERNAL_PREFIX)]
     return df.select(*[pl.col(c).alias(_PROVENANCE[c]) for c in present], *rest)
+
+
+def mismatches(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """Shards of an export summary whose input rows != kept + filtered + duplicates + quarantined."""
+    return [
+        {"partition": k, **c}
+        for k, c in (summary.get("per_partition") or {}).items()
+        if c["input"] != c["kept"] + c[FILTERED] + c[DUPLICATE] + c[QUARANTINED]
+    ]
+
+
+def mismatch_line(found: list[dict[str, Any]]) -> str:
+    """One line naming the shards whose rows do not reconcile, with their counts."""
+    shown = "; ".join(
+        f"{m['partition']}: input {m['input']} != kept {m['kept']} + filtered {m[FILTERED]} + duplicates "
+        f"{m[DUPLICATE]} + quarantined {m[QUARANTINED]}"
+        for m in found[:3]
+    )
+    more = f" (and {len(found) - 3} more shards)" if len(found) > 3 else ""
+    return f"rows do not reconcile in {len(found)} shards: {shown}{more}"
+
+
+# --- the export as a checkpoint: its files are verified like any other checkpoint ------------------------
+
+
+def export_files(recipe: Recipe) -> list[Path]:
+    return [Path(recipe.export_path), sidecar(recipe.export_path, "dropped"), sidecar(recipe.export_path, "quarantine")]
+
+
+def record_export(
+    store: CheckpointStore, export_path: Sequence[str], recipe: Recipe, report: ExportReport, fingerprint: str
+) -> None:
+    """The export's checkpoint: size and hash of every file it wrote, and its report (for a reused export)."""
+    files = export_files(recipe)
+    sizes, hashes = zip(*(file_digest(f) for f in files), strict=True)
+    frame = pl.DataFrame(
+        {
+            "file": [str(f) for f in files],
+            "bytes": list(sizes),
+            "xxh3": list(hashes),
+            "report": [json.dumps(report.summary())] * len(files),
+        }
+    )
+    store.write(frame, store.path(export_path, None), fingerprint)
+
+
+def export_is_current(store: CheckpointStore, export_path: Sequence[str], fingerprint: str) -> bool:
+    """True when the export was written from exactly these checkpoints and every file it wrote is still there,
+    byte for byte (a truncated export or a deleted side file is rewritten)."""
+    path = store.path(export_path, None)
+    meta = CheckpointMeta.load(path)
+    if meta is None or meta.fingerprint != fingerprint:
+        return False
+    try:
+        frame = store.read(path)
+    except OSError:
+        return False
+    for file, size, digest in frame.select("file", "bytes", "xxh3").iter_rows():
+        try:
+            if file_digest(Path(file)) != (size, digest):
+                return False
+        except OSError:
+            return False
+    return True
+
+
+def last_report(store: CheckpointStore, export_path: Sequence[str]) -> dict[str, Any]:
+    """The counts of the export a reused checkpoint stands for."""
+    frame = store.read(store.path(export_path, None))
+    return json.loads(frame["report"][0]) if frame.height else {}

@@ -33,6 +33,7 @@ _T = dg.DagsterEventType
 # Dagster event type -> Sluice event type
 _STEP_EVENTS = {
     _T.STEP_START: "op_start",
+    _T.STEP_RESTARTED: "op_start",  # a retry within the same run
     _T.STEP_SUCCESS: "op_complete",
     _T.STEP_FAILURE: "op_failed",
     _T.STEP_UP_FOR_RETRY: "op_retry",
@@ -113,7 +114,19 @@ class JobLog:
             if ev.event_type in _RUN_EVENTS:
                 self.emit(_RUN_EVENTS[ev.event_type], **base)
             elif ev.event_type in _STEP_EVENTS:
-                self.emit(_STEP_EVENTS[ev.event_type], **base, **self._step_fields(ev, prefix))
+                if ev.event_type == _T.ASSET_MATERIALIZATION:  # a range run materializes many shards
+                    base["partition_id"] = ev.partition or partition
+                fields = self._step_fields(ev, prefix)
+                self.emit(_STEP_EVENTS[ev.event_type], **base, **fields)
+                quarantined = (fields.get("metadata") or {}).get("quarantined")
+                if quarantined:
+                    self.emit(
+                        "quarantine",
+                        **base,
+                        operation_name="source",
+                        message=f"{quarantined} rows quarantined",
+                        metadata={"quarantined": quarantined},
+                    )
 
     @staticmethod
     def _step_fields(ev: Any, prefix: str) -> dict[str, Any]:

@@ -1,17 +1,64 @@
-"""One job per recipe: every asset of its group. Run it for one shard with the `dagster/partition` tag."""
+"""Two jobs per recipe.
+
+`<recipe>_job`, every asset of its group, for one shard or a range:
+* `--tags '{"dagster/partition": "<shard>"}'`: that shard's steps, then the global stages once every shard has
+  reached them (until then they wait and say for which shards).
+* `--tags '{"dagster/asset_partition_range_start": A, "dagster/asset_partition_range_end": B}'`: a range, as a
+  backfill runs it.
+* no tags: fails at once in one line naming `<recipe>_all_job` (Dagster cannot run chained partitioned assets
+  without a partition).
+
+`<recipe>_all_job`: the whole recipe over every shard, exactly as `sluice run` does it (it is `sluice run`: one
+op that registers the shards and launches one run of `<recipe>_job` per phase, each over a range of shards).
+"""
 
 from __future__ import annotations
 
 import dagster as dg
 
-from pipeline_defs.assets import RecipeGraph
+from pipeline_defs.graph import RecipeGraph
 
 
 def recipe_job(graph: RecipeGraph) -> dg.UnresolvedAssetJobDefinition:
     return dg.define_asset_job(
         name=graph.recipe.job_name,
         selection=dg.AssetSelection.groups(graph.group),
-        description=f"All ops of {graph.recipe.source}, for one input shard (partition), then the global "
-        "stages and the export over all shards.",
+        description=f"All ops of {graph.recipe.source}: one shard, a range of shards, or (no partition tag) every "
+        "registered shard, then the global stages (dedup index, export) over all shards.",
         tags={"sluice/recipe": graph.group},
     )
+
+
+def recipe_all_job(graph: RecipeGraph) -> dg.JobDefinition:
+    recipe = graph.recipe
+
+    @dg.op(name=f"{recipe.project_name}__run_all", description=f"sluice run {recipe.source}")
+    def run_all(context) -> dg.Output[None]:
+        from pipeline_defs.execute import RunFailedError, run_recipe
+
+        try:
+            report = run_recipe(recipe.source, echo=context.log.info)
+        except RunFailedError as exc:
+            raise dg.Failure(description=str(exc).splitlines()[0], allow_retries=False) from exc
+        context.log.info(report.render())
+        return dg.Output(
+            None,
+            metadata={
+                "job_id": report.job_id,
+                "runs": report.runs,
+                "kept": report.export.get("kept"),
+                "wall_seconds": round(report.wall_seconds, 2),
+            },
+        )
+
+    @dg.job(
+        name=recipe.all_job_name,
+        description=f"Every shard of {recipe.source}, then its global stages: what `sluice run` does, one run of "
+        f"{recipe.job_name} per phase.",
+        tags={"sluice/recipe": graph.group},
+        executor_def=dg.in_process_executor,
+    )
+    def all_job() -> None:
+        run_all()
+
+    return all_job

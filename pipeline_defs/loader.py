@@ -1,28 +1,33 @@
-"""Builds Definitions from recipes: every recipe found becomes an asset group, a job, and a sensor that registers its
-input shards as partitions.
+"""Builds Definitions from recipes: every recipe found becomes an asset group, a job, a shard sensor and (when the
+recipe has a `schedule:` section) a schedule.
 
 Recipes come from `$SLUICE_RECIPES` (files or directories, separated by the OS path separator) or, by
-default, the project's `recipes/` directory.
+default, the project's `recipes/` directory. A recipe that does not load is logged and left out; the others
+still load (`sluice validate DIR` shows why it failed). Definitions are built once per process and recipe
+content: steps of later runs in the same process reuse them.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import os
 from collections.abc import Iterable
+from functools import lru_cache
 from pathlib import Path
 
 import dagster as dg
 
-from pipeline_defs.assets import RecipeGraph, build_recipe_graph
-from pipeline_defs.jobs import recipe_job
+from pipeline_defs.graph import RecipeGraph, build_recipe_graph, compute_pool
+from pipeline_defs.jobs import recipe_all_job, recipe_job
 from pipeline_defs.recipe import Recipe, RecipeError, load_recipe
+from pipeline_defs.schedules import recipe_schedule
 from pipeline_defs.sensors import shard_sensor
-from resources.engine import EngineSettings
-from resources.pools import GpuPool
 from resources.storage import ParquetCheckpointIOManager
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_RECIPES = PROJECT_ROOT / "recipes"
+log = logging.getLogger("sluice")
 
 
 def recipe_paths() -> list[Path]:
@@ -38,14 +43,18 @@ def recipe_paths() -> list[Path]:
 
 
 def recipe_resources(graph: RecipeGraph) -> dict[str, object]:
-    """Each recipe has its own checkpoint store (dir, format, compression from its `storage` section)."""
+    """Each recipe has its own checkpoint store (dir, format, compression from its `storage` section) and its
+    own compute pool (from its `engine` section)."""
     store = graph.store()
-    return {graph.store_key: store, graph.io_manager_key: ParquetCheckpointIOManager(store=store)}
+    return {
+        graph.store_key: store,
+        graph.io_manager_key: ParquetCheckpointIOManager(store=store),
+        graph.pool_key: compute_pool(graph.recipe),
+    }
 
 
-# Each step of a run is cheap (a shard through one op), so a process per step (multiprocess, ~1.4-1.9 s) costs
-# far more than the step; in-process runs steps in the run's process (~60-100 ms each). Runs of different shards
-# still run in parallel (sluice run's max_parallel_runs, or the UI's queue), limited by the steps' pools.
+# Each step is a range of shards through one op; in-process runs steps in the run's process (no process start per
+# step). multiprocess starts a process per step: only worth it when steps are long.
 EXECUTORS = {"in_process": dg.in_process_executor, "multiprocess": dg.multiprocess_executor}
 
 
@@ -63,17 +72,48 @@ def build_definitions(recipes: Iterable[Recipe], executor: str = "in_process") -
     return dg.Definitions(
         executor=EXECUTORS[executor],
         assets=[a for g in graphs for a in g.assets],
-        jobs=[recipe_job(g) for g in graphs],
+        asset_checks=[c for g in graphs for c in g.checks],
+        jobs=[j for g in graphs for j in (recipe_job(g), recipe_all_job(g))],
         sensors=[shard_sensor(g) for g in graphs],
-        resources={
-            "compute_pool": GpuPool.from_settings(EngineSettings()),
-            **{k: v for g in graphs for k, v in recipe_resources(g).items()},
-        },
+        schedules=[s for g in graphs if (s := recipe_schedule(g)) is not None],
+        resources={k: v for g in graphs for k, v in recipe_resources(g).items()},
     )
 
 
+def _content_key(path: str | os.PathLike[str]) -> tuple[str, str]:
+    p = Path(path)
+    try:
+        return str(p.resolve()), hashlib.sha256(p.read_bytes()).hexdigest()
+    except OSError:
+        return str(p), ""
+
+
+@lru_cache(maxsize=64)
+def _cached_definitions(keys: tuple[tuple[str, str], ...], executor: str, env: tuple[str, ...]) -> dg.Definitions:
+    return build_definitions((load_recipe(p) for p, _ in keys), executor)
+
+
+def _env_key() -> tuple[str, ...]:
+    # Recipes expand ${VAR}s and engine settings read SLUICE_*: a change of either is a different definition.
+    return tuple(sorted(f"{k}={v}" for k, v in os.environ.items() if k.startswith("SLUICE_")))
+
+
 def definitions_for(paths: Iterable[str | os.PathLike[str]], executor: str = "in_process") -> dg.Definitions:
-    return build_definitions((load_recipe(p) for p in paths), executor)
+    """Definitions of these recipes, built once per process for the same recipe contents and environment."""
+    return _cached_definitions(tuple(_content_key(p) for p in paths), executor, _env_key())
+
+
+def loadable(paths: Iterable[Path]) -> list[Path]:
+    """The recipes that load; each one that does not is logged with its error and left out."""
+    good = []
+    for path in paths:
+        try:
+            load_recipe(path)
+        except RecipeError as exc:
+            log.error("sluice: recipe %s left out of the code location: %s", path, str(exc).replace("\n", " "))
+            continue
+        good.append(path)
+    return good
 
 
 def job_for_recipe(path: str, executor: str = "in_process") -> dg.JobDefinition:

@@ -123,6 +123,43 @@ class StorageSpec(_Section):
         return self
 
 
+class ScheduleSpec(_Section):
+    """A Dagster schedule for the recipe: each tick registers new shards and launches one run of the recipe's job
+    over the shards that are missing or failed (then the global stages); nothing when all are current."""
+
+    cron: str = Field(description="Cron expression, e.g. '0 2 * * *'.")
+    timezone: str = Field("UTC", description="IANA time zone the cron expression is read in.")
+    enabled: bool = Field(False, description="Start the schedule running (default: stopped until turned on).")
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, v: str) -> str:
+        from croniter import croniter
+
+        if not croniter.is_valid(v):
+            raise ValueError(f"{v!r} is not a valid cron expression")
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{v!r} is not a known time zone") from None
+        return v
+
+
+class SensorSpec(_Section):
+    """The recipe's shard sensor: registers new input shards as partitions, and optionally runs them."""
+
+    enabled: bool = Field(True, description="Sensor running by default (it only registers shards unless told).")
+    request_runs: bool = Field(False, description="Also request a run of the recipe's job for each new shard.")
+    minimum_interval_s: int = Field(60, gt=0, description="Seconds between sensor evaluations.")
+
+
 class DatasetBuilderSpec(_Section):
     """Builds `dataset_path` on first use when it does not exist (the bundled demo corpus)."""
 
@@ -197,6 +234,8 @@ class Recipe(BaseModel):
         default_factory=list, description="Python modules or .py files that register extra ops (Data-Juicer key)."
     )
     dataset_builder: DatasetBuilderSpec | None = None
+    schedule: ScheduleSpec | None = None
+    sensor: SensorSpec = SensorSpec()
     process: list[OpSpec]
 
     @field_validator("project_name")
@@ -213,6 +252,10 @@ class Recipe(BaseModel):
     @property
     def job_name(self) -> str:
         return f"{self.project_name}_job"
+
+    @property
+    def all_job_name(self) -> str:
+        return f"{self.project_name}_all_job"
 
     @property
     def checkpoint_root(self) -> Path:

@@ -19,6 +19,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pyarrow.parquet as pq
@@ -149,7 +150,12 @@ def shard_order(key: str) -> tuple[str, int]:
     return relpath, int(index)
 
 
-def discover_shards(dataset_path: str, size: int) -> list[Shard]:
+def _rows_per_shard(spec: Any) -> int:
+    return spec if isinstance(spec, int) else spec.size
+
+
+def discover_shards(dataset_path: str, spec: Any) -> list[Shard]:
+    size = _rows_per_shard(spec)
     shards = []
     for f in discover_files(dataset_path):
         n = count_rows(f)
@@ -158,8 +164,9 @@ def discover_shards(dataset_path: str, size: int) -> list[Shard]:
     return shards
 
 
-def shard_for_key(dataset_path: str, size: int, key: str) -> Shard:
+def shard_for_key(dataset_path: str, spec: Any, key: str) -> Shard:
     """Find a shard by its key without counting every file: only the file it names."""
+    size = _rows_per_shard(spec)
     relpath, index = shard_order(key)
     for f in discover_files(dataset_path):
         if f.relpath == relpath:
@@ -285,8 +292,16 @@ def _read_parquet(shard: Shard, text_key: str) -> tuple[pl.DataFrame, pl.DataFra
     return df.filter(~mask), _quarantine(bad)
 
 
-def read_shard(shard: Shard, text_key: str) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(rows to process, quarantined rows). Every row of the shard is in exactly one of the two."""
+@dataclass(frozen=True)
+class ShardRead:
+    """A shard as read: rows to process and quarantined rows (every row is in exactly one of the two)."""
+
+    kept: pl.DataFrame
+    quarantined: pl.DataFrame
+    duplicate_key_rows: int = 0
+
+
+def read_shard(shard: Shard, text_key: str) -> ShardRead:
     if shard.file.fmt == "parquet":
-        return _read_parquet(shard, text_key)
-    return _read_jsonl(shard, text_key)
+        return ShardRead(*_read_parquet(shard, text_key))
+    return ShardRead(*_read_jsonl(shard, text_key))

@@ -1,23 +1,14 @@
-"""How a recipe's ops are grouped into Dagster steps (the checkpoint strategy), and the fingerprints that say
-whether a step's checkpoint is still valid.
+"""How a recipe's ops are grouped into Dagster steps (the checkpoint strategy).
 
 Grouping never changes what an op computes: a step runs its ops one after the other on the same frame and
 reports each op's rows and time. A global op (dedup) always splits the chain, since its index must see every
 shard: the ops before it end a step, its hashes and index are stages of their own, and its per-shard filter
 starts the next step.
-
-A fingerprint chains from the input: source = H(code, shard content hash); any other step =
-H(code, upstream fingerprints). `code` hashes the step's own ops, params and op versions, so changing one
-op's params invalidates that op's step and everything downstream, and nothing upstream.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable
 from dataclasses import dataclass
-
-import xxhash
 
 from pipeline_defs.recipe import OpSpec, Recipe
 
@@ -76,17 +67,3 @@ def plan_steps(recipe: Recipe) -> list[RowStep | GlobalStage]:
             close()
     close()
     return plan
-
-
-def digest(*parts: str) -> str:
-    return xxhash.xxh3_64_hexdigest("\x1f".join(parts).encode())
-
-
-def code_hash(stage: str, ops: Iterable[OpSpec], *extra: str) -> str:
-    """What determines a step's output besides its input: its ops (name, params, text key, op version)."""
-    payload = [[op.name, op.params.model_dump(mode="json"), op.text_key, op.op_class.version] for op in ops]
-    return digest(stage, json.dumps(payload, sort_keys=True, default=str), *extra)
-
-
-def chain(code: str, *upstream: str) -> str:
-    return digest(code, *upstream)

@@ -23,10 +23,18 @@ class EngineSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SLUICE_", extra="forbid", frozen=True)
 
     max_parallel_steps: int | None = Field(
-        None, gt=0, description="Steps at once within one run (multiprocess executor); unset: usable CPUs."
+        None,
+        gt=0,
+        description="Steps at once within one run (the multiprocess executor's max_concurrent); unset: usable CPUs.",
+    )
+    max_partitions_per_run: int | None = Field(
+        None,
+        gt=0,
+        description="Shards one run materializes (BackfillPolicy.multi_run(N)); unset: all in one run "
+        "(BackfillPolicy.single_run()).",
     )
     max_parallel_runs: int | None = Field(
-        None, gt=0, description="Partition runs in flight at once; unset: usable CPUs."
+        None, gt=0, description="Runs of one phase in flight at once (with max_partitions_per_run); unset: usable CPUs."
     )
     step_timeout_s: float | None = Field(None, gt=0, description="Fail a step that runs longer; unset: no limit.")
     monitor_interval_s: float = Field(1.0, gt=0, description="Seconds between resource-usage samples of a step.")

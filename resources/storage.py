@@ -81,6 +81,17 @@ class CheckpointMeta:
             return None
 
 
+def file_digest(path: Path) -> tuple[int, str]:
+    """(bytes, xxh3) of a file, read in 1 MiB chunks."""
+    h = xxhash.xxh3_64()
+    size = 0
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+            size += len(chunk)
+    return size, h.hexdigest()
+
+
 def meta_path(path: Path) -> Path:
     return path.with_name(path.name + ".meta.json")
 

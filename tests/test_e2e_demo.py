@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,9 +15,9 @@ import dagster as dg
 import polars as pl
 import pytest
 
+from pipeline_defs.execute import RunReport, run_recipe
 from pipeline_defs.recipe import load_recipe
-from pipeline_defs.runner import RunReport, run_recipe
-from pipeline_defs.shards import discover_shards, read_shard
+from pipeline_defs.shards import discover_shards
 from tests.conftest import ROOT
 from tests.reference_dj import reference_pipeline
 
@@ -70,16 +71,18 @@ def test_export_equals_reference_on_the_real_corpus(demo_run: tuple[Path, RunRep
 def test_every_row_is_kept_filtered_deduplicated_or_quarantined(demo_run: tuple[Path, RunReport]) -> None:
     home, report = demo_run
     recipe = load_recipe(DEMO)
-    shards = discover_shards(recipe.dataset_path, recipe.partition.size)
-    assert report.partitions == len(shards) >= 4
+    shards = discover_shards(recipe.dataset_path, recipe.partition)
+    assert report.partitions == len(shards) >= 3
+    rows, _ = _input_rows(home)
     e = report.export
-    assert e["input"] == sum(s.rows for s in shards)
+    assert e["input"] == len(rows)
     assert e["input"] == e["kept"] + e["filtered"] + e["duplicate"] + e["quarantined"]
     assert e["filtered"] > 0 and e["duplicate"] > 0
     per_partition = {r.data["partition"]: r.data for r in e["per_partition"].records}
-    for shard in shards:
-        c = per_partition[shard.key]
-        assert c["input"] == shard.rows == c["kept"] + c["filtered"] + c["duplicate"] + c["quarantined"]
+    assert set(per_partition) == {s.key for s in shards}
+    for c in per_partition.values():
+        assert c["input"] == c["kept"] + c["filtered"] + c["duplicate"] + c["quarantined"]
+    assert sum(c["input"] for c in per_partition.values()) == len(rows)
 
     dropped = pl.read_ndjson(home / "export" / "demo.dropped.jsonl", infer_schema_length=None)
     assert dropped.height == e["filtered"] + e["duplicate"]
@@ -115,7 +118,11 @@ def test_funnel_and_materializations_are_in_the_instance(demo_run: tuple[Path, R
     os.environ["DAGSTER_HOME"] = str(home / "dagster_home")
     instance = dg.DagsterInstance.get()
     result = instance.fetch_materializations(dg.AssetKey(["demo", "op02_text_length_filter"]), limit=100)
-    assert len(result.records) == report.partitions
+    assert len(result.records) == report.partitions  # one range run, one materialization per shard
+    assert {r.asset_materialization.partition for r in result.records} == set(
+        instance.get_dynamic_partitions("demo_shards")
+    )
+    assert report.runs == 4  # one run per phase: shards, dedup index, dedup filter over shards, export
     meta = result.records[0].asset_materialization.metadata
     assert {"rows_in", "rows_out", "dropped", "seconds", "dagster/row_count"} <= set(meta)
     # resource usage and placement of the step, and a histogram of the filter's stat, for the UI
@@ -131,17 +138,39 @@ def test_funnel_and_materializations_are_in_the_instance(demo_run: tuple[Path, R
     assert evaluation is not None and evaluation.passed
 
 
-def test_dagster_cli_reexecutes_one_partition(demo_run: tuple[Path, RunReport]) -> None:
-    """README: after `sluice run`, the plain Dagster CLI materializes one shard of the demo job."""
-    home, _ = demo_run
-    recipe = load_recipe(DEMO)
-    key = discover_shards(recipe.dataset_path, recipe.partition.size)[1].key
+def _dagster(home: Path, *args: str, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "SLUICE_HOME": str(home), "DAGSTER_HOME": str(home / "dagster_home")} | (extra_env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "dagster", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+def _fresh_home(tmp_path: Path, demo_home: Path) -> Path:
+    """A fresh instance whose corpus is the demo run's (so exports compare byte for byte)."""
+    home = tmp_path / "fresh"
+    shutil.copytree(demo_home / "corpus", home / "corpus")
+    (home / "dagster_home").mkdir(parents=True)
+    return home
+
+
+def test_dagster_cli_each_partition_in_order_gives_the_same_export(
+    demo_run: tuple[Path, RunReport], tmp_path: Path
+) -> None:
+    """Fresh instance: `sluice partitions`, then `dagster job execute --tags dagster/partition=K` for each shard
+    in order. Until the last shard the global stages wait (the runs succeed); the last run builds the index,
+    brings every shard's dedup step up to date and writes the export `sluice run` wrote."""
+    demo_home, _ = demo_run
+    home = _fresh_home(tmp_path, demo_home)
     env = {**os.environ, "SLUICE_HOME": str(home), "DAGSTER_HOME": str(home / "dagster_home")}
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "dagster",
+    listed = subprocess.run(
+        [sys.executable, "-m", "pipeline_defs.cli", "partitions", str(DEMO)], env=env, capture_output=True, text=True
+    )
+    assert listed.returncode == 0, listed.stderr
+    keys = [line.split()[0] for line in listed.stdout.splitlines() if "@" in line]
+    assert len(keys) >= 3
+    for i, key in enumerate(keys):
+        out = _dagster(
+            home,
             "job",
             "execute",
             "-m",
@@ -150,19 +179,51 @@ def test_dagster_cli_reexecutes_one_partition(demo_run: tuple[Path, RunReport]) 
             "demo_job",
             "--tags",
             json.dumps({"dagster/partition": key}),
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+        )
+        assert out.returncode == 0, out.stderr[-3000:]
+        assert "RUN_SUCCESS" in out.stdout + out.stderr
+        if i < len(keys) - 1:
+            assert "waits for" in out.stdout + out.stderr
+            assert not (home / "export" / "demo.jsonl").exists()
+    assert (home / "export" / "demo.jsonl").read_bytes() == (demo_home / "export" / "demo.jsonl").read_bytes()
+    assert (home / "export" / "demo.dropped.jsonl").read_bytes() == (
+        demo_home / "export" / "demo.dropped.jsonl"
+    ).read_bytes()
+
+
+def test_all_job_runs_the_whole_recipe_and_the_bare_job_names_it(
+    demo_run: tuple[Path, RunReport], tmp_path: Path
+) -> None:
+    """`dagster job execute -j demo_job` with no tags stops at once, naming demo_all_job; `-j demo_all_job` on a
+    fresh instance registers every shard, runs the recipe and writes the same export."""
+    demo_home, _ = demo_run
+    home = _fresh_home(tmp_path, demo_home)
+    bare = _dagster(home, "job", "execute", "-m", "pipeline_defs", "-j", "demo_job")
+    assert bare.returncode != 0
+    assert "for every shard run: dagster job execute -m pipeline_defs -j demo_all_job" in bare.stdout + bare.stderr
+    assert not (home / "export" / "demo.jsonl").exists()
+    out = _dagster(home, "job", "execute", "-m", "pipeline_defs", "-j", "demo_all_job")
     assert out.returncode == 0, out.stderr[-3000:]
-    assert "RUN_SUCCESS" in out.stdout + out.stderr
-    exported = pl.read_ndjson(home / "export" / "demo.jsonl")
-    shard = discover_shards(recipe.dataset_path, recipe.partition.size)[1]
-    assert read_shard(shard, "text")[0].height > 0
-    assert exported.height > 0
+    assert (home / "export" / "demo.jsonl").read_bytes() == (demo_home / "export" / "demo.jsonl").read_bytes()
+
+
+def test_a_wrong_partition_key_fails_naming_valid_keys(demo_run: tuple[Path, RunReport]) -> None:
+    home, _ = demo_run
+    out = _dagster(
+        home,
+        "job",
+        "execute",
+        "-m",
+        "pipeline_defs",
+        "-j",
+        "demo_job",
+        "--tags",
+        json.dumps({"dagster/partition": "nope.jsonl@00000"}),
+    )
+    text = out.stdout + out.stderr
+    assert out.returncode != 0
+    assert "'nope.jsonl@00000' is not a shard of demo" in text
+    assert "docstrings.jsonl@00000" in text
 
 
 def test_dagster_asset_materialize_one_partition(demo_run: tuple[Path, RunReport]) -> None:
@@ -170,7 +231,7 @@ def test_dagster_asset_materialize_one_partition(demo_run: tuple[Path, RunReport
     (with every recipe loaded, `group:demo` selects the same assets)."""
     home, _ = demo_run
     recipe = load_recipe(DEMO)
-    key = discover_shards(recipe.dataset_path, recipe.partition.size)[0].key
+    key = discover_shards(recipe.dataset_path, recipe.partition)[0].key
     env = {**os.environ, "SLUICE_HOME": str(home), "DAGSTER_HOME": str(home / "dagster_home")}
     for select, extra in (("*", {"SLUICE_RECIPES": str(DEMO)}), ("group:demo", {})):
         out = subprocess.run(

@@ -21,7 +21,7 @@ import polars as pl
 import pytest
 import yaml
 
-from pipeline_defs.runner import RunFailedError, run_recipe
+from pipeline_defs.execute import RunFailedError, run_recipe
 from pipeline_defs.shards import discover_shards
 from tests.conftest import ROOT
 
@@ -173,7 +173,7 @@ def test_sigkill_mid_recipe_then_resume_reexecutes_only_unfinished_steps(
     shards = len(discover_shards(str(data), 35))
     assert 2 <= len(before) < shards, before  # killed mid-recipe
 
-    from pipeline_defs.runner import resume_job
+    from pipeline_defs.execute import resume_job
 
     report = resume_job(job_id, echo=lambda _: None)
     after = _calls(counter)[len(before) :]

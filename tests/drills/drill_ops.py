@@ -24,6 +24,7 @@ class FlakyMapper(Mapper):
         counter_dir: str = Field(description="Where the call counter lives.")
         failures: int = Field(2, description="Calls that fail before calls succeed.")
         error: str = Field("os", description="'os' (transient) or 'value' (deterministic).")
+        fail_on_call: int | None = Field(None, description="Fail only this call (1-based), not the first ones.")
 
     def map_text(self, text: pl.Expr) -> pl.Expr:
         return text
@@ -32,7 +33,8 @@ class FlakyMapper(Mapper):
         counter = Path(self.params.counter_dir) / "flaky.count"
         calls = int(counter.read_text()) + 1 if counter.exists() else 1
         counter.write_text(str(calls))
-        if calls <= self.params.failures:
+        failing = calls == self.params.fail_on_call if self.params.fail_on_call else calls <= self.params.failures
+        if failing:
             if self.params.error == "value":
                 raise ValueError(f"deterministic drill failure on call {calls}")
             raise OSError(f"transient drill failure on call {calls}")

@@ -1,0 +1,686 @@
+"""The asset factory: a recipe becomes a chain of partitioned Dagster assets.
+
+    source ─▶ op00_<mapper> ─▶ op01_<dedup>__hashes ─▶ op01_<dedup>__index ─▶ op01_<dedup> ─▶ … ─▶ export
+    (partitioned)                 (partitioned)          (global: all shards)   (partitioned)       (global)
+
+With the default checkpoint strategy (`every_op`) each op is one asset; other strategies fuse consecutive ops
+into one asset (pipeline_defs/steps.py). A global op (a Deduplicator) is three stages: per-shard hashes, one
+index over every shard in input order, and a per-shard filter that reads only its own slice of the index.
+
+Every partitioned asset has a `BackfillPolicy`: `single_run()` (default) or `multi_run(N)` with
+`engine.max_partitions_per_run: N`, so one run materializes many shards and the asset body iterates over them
+(pipeline_defs/step.py). One body serves every way a step is started: one partition (`--tags
+dagster/partition`), a range (a backfill, `sluice run`), or no partition at all (a bare `dagster job
+execute -j <recipe>_job`: every registered shard). A global stage is never keyed by a partition; when some
+shard has not reached it yet it waits (yields nothing, so the steps after it are skipped, and says which
+shards it waits for). A partitioned step after a global stage also brings up to date every other shard whose
+checkpoint the new global stage made stale, so per-partition runs in any order end with a correct export.
+
+`phases` lists the stages in the order a runner executes them (one run each); `nodes` says how each
+checkpoint's fingerprint is derived (pipeline_defs/fingerprints.py).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import dagster as dg
+import polars as pl
+
+from ops_library.base import Deduplicator, Op
+from ops_library.columns import ROW_ID
+from pipeline_defs import export as export_mod
+from pipeline_defs.fingerprints import code_hash, digest, keyed, node_fingerprint
+from pipeline_defs.planning import engine_settings, load_plan, plan_for, step_request
+from pipeline_defs.recipe import OpSpec, Recipe
+from pipeline_defs.shards import (
+    DatasetError,
+    discover_shards,
+    read_shard,
+    shard_content_hash,
+    shard_for_key,
+    shard_order,
+)
+from pipeline_defs.step import (
+    PARTITION_COL,
+    AccountingError,
+    Deadline,
+    ShardResult,
+    classified,
+    concat_dropped,
+    dedup_first,
+    global_fingerprint,
+    index_slice,
+    is_current,
+    retry_policy,
+    run_ops,
+    stat_histograms,
+    step_metadata,
+    upstream_fingerprints,
+)
+from pipeline_defs.steps import GlobalStage, RowStep, plan_steps
+from resources.monitor import StepMonitor
+from resources.planner import Plan, PlanError, pool_name
+from resources.pools import ComputePool, GpuPool
+from resources.storage import CheckpointStore, StepOutput
+
+# BackfillPolicy on assets is beta in Dagster 1.13; it is the documented way to get range runs.
+warnings.filterwarnings("ignore", category=dg.BetaWarning)
+
+NodeKind = Literal["source", "row", "hashes", "index", "export"]
+
+
+@dataclass
+class Phase:
+    partitioned: bool
+    keys: list[dg.AssetKey] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Node:
+    """How an asset's checkpoint fingerprint is derived: chain(code, fingerprints of `upstream`)."""
+
+    key: dg.AssetKey
+    kind: NodeKind
+    code: str
+    upstream: tuple[dg.AssetKey, ...]
+    partitioned: bool
+    ops: tuple[str, ...] = ()
+    # Index of the phase the node runs in; partitioned nodes after a global stage have phase > 0.
+    phase: int = 0
+
+
+@dataclass
+class RecipeGraph:
+    recipe: Recipe
+    partitions_def: dg.DynamicPartitionsDefinition
+    assets: list[dg.AssetsDefinition]
+    phases: list[Phase]
+    nodes: dict[dg.AssetKey, Node]
+    export_key: dg.AssetKey
+    # Assets whose dropped rows count in the accounting, in recipe order.
+    row_assets: list[dg.AssetKey]
+    checks: list[dg.AssetChecksDefinition] = field(default_factory=list)
+
+    @property
+    def group(self) -> str:
+        return self.recipe.project_name
+
+    @property
+    def io_manager_key(self) -> str:
+        return io_manager_key(self.recipe)
+
+    @property
+    def store_key(self) -> str:
+        return store_key(self.recipe)
+
+    @property
+    def pool_key(self) -> str:
+        return pool_key(self.recipe)
+
+    def store(self) -> CheckpointStore:
+        return checkpoint_store(self.recipe)
+
+
+def io_manager_key(recipe: Recipe) -> str:
+    return f"{recipe.project_name}_io_manager"
+
+
+def store_key(recipe: Recipe) -> str:
+    return f"{recipe.project_name}_checkpoints"
+
+
+def pool_key(recipe: Recipe) -> str:
+    return f"{recipe.project_name}_compute_pool"
+
+
+def checkpoint_store(recipe: Recipe) -> CheckpointStore:
+    s = recipe.storage
+    return CheckpointStore(base_dir=str(recipe.checkpoint_root), format=s.format, compression=s.compression)
+
+
+def compute_pool(recipe: Recipe) -> ComputePool:
+    """The recipe's pool, configured from its `engine:` section (SLUICE_* variables override it)."""
+    return GpuPool.from_settings(engine_settings(recipe))
+
+
+def registered_shards(instance: dg.DagsterInstance, partitions_def: dg.DynamicPartitionsDefinition) -> list[str]:
+    assert partitions_def.name is not None
+    return sorted(instance.get_dynamic_partitions(partitions_def.name), key=shard_order)
+
+
+def _shown(keys: Sequence[str], n: int = 5) -> str:
+    return ", ".join(keys[:n]) + (f" and {len(keys) - n} more" if len(keys) > n else "")
+
+
+class _Factory:
+    def __init__(self, recipe: Recipe):
+        self.recipe = recipe
+        self.prefix = recipe.project_name
+        self.partitions_def = dg.DynamicPartitionsDefinition(name=f"{self.prefix}_shards")
+        self.assets: list[dg.AssetsDefinition] = []
+        self.phases: list[Phase] = [Phase(partitioned=True)]
+        self.nodes: dict[dg.AssetKey, Node] = {}
+        self.row_assets: list[dg.AssetKey] = []
+        self.checks: list[dg.AssetChecksDefinition] = []
+        self.io_key = io_manager_key(recipe)
+        self.store_key = store_key(recipe)
+        self.pool_key = pool_key(recipe)
+        self.settings = engine_settings(recipe)
+        n = self.settings.max_partitions_per_run
+        self.backfill_policy = dg.BackfillPolicy.multi_run(n) if n else dg.BackfillPolicy.single_run()
+        try:  # shown in the UI; `sluice run` validates the plan and fails before any step when it cannot fit
+            self.plan: Plan | None = plan_for(recipe)
+        except PlanError:
+            self.plan = None
+
+    def key(self, name: str) -> dg.AssetKey:
+        return dg.AssetKey([self.prefix, name])
+
+    def _add(self, asset: dg.AssetsDefinition, node: Node) -> dg.AssetKey:
+        if self.phases[-1].partitioned != node.partitioned:
+            self.phases.append(Phase(partitioned=node.partitioned))
+        node = Node(**{**node.__dict__, "phase": len(self.phases) - 1})
+        self.assets.append(asset)
+        self.nodes[asset.key] = node
+        self.phases[-1].keys.append(asset.key)
+        return asset.key
+
+    def _common(self, name: str, specs: Sequence[OpSpec], **extra: Any) -> dict[str, Any]:
+        meta: dict[str, Any] = {"sluice/recipe": self.recipe.source}
+        tags = {"sluice/recipe": self.prefix}
+        if specs:
+            names = [s.name for s in specs]
+            meta |= {
+                "sluice/op": names[0] if len(names) == 1 else ", ".join(names),
+                "sluice/kind": ", ".join(dict.fromkeys(s.op_class.kind for s in specs)),
+                "params": dg.MetadataValue.json({s.step_name: s.params.model_dump(mode="json") for s in specs}),
+                "resources": dg.MetadataValue.json(
+                    {
+                        s.step_name: {**vars(s.op_class.needs), **s.resources.model_dump(exclude_none=True)}
+                        for s in specs
+                    }
+                ),
+            }
+            tags |= {"sluice/op": names[0] if len(names) == 1 else "fused", "sluice/kind": specs[0].op_class.kind}
+        return dict(
+            name=name,
+            key_prefix=[self.prefix],
+            group_name=self.prefix,
+            metadata=meta,
+            tags=tags,
+            kinds={"polars"},
+            **{"backfill_policy": dg.BackfillPolicy.single_run()} | extra,
+        )
+
+    def _partitioned(self, name: str, specs: Sequence[OpSpec], **extra: Any) -> dict[str, Any]:
+        retry = next((s.retry for s in specs if s.retry is not None), self.recipe.retry)
+        kwargs = self._common(
+            name,
+            specs,
+            partitions_def=self.partitions_def,
+            backfill_policy=self.backfill_policy,
+            pool=pool_name(self.prefix, name),
+            retry_policy=retry_policy(retry),
+            **extra,
+        )
+        if specs and self.plan is not None:
+            kwargs["metadata"]["sluice/plan"] = dg.MetadataValue.json(
+                step_request(self.recipe, self.plan, tuple(specs), name).metadata()
+            )
+        return kwargs
+
+    # --- the loop every partitioned body shares ------------------------------------------------------------
+
+    def _shards(self, context: dg.AssetExecutionContext, node: Node) -> tuple[list[str], set[str]]:
+        """(shards this step computes, in input order; the ones its run targets). A step after a global stage adds
+        every shard whose checkpoint that stage made stale."""
+        registered = registered_shards(context.instance, self.partitions_def)
+        if context.has_partition_key or context.has_partition_key_range:
+            targeted = set(context.partition_keys)
+            unknown = sorted(targeted - set(registered), key=shard_order)
+            if unknown:
+                raise dg.Failure(
+                    description=f"partition {unknown[0]!r} is not a shard of {self.prefix} "
+                    f"({len(registered)} registered: {_shown(registered) or 'none'}); "
+                    f"`sluice partitions {self.recipe.source}` lists and registers them",
+                    allow_retries=False,
+                )
+        else:
+            # Dagster cannot run chained partitioned assets without a partition (it fails before their bodies),
+            # so the first step stops the run with the command that runs every shard.
+            raise dg.Failure(
+                description=f"{self.recipe.job_name} runs one shard or a range (--tags "
+                f'\'{{"dagster/partition": "{registered[0] if registered else "<shard>"}"}}\'); for every '
+                f"shard run: dagster job execute -m pipeline_defs -j {self.recipe.all_job_name}",
+                allow_retries=False,
+            )
+        keys = set(targeted)
+        if node.phase > 0 and targeted and "sluice/job_id" not in context.run.tags:
+            # A global stage before this step changed, so every shard's output here may be stale: `sluice run`
+            # plans that itself (its ranges cover every stale shard); a run for some partitions brings the
+            # others up to date too, or the export would mix old and new dedup decisions.
+            keys |= self._stale_after_global(node, registered)
+        return sorted(keys, key=shard_order), targeted
+
+    def _stale_after_global(self, node: Node, registered: Sequence[str]) -> set[str]:
+        store = checkpoint_store(self.recipe)
+        ups = [(u.path, self.nodes[u].partitioned) for u in node.upstream]
+        stale = set()
+        for k in registered:
+            fps = upstream_fingerprints(store, ups, k)
+            if fps is not None and not is_current(store, node.key.path, k, node_fingerprint(node, fps)):
+                stale.add(k)
+        return stale
+
+    def _record(
+        self, context: dg.AssetExecutionContext, key: dg.AssetKey, results: list[ShardResult], targeted: set[str]
+    ) -> dict[str, Any]:
+        """Per-shard metadata on each shard's materialization; shards outside the run's partitions get their
+        own AssetMaterialization event. Returns the step's summary metadata."""
+        computed = [r for r in results if not r.reused]
+        for r in results:
+            meta = r.metadata | {"reused_checkpoint": r.reused}
+            if r.shard in targeted:
+                context.add_asset_metadata(meta, partition_key=r.shard)
+            else:
+                context.log_event(dg.AssetMaterialization(asset_key=key, partition=r.shard, metadata=meta))
+        return {
+            "step/shards": len(results),
+            "step/shards_computed": len(computed),
+            "step/shards_reused": len(results) - len(computed),
+            "step/seconds": round(sum(float(r.metadata.get("seconds", 0.0)) for r in computed), 4),
+        }
+
+    def _partitioned_body(self, node: Node, compute, upstream: Sequence[tuple[Sequence[str], bool]]):
+        """The body of a partitioned asset: each shard is reused when current, else computed and checkpointed."""
+        factory = self
+        settings = self.settings
+
+        @classified
+        def body(context: dg.AssetExecutionContext):
+            keys, targeted = factory._shards(context, factory.nodes[node.key])  # with its phase, set by _add
+            store: CheckpointStore = getattr(context.resources, factory.store_key)
+            deadline = Deadline(node.key.path[-1], settings.step_timeout_s)
+            results: list[ShardResult] = []
+            with compute.prepare(context, keys) as run_shard:
+                for k in keys:
+                    deadline.check(k)
+                    if node.kind == "source":
+                        fps: list[str] | None = None
+                    else:
+                        fps = upstream_fingerprints(store, upstream, k)
+                        if fps is None:
+                            raise dg.Failure(
+                                description=f"{node.key.to_user_string()} [{k}]: an upstream checkpoint is "
+                                "missing; materialize the assets before it for this shard first",
+                                allow_retries=False,
+                            )
+                        fp = node_fingerprint(node, fps)
+                        if is_current(store, node.key.path, k, fp):
+                            results.append(ShardResult(k, {"fingerprint": fp}, reused=True))
+                            continue
+                    results.append(run_shard(k, fps))
+                    deadline.check(k)
+            summary = factory._record(context, node.key, results, targeted)
+            return dg.MaterializeResult(metadata=summary) if targeted else None
+
+        return body
+
+    # --- stages --------------------------------------------------------------------------------------------
+
+    def source(self) -> dg.AssetKey:
+        recipe, factory = self.recipe, self
+        partitioning = json.dumps(recipe.partition.model_dump(mode="json"), sort_keys=True)
+        node = Node(self.key("source"), "source", digest("source", recipe.text_key, partitioning), (), True)
+
+        class Compute:
+            @staticmethod
+            def prepare(context: dg.AssetExecutionContext, keys: list[str]):
+                store: CheckpointStore = getattr(context.resources, factory.store_key)
+                return _single(lambda k, _fps: factory._source_shard(node, store, k))
+
+        @dg.asset(
+            description=f"Rows of one input shard of {recipe.dataset_path}; malformed rows are quarantined.",
+            required_resource_keys={self.store_key},
+            **self._partitioned("source", []),
+        )
+        def source(context):
+            return body(context)
+
+        body = self._partitioned_body(node, Compute, [])
+        key = self._add(source, node)
+        self.row_assets.append(key)
+        return key
+
+    def _source_shard(self, node: Node, store: CheckpointStore, k: str) -> ShardResult:
+        recipe = self.recipe
+        t0 = time.perf_counter()
+        shard = shard_for_key(recipe.dataset_path, recipe.partition, k)
+        fp = node_fingerprint(node, [shard_content_hash(shard)])
+        path = store.path(node.key.path, k)
+        if is_current(store, node.key.path, k, fp):
+            return ShardResult(k, {"fingerprint": fp}, reused=True)
+        with StepMonitor(interval=self.settings.monitor_interval_s) as usage:
+            read = read_shard(shard, recipe.text_key)
+        kept, quarantined = read.kept, read.quarantined
+        if shard.rows is not None and shard.rows != kept.height + quarantined.height:
+            raise AccountingError(
+                f"source {shard.key}: {shard.rows} rows but {kept.height} read + {quarantined.height} quarantined"
+            )
+        out = StepOutput(kept, quarantined if quarantined.height else None, fp)
+        store.write_step(node.key.path, k, out)
+        seconds = time.perf_counter() - t0
+        rows = kept.height + quarantined.height
+        per_op = [
+            {
+                "op": "source",
+                "rows_in": rows,
+                "rows_out": kept.height,
+                "dropped": quarantined.height,
+                "seconds": round(seconds, 4),
+            }
+        ]
+        meta = step_metadata(rows, out, seconds, per_op) | usage.metadata()
+        meta |= {"file": str(shard.file.path), "checkpoint_path": str(path)}
+        meta["quarantined"] = meta.pop("dropped")
+        if read.duplicate_key_rows:
+            meta["duplicate_key_rows"] = read.duplicate_key_rows
+        return ShardResult(k, meta)
+
+    def row_step(self, step: RowStep, upstream: dg.AssetKey, index_key: dg.AssetKey | None) -> dg.AssetKey:
+        recipe, factory = self.recipe, self
+        ops: list[tuple[OpSpec, Op]] = [(spec, spec.build()) for spec in step.ops]
+        code = code_hash("row", step.ops, "dedup_head" if step.dedup_head else "")
+        deps = (upstream,) if index_key is None else (upstream, index_key)
+        node = Node(self.key(step.name), "row", code, deps, True, tuple(s.step_name for s in step.ops))
+        ups = [(upstream.path, True)] + ([(index_key.path, False)] if index_key is not None else [])
+        summaries = "; ".join(f"{s.name}: {s.op_class.summary()}" for s in step.ops)
+
+        class Compute:
+            @staticmethod
+            def prepare(context: dg.AssetExecutionContext, keys: list[str]):
+                store: CheckpointStore = getattr(context.resources, factory.store_key)
+                pool: ComputePool = getattr(context.resources, factory.pool_key)
+                request = step_request(recipe, load_plan(recipe), step.ops, step.name)
+                return _held(
+                    pool,
+                    request,
+                    keys,
+                    lambda alloc, k, fps: factory._row_shard(
+                        node, ops, store, alloc, k, fps, upstream, index_key, context.retry_number
+                    ),
+                )
+
+        @dg.asset(
+            description=summaries,
+            deps=list(deps),
+            required_resource_keys={self.store_key, self.pool_key},
+            **self._partitioned(step.name, step.ops),
+        )
+        def row_asset(context):
+            return body(context)
+
+        body = self._partitioned_body(node, Compute, ups)
+        key = self._add(row_asset, node)
+        self.row_assets.append(key)
+        return key
+
+    def _row_shard(self, node, ops, store, alloc, k, fps, upstream, index_key, retries) -> ShardResult:
+        t0 = time.perf_counter()
+        df = store.read(store.path(upstream.path, k))
+        first = dedup_first(index_slice(store, index_key.path, k)) if index_key is not None else None
+        with StepMonitor(interval=self.settings.monitor_interval_s) as usage:
+            kept, dropped, per_op = run_ops(ops, df, k, first, alloc.run_kwargs())
+        out = StepOutput(kept, concat_dropped(dropped), node_fingerprint(node, fps))
+        store.write_step(node.key.path, k, out)
+        seconds = time.perf_counter() - t0
+        meta = step_metadata(df.height, out, seconds, per_op) | usage.metadata()
+        meta |= stat_histograms(ops, out.kept, out.dropped)
+        in_mb = df.estimated_size("mb")
+        meta |= {
+            "input_mb": round(in_mb, 3),
+            "mb_per_s": round(in_mb / seconds, 2) if seconds > 0 else 0.0,
+            "retries": retries,
+            "device": alloc.device,
+            "batch_size": alloc.batch_size,
+            "allocation": dg.MetadataValue.json(alloc.metadata()),
+            "checkpoint_path": str(store.path(node.key.path, k)),
+        }
+        return ShardResult(k, meta)
+
+    def global_stage(self, stage: GlobalStage, upstream_key: dg.AssetKey) -> dg.AssetKey:
+        spec, factory = stage.spec, self
+        op = spec.build()
+        assert isinstance(op, Deduplicator)
+        hashes_name, index_name = f"{spec.step_name}__hashes", f"{spec.step_name}__index"
+        hashes_node = Node(self.key(hashes_name), "hashes", code_hash("hashes", [spec]), (upstream_key,), True)
+
+        class Compute:
+            @staticmethod
+            def prepare(context: dg.AssetExecutionContext, keys: list[str]):
+                store: CheckpointStore = getattr(context.resources, factory.store_key)
+
+                def one(k: str, fps: list[str]) -> ShardResult:
+                    t0 = time.perf_counter()
+                    out = StepOutput(
+                        op.hashes(store.read(store.path(upstream_key.path, k))),
+                        None,
+                        node_fingerprint(hashes_node, fps),
+                    )
+                    store.write_step(hashes_node.key.path, k, out)
+                    return ShardResult(
+                        k,
+                        {
+                            "rows": out.kept.height,
+                            "seconds": round(time.perf_counter() - t0, 4),
+                            "fingerprint": out.fingerprint,
+                        },
+                    )
+
+                return _single(one)
+
+        @dg.asset(
+            description=f"{spec.name}, stage 1 of 3: the dedup key of every row of one shard.",
+            deps=[upstream_key],
+            required_resource_keys={self.store_key},
+            **self._partitioned(hashes_name, [spec]),
+        )
+        def hashes(context):
+            return hashes_body(context)
+
+        hashes_body = self._partitioned_body(hashes_node, Compute, [(upstream_key.path, True)])
+        hashes_key = self._add(hashes, hashes_node)
+        index_node = Node(self.key(index_name), "index", code_hash("index", [spec]), (hashes_key,), False)
+
+        @dg.asset(
+            description=f"{spec.name}, stage 2 of 3: over all shards in input order, every row that repeats "
+            "an earlier one and the id of the row it duplicates.",
+            deps=[hashes_key],
+            required_resource_keys={self.store_key},
+            output_required=False,
+            **self._common(index_name, [spec], retry_policy=retry_policy(spec.retry or self.recipe.retry)),
+        )
+        @classified
+        def index(context):
+            t0 = time.perf_counter()
+            store: CheckpointStore = getattr(context.resources, factory.store_key)
+            keys = registered_shards(context.instance, factory.partitions_def)
+            fp, missing = global_fingerprint(index_node, store, hashes_key.path, keys)
+            if missing:
+                context.log.warning(factory._waiting(index_name, missing, len(keys)))
+                return
+            if is_current(store, index_node.key.path, None, fp):
+                yield dg.MaterializeResult(metadata={"reused_checkpoint": True, "fingerprint": fp})
+                return
+            frames = [store.read(store.path(hashes_key.path, k)) for k in keys]
+            dups = op.index(frames)
+            where = pl.concat(
+                [
+                    f.select(ROW_ID).with_columns(pl.lit(k).alias(PARTITION_COL))
+                    for k, f in zip(keys, frames, strict=True)
+                ]
+                or [pl.DataFrame(schema={ROW_ID: pl.String, PARTITION_COL: pl.String})]
+            )
+            found = dups.join(where, on=ROW_ID, how="left", maintain_order="left")
+            store.write_step(index_node.key.path, None, StepOutput(found, None, fp))
+            yield dg.MaterializeResult(
+                metadata={
+                    "partitions": len(keys),
+                    "rows_indexed": sum(f.height for f in frames),
+                    "duplicates": found.height,
+                    "seconds": round(time.perf_counter() - t0, 4),
+                    "fingerprint": fp,
+                    "reused_checkpoint": False,
+                }
+            )
+
+        return self._add(index, index_node)
+
+    def _waiting(self, stage: str, missing: Sequence[str], total: int) -> str:
+        return (
+            f"{self.prefix}/{stage} waits for {len(missing)} of {total} shards ({_shown(list(missing))}): it sees "
+            f"every shard. Run them (dagster job execute -m pipeline_defs -j {self.recipe.job_name} --tags "
+            f'\'{{"dagster/partition": "{missing[0]}"}}\' for each, or the whole recipe with '
+            f"dagster job execute -m pipeline_defs -j {self.recipe.job_name}, or sluice run {self.recipe.source})"
+        )
+
+    def export(self, upstream: dg.AssetKey) -> dg.AssetKey:
+        recipe, row_assets, factory = self.recipe, list(self.row_assets), self
+        export_key = self.key("export")
+        node = Node(
+            export_key,
+            "export",
+            digest("export", recipe.export_path, str(recipe.keep_stats_in_res_ds)),
+            (upstream,),
+            False,
+        )
+
+        @dg.asset(
+            description=f"Writes the kept rows of every shard, in input order, to {recipe.export_path}; "
+            "dropped and quarantined rows beside it.",
+            deps=[upstream],
+            required_resource_keys={self.store_key},
+            output_required=False,
+            **self._common("export", []),
+        )
+        @classified
+        def export(context):
+            store: CheckpointStore = getattr(context.resources, factory.store_key)
+            keys = registered_shards(context.instance, factory.partitions_def)
+            fp, missing = global_fingerprint(node, store, upstream.path, keys)
+            if missing:
+                context.log.warning(factory._waiting("export", missing, len(keys)))
+                return
+            if export_mod.export_is_current(store, export_key.path, fp):
+                meta = export_mod.last_report(store, export_key.path)
+                yield dg.MaterializeResult(metadata={"reused_checkpoint": True, "fingerprint": fp, **meta})
+                return
+            final = {k: store.read(store.path(upstream.path, k)) for k in keys}
+            report = export_mod.export_recipe(recipe, final, row_assets, store)
+            export_mod.record_export(store, export_key.path, recipe, report, fp)
+            yield dg.MaterializeResult(metadata={**report.metadata(), "fingerprint": fp, "reused_checkpoint": False})
+
+        @dg.asset_check(
+            asset=export,
+            name="rows_reconcile",
+            blocking=True,
+            required_resource_keys={self.store_key},
+            description="Per shard: input rows = kept + filtered + duplicates + quarantined. Blocking: a mismatch "
+            "fails the run, with the counts.",
+        )
+        def rows_reconcile(context) -> dg.AssetCheckResult:
+            store: CheckpointStore = getattr(context.resources, factory.store_key)
+            mismatches = export_mod.mismatches(export_mod.last_report(store, export_key.path))
+            return dg.AssetCheckResult(
+                passed=not mismatches,
+                metadata={"mismatched_partitions": dg.MetadataValue.json(mismatches)},
+                description=export_mod.mismatch_line(mismatches) if mismatches else None,
+            )
+
+        self.checks.append(rows_reconcile)
+        return self._add(export, node)
+
+
+class _single:
+    """`prepare` result for steps that need no pool slot: a context manager yielding the per-shard function."""
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def __enter__(self):
+        return self.fn
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+class _held:
+    """`prepare` result for op steps: holds one worker slot of the step's pool for the whole step."""
+
+    def __init__(self, pool: ComputePool, request, keys: list[str], fn):
+        self.cm = pool.hold(request, key=keys[0] if keys else "")
+        self.fn = fn
+
+    def __enter__(self):
+        alloc = self.cm.__enter__()
+        return lambda k, fps: self.fn(alloc, k, fps)
+
+    def __exit__(self, *exc: object) -> None:
+        self.cm.__exit__(*exc)
+
+
+def sync_shards(
+    instance: dg.DagsterInstance, recipe: Recipe, partitions_def: dg.DynamicPartitionsDefinition
+) -> list[str]:
+    """Make the registered partitions equal the input's shards (new ones added, vanished ones removed)."""
+    from pipeline_defs.corpus_source import ensure_dataset
+
+    ensure_dataset(recipe)
+    keys = [s.key for s in discover_shards(recipe.dataset_path, recipe.partition)]
+    name = partitions_def.name
+    assert name is not None
+    known = set(instance.get_dynamic_partitions(name))
+    if new := [k for k in keys if k not in known]:
+        instance.add_dynamic_partitions(name, new)
+    for stale in known - set(keys):
+        instance.delete_dynamic_partition(name, stale)
+    return keys
+
+
+def build_recipe_graph(recipe: Recipe) -> RecipeGraph:
+    factory = _Factory(recipe)
+    upstream = factory.source()
+    index_key: dg.AssetKey | None = None
+    for step in plan_steps(recipe):
+        if isinstance(step, GlobalStage):
+            index_key = factory.global_stage(step, upstream)
+        else:
+            upstream = factory.row_step(step, upstream, index_key if step.dedup_head else None)
+            index_key = None
+    export_key = factory.export(upstream)
+    return RecipeGraph(
+        recipe=recipe,
+        partitions_def=factory.partitions_def,
+        assets=factory.assets,
+        phases=factory.phases,
+        nodes=factory.nodes,
+        export_key=export_key,
+        row_assets=factory.row_assets,
+        checks=factory.checks,
+    )
+
+
+__all__ = [
+    "DatasetError",
+    "Node",
+    "Phase",
+    "RecipeGraph",
+    "build_recipe_graph",
+    "keyed",
+]

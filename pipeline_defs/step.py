@@ -1,0 +1,291 @@
+"""What runs inside a step: the ops on one shard, the row accounting, and the metadata a step records.
+
+A step of a partitioned asset materializes a list of shards (one, a range, or every registered shard); each
+shard is computed here and checkpointed as soon as it is done, so a step killed halfway and retried recomputes
+only the shards it had not finished. A shard whose checkpoint is intact and was computed from the current
+upstream checkpoints is not recomputed (`is_current`). Nothing here knows which Dagster run or executor it is
+in: `pipeline_defs/graph.py` wraps these functions into asset bodies.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import dagster as dg
+import polars as pl
+
+from ops_library.base import INF, Deduplicator, Filter, Op, OpOutput
+from ops_library.columns import DROP_REASON, DUPLICATE_OF, ROW_ID, STATS
+from pipeline_defs import charts
+from pipeline_defs.fingerprints import keyed, node_fingerprint
+from pipeline_defs.recipe import OpSpec, RetrySpec
+from pipeline_defs.shards import DatasetError
+from resources.storage import (
+    CheckpointMeta,
+    CheckpointStore,
+    CorruptCheckpointError,
+    MissingCheckpointError,
+    StepOutput,
+)
+
+PARTITION_COL = "__sluice_partition__"
+
+
+class AccountingError(RuntimeError):
+    """A step lost or invented rows: rows in != kept + dropped."""
+
+
+class StepTimeoutError(RuntimeError):
+    """A step ran longer than `engine.step_timeout_s`."""
+
+
+# Errors a retry cannot fix: bad data or config, broken accounting, a checkpoint that must be recomputed.
+DETERMINISTIC_ERRORS: tuple[type[BaseException], ...] = (
+    DatasetError,
+    AccountingError,
+    MissingCheckpointError,
+    CorruptCheckpointError,
+    RecursionError,
+    ValueError,
+    TypeError,
+    LookupError,
+    AttributeError,
+    NotImplementedError,
+    pl.exceptions.PolarsError,
+)
+
+
+def retry_policy(spec: RetrySpec) -> dg.RetryPolicy:
+    backoff = {"exponential": dg.Backoff.EXPONENTIAL, "linear": dg.Backoff.LINEAR, "fixed": None}[spec.backoff]
+    jitter = {"none": None, "full": dg.Jitter.FULL, "plus_minus": dg.Jitter.PLUS_MINUS}[spec.jitter]
+    return dg.RetryPolicy(max_retries=spec.max_retries, delay=spec.delay, backoff=backoff, jitter=jitter)
+
+
+def root_cause(exc: BaseException) -> str:
+    """`<Type>: <message>` of the innermost cause, on one line, with the path when the OS named one."""
+    while exc.__cause__ is not None and not isinstance(exc, dg.Failure):
+        exc = exc.__cause__
+    text = f"{type(exc).__name__}: {exc}".splitlines()[0]
+    filename = getattr(exc, "filename", None)
+    if filename and str(filename) not in text:
+        text += f" ({filename})"
+    return text
+
+
+def classified(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Transient failures (I/O, memory, timeouts, anything unknown) propagate and are retried by the step's
+    RetryPolicy; deterministic ones fail the step at once with a one-line message."""
+
+    @functools.wraps(fn)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except dg.Failure:
+            raise
+        except DETERMINISTIC_ERRORS as exc:
+            raise dg.Failure(
+                description=f"{root_cause(exc)} (not retried: rerunning cannot fix it)", allow_retries=False
+            ) from exc
+        except OSError as exc:  # disk full, permissions: retried, but the message names the cause and the path
+            raise OSError(root_cause(exc)) from exc
+
+    return wrapped
+
+
+# --- one shard through a chain of ops ------------------------------------------------------------------------
+
+
+def run_ops(
+    ops: Sequence[tuple[OpSpec, Op]],
+    df: pl.DataFrame,
+    shard: str,
+    first: Callable[[Op, pl.DataFrame], OpOutput] | None = None,
+    placement: dict[str, Any] | None = None,
+) -> tuple[pl.DataFrame, list[pl.DataFrame], list[dict[str, Any]]]:
+    """Run ops in order on one frame; returns (kept, dropped frames, per-op stats). Each op's rows must
+    reconcile: rows in + rows it created = kept + dropped. Ops that take a placement get the step's device
+    and batch size."""
+    per_op: list[dict[str, Any]] = []
+    dropped: list[pl.DataFrame] = []
+    for i, (spec, op) in enumerate(ops):
+        t0 = time.perf_counter()
+        if i == 0 and first is not None:
+            out = first(op, df)
+        elif op.accepts_placement and placement:
+            out = op.run(df, **placement)  # type: ignore[call-arg]
+        else:
+            out = op.run(df)
+        seconds = time.perf_counter() - t0
+        added = getattr(out, "added", 0)
+        if df.height + added != out.kept.height + out.dropped_count:
+            raise AccountingError(
+                f"{spec.step_name} on {shard}: {df.height} rows in (+{added} created) but {out.kept.height} kept "
+                f"+ {out.dropped_count} dropped"
+            )
+        per_op.append(
+            {
+                "op": spec.step_name,
+                "rows_in": df.height,
+                "rows_out": out.kept.height,
+                "dropped": out.dropped_count,
+                "changed": out.changed,
+                "seconds": round(seconds, 4),
+                **(getattr(op, "last_run_info", None) or {}),
+            }
+        )
+        if out.dropped is not None and out.dropped.height:
+            dropped.append(out.dropped)
+        df = out.kept
+    return df, dropped, per_op
+
+
+def concat_dropped(frames: list[pl.DataFrame]) -> pl.DataFrame | None:
+    return pl.concat(frames, how="diagonal_relaxed") if frames else None
+
+
+def stat_histograms(ops: Sequence[tuple[OpSpec, Op]], kept: pl.DataFrame, dropped: pl.DataFrame | None):
+    """A Markdown histogram per single-stat filter of the step, over every row it saw (kept and dropped)."""
+    frames = [f for f in (kept, dropped) if f is not None and STATS in f.columns]
+    if not frames:
+        return {}
+    stats = pl.concat([f.select(STATS) for f in frames], how="diagonal_relaxed").unnest(STATS)
+    out = {}
+    for spec, op in ops:
+        if isinstance(op, Filter) and op.stat and op.stat in stats.columns:
+            lo, hi = (getattr(op.params, b) for b in op.bounds)
+            hi = None if hi is not None and hi >= INF else hi
+            out[f"histogram/{op.stat}"] = dg.MetadataValue.md(
+                f"**{spec.name}**: `{op.stat}`, keep range [{lo}, {hi if hi is not None else '∞'}]\n\n"
+                + charts.histogram_markdown(stats[op.stat], lo, hi)
+            )
+    return out
+
+
+def step_metadata(rows_in: int, out: StepOutput, seconds: float, per_op: list[dict[str, Any]]) -> dict[str, Any]:
+    rows_out = out.kept.height
+    n_dropped = 0 if out.dropped is None else out.dropped.height
+    meta: dict[str, Any] = {
+        "rows_in": rows_in,
+        "rows_out": rows_out,
+        "dropped": n_dropped,
+        "drop_ratio": round(n_dropped / rows_in, 4) if rows_in else 0.0,
+        "seconds": round(seconds, 4),
+        "rows_per_s": round(rows_in / seconds, 1) if seconds > 0 else 0.0,
+        "dagster/row_count": rows_out,
+        "fingerprint": out.fingerprint,
+        "per_op": dg.MetadataValue.json(per_op),
+    }
+    changed = [p["changed"] for p in per_op if p.get("changed") is not None]
+    if changed:
+        meta["changed_rows"] = sum(changed)
+    if out.dropped is not None and out.dropped.height:
+        sample = out.dropped.head(5).select(ROW_ID, DROP_REASON)
+        meta["dropped_sample"] = dg.MetadataValue.md(
+            "| row | reason |\n|---|---|\n" + "\n".join(f"| `{r}` | {why} |" for r, why in sample.iter_rows())
+        )
+    return meta
+
+
+def step_summary(meta: dict[str, Any]) -> list[dict[str, Any]]:
+    """The per-op stats a step recorded (fused steps report each op)."""
+    import json
+
+    raw = meta.get("per_op")
+    value = getattr(raw, "value", raw)
+    if isinstance(value, str):
+        value = json.loads(value)
+    return list(value or [])
+
+
+# --- which shards a step computes --------------------------------------------------------------------------
+
+
+@dataclass
+class ShardResult:
+    """What one shard of a step produced: its metadata, or `reused` when its checkpoint was already current."""
+
+    shard: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+    reused: bool = False
+
+
+def checkpoint_problem(store: CheckpointStore, asset_path: Sequence[str], shard: str | None, fingerprint: str):
+    """Why a checkpoint cannot be reused (None when it can): it must record `fingerprint` and the file must have
+    the recorded size. (Its content hash is checked when it is read.)"""
+    path = store.path(asset_path, shard)
+    meta = CheckpointMeta.load(path)
+    if meta is None:
+        return "no checkpoint"
+    if meta.fingerprint != fingerprint:
+        return "recipe or input changed since it was written"
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return f"corrupt: {path.name} is missing beside its sidecar"
+    if size != meta.bytes:
+        return f"corrupt: {path.name} has {size} bytes, its sidecar says {meta.bytes}"
+    return None
+
+
+def is_current(store: CheckpointStore, asset_path: Sequence[str], shard: str | None, fingerprint: str) -> bool:
+    return checkpoint_problem(store, asset_path, shard, fingerprint) is None
+
+
+def upstream_fingerprints(
+    store: CheckpointStore, upstream: Sequence[tuple[Sequence[str], bool]], shard: str
+) -> list[str] | None:
+    """Fingerprints of a shard's upstream checkpoints ((asset path, partitioned?) each); None if one is missing."""
+    fps = []
+    for path, partitioned in upstream:
+        fp = store.fingerprint(path, shard if partitioned else None)
+        if not fp:
+            return None
+        fps.append(fp)
+    return fps
+
+
+def global_fingerprint(code_node: Any, store: CheckpointStore, upstream_path: Sequence[str], shards: Sequence[str]):
+    """The fingerprint a global stage over `shards` of `upstream_path` gets, and the shards still missing."""
+    parts, missing = [], []
+    for k in shards:
+        fp = store.fingerprint(upstream_path, k)
+        if not fp:
+            missing.append(k)
+        parts.append(keyed(k, fp))
+    return node_fingerprint(code_node, parts), missing
+
+
+def index_slice(store: CheckpointStore, index_path: Sequence[str], shard: str) -> pl.DataFrame:
+    return store.read(store.path(index_path, None), where=pl.col(PARTITION_COL) == shard).select(ROW_ID, DUPLICATE_OF)
+
+
+def dedup_first(index: pl.DataFrame) -> Callable[[Op, pl.DataFrame], OpOutput]:
+    def first(op: Op, df: pl.DataFrame) -> OpOutput:
+        assert isinstance(op, Deduplicator)
+        return op.apply(df, index)
+
+    return first
+
+
+class Deadline:
+    """`engine.step_timeout_s`: checked between shards and between ops of a step (a Python op cannot be
+    interrupted mid-call safely, so a shard that overruns fails as soon as it returns)."""
+
+    def __init__(self, step: str, timeout_s: float | None):
+        self.step = step
+        self.timeout_s = timeout_s
+        self.started = time.monotonic()
+
+    def check(self, shard: str = "") -> None:
+        if self.timeout_s is None:
+            return
+        elapsed = time.monotonic() - self.started
+        if elapsed > self.timeout_s:
+            where = f" (at shard {shard})" if shard else ""
+            raise StepTimeoutError(
+                f"step {self.step} ran {elapsed:.1f} s, over engine.step_timeout_s={self.timeout_s:g}{where}"
+            )

@@ -1,0 +1,159 @@
+"""The execution model: range runs (one run per phase), per-shard reuse inside a step, engine settings that shape
+runs, and the schedule and sensor that start them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import yaml
+
+from pipeline_defs.execute import RunFailedError, run_recipe
+from pipeline_defs.graph import build_recipe_graph
+from pipeline_defs.loader import definitions_for
+from pipeline_defs.recipe import load_recipe
+from pipeline_defs.schedules import stale_request
+from tests.test_fault_tolerance import _calls, _corpus, _events, _ops, _recipe
+
+pytestmark = pytest.mark.slow
+
+
+def _materializations(key: list[str]) -> list[dg.AssetMaterialization]:
+    records = dg.DagsterInstance.get().fetch_materializations(dg.AssetKey(key), limit=1000).records
+    return [r.asset_materialization for r in records if r.asset_materialization is not None]
+
+
+def test_a_range_run_materializes_every_shard_once_in_one_run_per_phase(tmp_path: Path, sluice_home: Path) -> None:
+    data, counter = _corpus(tmp_path / "data"), tmp_path / "counter"
+    counter.mkdir()
+    report = run_recipe(_recipe(tmp_path, "rng", data=data, ops=_ops(counter)), echo=lambda _: None)
+    shards = report.partitions
+    assert shards == 4
+    # phases: source..hashes (partitioned), index, dedup filter..words_num (partitioned), export
+    assert report.runs == 4
+    assert sorted(_calls(counter)) == sorted({c for c in _calls(counter)}) and len(_calls(counter)) == shards
+    mats = _materializations(["rng", "op01_counting_mapper"])
+    assert sorted(m.partition for m in mats) == sorted(dg.DagsterInstance.get().get_dynamic_partitions("rng_shards"))
+    run_ids = {
+        r.run_id
+        for r in dg.DagsterInstance.get()
+        .fetch_materializations(dg.AssetKey(["rng", "op01_counting_mapper"]), limit=100)
+        .records
+    }
+    assert len(run_ids) == 1  # one range run materialized every shard
+
+
+def test_a_retried_range_step_recomputes_only_the_shards_it_had_not_finished(tmp_path: Path, sluice_home: Path) -> None:
+    data, counter = _corpus(tmp_path / "data"), tmp_path / "counter"
+    counter.mkdir()
+    # the flaky op fails on its 3rd call, i.e. on the 3rd shard of the range; the retry must not redo shards 1-2
+    ops = _ops(counter, flaky={"fail_on_call": 3})
+    report = run_recipe(
+        _recipe(tmp_path, "retry", data=data, ops=ops, retry={"max_retries": 1, "delay": 0}), echo=lambda _: None
+    )
+    calls = int((counter / "flaky.count").read_text())
+    assert calls == report.partitions + 1  # 4 shards, one of them twice
+    assert [e["operation_name"] for e in _events(report.job_dir) if e["event_type"] == "op_retry"] == [
+        "op01_flaky_mapper"
+    ]
+    reused = [m for m in _materializations(["retry", "op01_flaky_mapper"]) if m.metadata["reused_checkpoint"].value]
+    assert len(reused) == 2  # the shards finished before the failure were reused inside the retried step
+
+
+def test_max_partitions_per_run_splits_a_phase_into_runs(tmp_path: Path, sluice_home: Path) -> None:
+    data, counter = _corpus(tmp_path / "data"), tmp_path / "counter"
+    counter.mkdir()
+    path = _recipe(
+        tmp_path, "multi", data=data, ops=_ops(counter), engine={"max_partitions_per_run": 3, "max_parallel_runs": 1}
+    )
+    graph = build_recipe_graph(load_recipe(path))
+    policy = graph.assets[0].backfill_policy
+    assert policy is not None and policy.max_partitions_per_run == 3
+    report = run_recipe(path, echo=lambda _: None)
+    # 4 shards: ⌈4/3⌉ = 2 runs per partitioned phase, 1 per global stage
+    assert report.runs == 2 + 1 + 2 + 1
+
+
+def test_step_timeout_fails_the_step_naming_it(tmp_path: Path, sluice_home: Path) -> None:
+    data, counter = _corpus(tmp_path / "data"), tmp_path / "counter"
+    counter.mkdir()
+    path = _recipe(
+        tmp_path,
+        "slow",
+        data=data,
+        ops=_ops(counter, sleep_s=0.4),
+        engine={"step_timeout_s": 0.5},
+        retry={"max_retries": 0},
+    )
+    with pytest.raises(RunFailedError) as err:
+        run_recipe(path, echo=lambda _: None)
+    assert "step op01_counting_mapper ran" in str(err.value) and "step_timeout_s=0.5" in str(err.value)
+
+
+def test_schedule_tick_requests_only_missing_or_failed_shards(tmp_path: Path, sluice_home: Path) -> None:
+    data, counter = _corpus(tmp_path / "data"), tmp_path / "counter"
+    counter.mkdir()
+    path = _recipe(tmp_path, "sched", data=data, ops=_ops(counter), schedule={"cron": "0 2 * * *"})
+    defs = definitions_for([path])
+    schedule = defs.resolve_schedule_def("sched_schedule")
+    assert schedule.cron_schedule == "0 2 * * *"
+    assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
+    instance = dg.DagsterInstance.get()
+    first = schedule.evaluate_tick(dg.build_schedule_context(instance=instance))
+    ((req,),) = [first.run_requests]  # fresh: every shard is missing
+    keys = instance.get_dynamic_partitions("sched_shards")
+    assert (req.tags["dagster/asset_partition_range_start"], req.tags["dagster/asset_partition_range_end"]) == (
+        keys[0],
+        keys[-1],
+    )
+    run_recipe(path, echo=lambda _: None)
+    assert schedule.evaluate_tick(dg.build_schedule_context(instance=instance)).skip_message
+    # a shard whose checkpoint was lost (a failed or deleted step) is the only one requested
+    lost = sorted((sluice_home / "checkpoints" / "sched" / "op02_text_length_filter").glob("*.parquet"))[2]
+    lost.unlink()
+    graph = build_recipe_graph(load_recipe(path))
+    req = stale_request(instance, graph)
+    assert isinstance(req, dg.RunRequest)
+    shard = lost.name.removesuffix(".parquet").replace("%40", "@")
+    assert req.tags["dagster/asset_partition_range_start"] == req.tags["dagster/asset_partition_range_end"] == shard
+    assert req.tags["sluice/stale_shards"] == "1"
+
+
+def test_sensor_registers_new_shards_and_requests_their_runs(tmp_path: Path, sluice_home: Path) -> None:
+    data, counter = _corpus(tmp_path / "data"), tmp_path / "counter"
+    counter.mkdir()
+    path = _recipe(tmp_path, "sens", data=data, ops=_ops(counter), sensor={"request_runs": True})
+    sensor = definitions_for([path]).resolve_sensor_def("sens_shards_sensor")
+    instance = dg.DagsterInstance.get()
+    first = sensor(dg.build_sensor_context(instance=instance))
+    assert len(first.run_requests) == 4
+    instance.add_dynamic_partitions("sens_shards", [r.partition_key for r in first.run_requests])
+    assert isinstance(sensor(dg.build_sensor_context(instance=instance)), dg.SkipReason)
+    (data / "c.jsonl").write_text("\n".join(json.dumps({"text": f"new document number {i} here"}) for i in range(5)))
+    second = sensor(dg.build_sensor_context(instance=instance))
+    assert [r.partition_key for r in second.run_requests] == ["c.jsonl@00000"]
+    (request,) = second.dynamic_partitions_requests
+    assert list(request.partition_keys) == ["c.jsonl@00000"]
+
+
+def test_recipe_schedule_and_sensor_sections_are_validated(tmp_path: Path) -> None:
+    from pipeline_defs.recipe import RecipeError, parse_recipe
+
+    base = yaml.safe_load(_recipe(tmp_path, "v", data=tmp_path, ops=[{"text_length_filter": None}]).read_text())
+    with pytest.raises(RecipeError, match="not a valid cron expression"):
+        parse_recipe({**base, "schedule": {"cron": "every night"}})
+    with pytest.raises(RecipeError, match="not a known time zone"):
+        parse_recipe({**base, "schedule": {"cron": "0 2 * * *", "timezone": "Mars/Olympus"}})
+    recipe = parse_recipe({**base, "schedule": {"cron": "0 2 * * *", "enabled": True, "timezone": "Europe/Paris"}})
+    schedule = definitions_for_recipe(recipe)
+    assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING and schedule.execution_timezone == "Europe/Paris"
+
+
+def definitions_for_recipe(recipe) -> dg.ScheduleDefinition:
+    from pipeline_defs.schedules import recipe_schedule
+
+    schedule = recipe_schedule(build_recipe_graph(recipe))
+    assert schedule is not None
+    return schedule
