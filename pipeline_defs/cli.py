@@ -59,6 +59,8 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         recipe = load_recipe(path)
         ops = " -> ".join(op.name for op in recipe.process)
         print(f"{path}: ok ({recipe.job_name}: {ops})")
+        for key, why in recipe.ignored_keys.items():
+            print(f"  ignored {key}: {why}")
     return 0
 
 
