@@ -121,7 +121,8 @@ class GpuSample:
 class Sample:
     """One reading. CPU figures cover the monitored process and (by default) its descendants; RSS and disk IO
     are the process's own; network is machine-wide. Cumulative figures (`cpu_seconds`, `net_*_bytes`,
-    `disk_*_bytes`) count from the monitor's start."""
+    `disk_*_bytes`) count from the monitor's start. When the monitored process is this one, CPU figures leave
+    out the CPU time the sampling itself used (`ResourceMonitor.sampler_cpu_seconds`)."""
 
     elapsed_s: float = 0.0
     timestamp: float = 0.0
@@ -154,8 +155,8 @@ class MonitorSummary:
     `cpu_percent_mean` for a run shorter than `MIN_RATE_WINDOW_S`, `cpu_percent_peak` and
     `system_cpu_percent_mean` when no sampled rate covered a full window.
 
-    When the monitored process is this one, `cpu_seconds` excludes the CPU time the sampling itself used (it
-    is most of an empty short step's CPU time)."""
+    When the monitored process is this one, CPU figures exclude the CPU time the sampling itself used (it is
+    most of an empty short step's CPU time, and half a core at a 50 ms interval)."""
 
     duration_s: float
     samples: int
@@ -414,6 +415,8 @@ class ResourceMonitor:
             self._disk0 = _system_disk()
             self.disk_source = "system" if self._disk0 is not None else "none"
         self._net0 = _net()
+        if self.read_gpus:
+            NVML.read()  # initialise NVML before the first reading, so that its memory is not the step's
         self._rate_base = _RateBase(self._t0, 0.0, psutil.cpu_times(), self._net0)
         self._stop.clear()
         self.sampler_cpu_seconds += time.thread_time() - cpu_clock
@@ -472,9 +475,12 @@ class ResourceMonitor:
         carried over from the previous sample (the first sample, or `stop()` right after a thread sample)."""
         now = time.monotonic()
         cpu, rss, io = probe.read()
-        cpu_seconds = cpu - self._cpu0
+        # Monitoring this process: its CPU time includes the sampling's own, which is not the work's.
+        sampler = self.sampler_cpu_seconds if probe.is_self else 0.0
+        last = self._samples[-1] if self._samples else None
+        cpu_seconds = max(cpu - self._cpu0 - sampler, last.cpu_seconds if last else 0.0)
         sys_times, net = psutil.cpu_times(), _net()
-        base, last = self._rate_base, self._samples[-1] if self._samples else None
+        base = self._rate_base
         dt = now - base.at
         fresh = last is not None and dt >= MIN_RATE_WINDOW_S
         if fresh:
@@ -554,7 +560,6 @@ class ResourceMonitor:
             cpu_seconds = last.cpu_seconds
             peak_rss_mb = acc.peak_rss_mb
             if self._probe is not None and self._probe.is_self:
-                cpu_seconds = max(0.0, cpu_seconds - self.sampler_cpu_seconds)
                 # The kernel's high-water mark catches a peak between samples, when the run set a new one.
                 maxrss = _own_maxrss_mb()
                 if maxrss > self._start_maxrss_mb:
