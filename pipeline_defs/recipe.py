@@ -502,6 +502,8 @@ def _data_juicer_globals(data: dict[str, Any], problems: list[str]) -> dict[str,
     the ones without effect here and return them with their reasons (refusing the few whose effect matters)."""
     values = {key: data.pop(key) for key in sorted(set(data) & set(IGNORED_KEYS))}
     ignored = {key: IGNORED_KEYS[key] for key in values}
+    if "dataset" in values and "dataset_path" not in data:
+        problems.append("dataset: Sluice does not read dataset configs or mixtures; set dataset_path to the input")
     for key in ("encrypt_before_export", "decrypt_after_reading"):
         if values.get(key):
             problems.append(f"{key}: Sluice does not encrypt or decrypt datasets; remove the key or set it to false")
@@ -539,7 +541,9 @@ def _data_juicer_globals(data: dict[str, Any], problems: list[str]) -> dict[str,
         for key in IGNORED_PARTITION_KEYS:
             if key in partition:
                 partition.pop(key)
-                ignored[f"partition.{key}"] = _RAY + "; Sluice's shards are partition.size rows"
+                ignored[f"partition.{key}"] = (
+                    "a setting of Data-Juicer's ray_partitioned executor; Sluice's shards are partition.size rows"
+                )
     checkpoint = data.get("checkpoint")
     if isinstance(checkpoint, dict) and "enabled" in checkpoint:
         enabled = checkpoint.pop("enabled")

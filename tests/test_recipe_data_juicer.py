@@ -93,6 +93,12 @@ def test_unknown_keys_stay_errors_and_suggest_only_close_names() -> None:
     assert "unknown key 'frobnicate'" in problems  # nothing is close: no suggestion
 
 
+def test_a_dataset_config_without_dataset_path_says_what_to_set() -> None:
+    data = {k: v for k, v in BASE.items() if k != "dataset_path"}
+    problems = _problems({**data, "dataset": {"configs": [{"type": "local", "path": "/data/in.jsonl"}]}})
+    assert "dataset: Sluice does not read dataset configs or mixtures; set dataset_path to the input" in problems
+
+
 def test_unknown_executor_types_are_errors() -> None:
     assert parse_recipe({**BASE, "executor_type": "default"}).ignored_keys == {}
     assert any(p.startswith("executor_type:") for p in _problems({**BASE, "executor_type": "spark"}))
