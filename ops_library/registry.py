@@ -43,12 +43,45 @@ def load_all() -> dict[str, type[Op]]:
     return OPS
 
 
+_FAMILY_SUFFIXES = ("_mapper", "_filter", "_deduplicator", "_selector", "_grouper", "_aggregator")
+CLOSE_CUTOFF = 0.8
+"""Least `difflib` similarity of a suggestion. At 0.6 (difflib's default) `clean_email_mapper` suggested
+`clean_links_mapper`; real typos (`text_lenght_filter`, `word_num_filter`) score above 0.9."""
+
+
+def _stem(name: str) -> str:
+    for suffix in _FAMILY_SUFFIXES:
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def close_op_names(name: str, choices: list[str] | set[str] | dict[str, object], n: int = 3) -> list[str]:
+    """Registered op names close to `name`, compared without the family suffix (`_mapper`, `_filter`, ...)
+    that every name of a family shares and that made unrelated names look alike."""
+    by_stem: dict[str, list[str]] = {}
+    for choice in sorted(choices):
+        by_stem.setdefault(_stem(choice), []).append(choice)
+    stems = difflib.get_close_matches(_stem(name), list(by_stem), n=n, cutoff=CLOSE_CUTOFF)
+    return [choice for stem in stems for choice in by_stem[stem]][:n]
+
+
 class UnknownOpError(KeyError):
     def __init__(self, name: str, where: str = ""):
+        from ops_library.dj_ops import DATA_JUICER_OPS
+
         self.name = name
-        close = difflib.get_close_matches(name, list(load_all()), n=3, cutoff=0.6)
-        hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-        super().__init__(f"{where}unknown op {name!r}{hint} (`sluice ops` lists the {len(OPS)} available ops)")
+        self.is_data_juicer_op = name in DATA_JUICER_OPS
+        if self.is_data_juicer_op:
+            message = (
+                f"{where}{name!r} is a Data-Juicer op Sluice does not implement; see `sluice ops` for the "
+                f"{len(load_all())} ops it has; add one with `custom_operator_paths`"
+            )
+        else:
+            close = close_op_names(name, load_all())
+            hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+            message = f"{where}unknown op {name!r}{hint} (`sluice ops` lists the {len(OPS)} available ops)"
+        super().__init__(message)
 
     def __str__(self) -> str:
         return str(self.args[0])

@@ -72,6 +72,8 @@ def _cmd_validate(args: argparse.Namespace) -> int:
             continue
         ops = " -> ".join(op.name for op in recipe.process)
         print(f"{path}: ok ({recipe.job_name}: {ops})")
+        for key, why in recipe.ignored_keys.items():
+            print(f"  ignored {key}: {why}")
     return 2 if failed else 0
 
 

@@ -1,8 +1,12 @@
 """Data-Juicer recipes (YAML) parsed into typed models.
 
-The Data-Juicer keys keep their names and meaning (`project_name`, `dataset_path`, `export_path`, `text_keys`,
-`np`, `process: [{op_name: {params}}]`). Sluice's own settings live in named sections (`partition`,
-`checkpoint`, `dataset_builder`). Unknown keys are errors with a did-you-mean, never silently ignored.
+The Data-Juicer keys keep their names and meaning (`project_name`, `dataset_path`, `export_path`,
+`export_type`, `text_keys`, `np`, `auto_op_parallelism`, `keep_stats_in_res_ds`, `executor_type: default`,
+`custom_operator_paths`, `checkpoint_dir`, `event_log_dir`, `partition.size`, `checkpoint`,
+`process: [{op_name: {params}}]`). Every other top-level key of Data-Juicer 1.6.1's `config_all.yaml` is
+accepted and listed in `Recipe.ignored_keys` with the reason it has no effect here (`sluice validate` prints
+them). Sluice's own settings live in named sections (`partition`, `checkpoint`, `storage`, `retry`, `engine`,
+`dataset_builder`). Unknown keys are errors with a did-you-mean, never silently ignored.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ops_library.base import Op, OpParams
-from ops_library.registry import UnknownOpError, get_op
+from ops_library.registry import CLOSE_CUTOFF, UnknownOpError, get_op
 
 # Per-op keys Data-Juicer accepts on every op, beside the op's own params.
 COMMON_OP_KEYS = {
@@ -47,8 +51,108 @@ class RecipeError(ValueError):
 
 
 def _did_you_mean(word: str, choices: list[str] | set[str]) -> str:
-    close = difflib.get_close_matches(word, sorted(choices), n=2, cutoff=0.6)
+    close = difflib.get_close_matches(word, sorted(choices), n=2, cutoff=CLOSE_CUTOFF)
     return f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+
+
+# --- Data-Juicer's global keys that have no effect in Sluice -----------------------------------------------------
+
+_RAY = "a setting of Data-Juicer's Ray executors; Sluice runs every recipe on Dagster on this machine"
+_TRACER = "Sluice writes every dropped row with its op and reason to <export>.dropped.jsonl instead of a sampled trace"
+_TEXT_ONLY = "Sluice processes text only"
+_ANALYSIS = "a setting of Data-Juicer's analyzer; Sluice shows stat histograms as step metadata in the Dagster UI"
+_FUSION = "Sluice groups ops into steps by checkpoint.strategy and never reorders them"
+_HF_CACHE = "Hugging Face datasets cache; Sluice checkpoints every step instead (storage:, checkpoint:)"
+
+IGNORED_KEYS: dict[str, str] = {
+    "dataset": "dataset mixtures are not read; Sluice reads dataset_path",
+    "validators": "Sluice checks every row as it reads it and quarantines rows without a string text field",
+    "export_shard_size": "Sluice writes one export file",
+    "export_in_parallel": "the export is written by one Dagster step",
+    "keep_hashes_in_res_ds": "dedup hashes stay in the dedup step's checkpoint, never in the export",
+    "export_extra_args": "the export format follows export_path's suffix (.jsonl or .parquet) with fixed options",
+    "load_dataset_kwargs": "Sluice's reader takes no options",
+    "load_jsonl_lenient": "Sluice always reads JSONL leniently: malformed lines are quarantined with the reason",
+    "elastic_juicer_adaptive_batching": _RAY,
+    "elastic_juicer_profile_seed": _RAY,
+    "suffixes": "Sluice reads the .jsonl, .json, .jsonl.gz, .json.gz and .parquet files of dataset_path",
+    "turbo": "a single-sample speed mode of Data-Juicer; Sluice's ops work on whole shards",
+    "skip_op_error": "Sluice never skips rows an op fails on: the step fails, and is retried when the error is "
+    "transient; malformed input rows are quarantined on read",
+    "use_cache": _HF_CACHE,
+    "ds_cache_dir": _HF_CACHE,
+    "cache_compress": _HF_CACHE,
+    "open_monitor": "Sluice always monitors steps (resource usage is metadata of every op step)",
+    "use_checkpoint": "Sluice always checkpoints (checkpoint.strategy)",
+    "temp_dir": "Sluice writes temporary files beside their destination",
+    "open_tracer": _TRACER,
+    "op_list_to_trace": _TRACER,
+    "trace_num": _TRACER,
+    "trace_keys": _TRACER,
+    "op_fusion": _FUSION,
+    "fusion_strategy": _FUSION,
+    "mapper_fusion": _FUSION,
+    "mapper_fusion_vram_limit": _FUSION,
+    "adaptive_batch_size": "batch sizes come from each op's batch_size and the GPU pool",
+    "encryption_key_path": "Sluice does not encrypt or decrypt datasets",
+    "decrypt_after_reading": "Sluice does not decrypt input (true is refused)",
+    "encrypt_before_export": "Sluice does not encrypt the export (true is refused)",
+    "image_key": _TEXT_ONLY,
+    "image_bytes_key": _TEXT_ONLY,
+    "image_special_token": _TEXT_ONLY,
+    "audio_key": _TEXT_ONLY,
+    "audio_special_token": _TEXT_ONLY,
+    "video_key": _TEXT_ONLY,
+    "video_special_token": _TEXT_ONLY,
+    "eoc_special_token": "used by Data-Juicer's multimodal chunks; " + _TEXT_ONLY.lower(),
+    "use_dag": _RAY,
+    "read_options": _RAY,
+    "ray_address": _RAY,
+    "override_num_blocks": _RAY,
+    "partition_dir": _RAY,
+    "min_common_dep_num_to_combine": _RAY,
+    "conflict_resolve_strategy": _RAY,
+    "percentiles": _ANALYSIS,
+    "export_original_dataset": _ANALYSIS,
+    "save_stats_in_one_file": _ANALYSIS,
+    "auto_num": _ANALYSIS,
+    "data_probe_algo": "a setting of Data-Juicer's sandbox",
+    "data_probe_ratio": "a setting of Data-Juicer's sandbox",
+    "hpo_config": "Data-Juicer's hyper-parameter search is not part of Sluice",
+    "open_insight_mining": "Data-Juicer's insight mining is not part of Sluice",
+    "op_list_to_mine": "Data-Juicer's insight mining is not part of Sluice",
+    "work_dir": "Sluice keeps its state under $SLUICE_HOME (storage.checkpoint_dir, storage.event_log_dir)",
+    "job_id": "Sluice names each job itself (sluice run prints it)",
+    "resume": "resume a job with `sluice resume JOB`",
+    "strict_preflight": "Sluice always validates the whole recipe before a run",
+    "event_logging": "Sluice always writes a job event log (storage.event_log_dir)",
+    "generated_dataset_config": "Sluice reads the files of dataset_path; generated datasets are not supported",
+    "export_aws_credentials": "Sluice exports to a local path only",
+    "debug": "Sluice's log level is Dagster's (python_logs in dagster.yaml)",
+}
+"""Every top-level key of Data-Juicer 1.6.1's `config_all.yaml` that has no effect here, with why."""
+
+# partition: keys of Data-Juicer's ray_partitioned executor; Sluice's own is `size` (rows per shard).
+IGNORED_PARTITION_KEYS = (
+    "mode",
+    "num_of_partitions",
+    "partitions_per_node",
+    "max_concurrent_partitions",
+    "max_gpu_workers_per_device",
+    "max_concurrent_gpu_probes",
+    "gpu_preflight_enabled",
+    "gpu_probe_timeout_seconds",
+    "gpu_probe_warmup_batches",
+    "gpu_probe_steady_batches",
+    "gpu_probe_sample_offset",
+    "gpu_probe_sample_shuffle",
+    "gpu_probe_sample_seed",
+    "execution_group_size",
+    "max_initialization_overhead_ratio",
+    "target_size_mb",
+)
+_EXPORT_TYPES = {"jsonl": "jsonl", "json": "jsonl", "parquet": "parquet"}
+_RAY_EXECUTORS = ("ray", "ray_partitioned")
 
 
 class _Section(BaseModel):
@@ -218,10 +322,10 @@ class Recipe(BaseModel):
     export_path: str
     text_keys: list[str] = ["text"]
     np: int = Field(4, gt=0, description="Data-Juicer's process count; the default executor parallelism.")
-    keep_stats_in_res_ds: bool = False
-    skip_op_error: bool = Field(
-        False, description="Accepted for Data-Juicer compatibility; Sluice never drops rows of a failing op."
+    auto_op_parallelism: bool = Field(
+        True, description="Data-Juicer's default for ops without their own key: false runs each op at np workers."
     )
+    keep_stats_in_res_ds: bool = False
     executor_type: Literal["default"] = "default"
     partition: PartitionSpec = PartitionSpec()
     checkpoint: CheckpointSpec = CheckpointSpec()
@@ -237,6 +341,9 @@ class Recipe(BaseModel):
     schedule: ScheduleSpec | None = None
     sensor: SensorSpec = SensorSpec()
     process: list[OpSpec]
+    ignored_keys: dict[str, str] = Field(
+        default_factory=dict, description="Data-Juicer keys of the recipe that have no effect in Sluice, with why."
+    )
 
     @field_validator("project_name")
     @classmethod
@@ -281,7 +388,8 @@ class Recipe(BaseModel):
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
-_TOP_LEVEL = set(Recipe.model_fields) - {"source"}
+_TOP_LEVEL = set(Recipe.model_fields) - {"source", "ignored_keys"}
+_HONOURED_DJ_KEYS = {"export_type", "checkpoint_dir", "event_log_dir"}  # mapped onto Sluice's keys below
 _ENV = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
 
 
@@ -303,7 +411,9 @@ def expand_env(value: str) -> str:
     return _ENV.sub(sub, value)
 
 
-def _parse_process(raw: Any, default_text_key: str, problems: list[str]) -> list[OpSpec]:
+def _parse_process(
+    raw: Any, default_text_key: str, problems: list[str], auto_op_parallelism: bool | None = None
+) -> list[OpSpec]:
     if not isinstance(raw, list) or not raw:
         problems.append("process: must be a non-empty list of {op_name: {params}} entries")
         return []
@@ -328,6 +438,8 @@ def _parse_process(raw: Any, default_text_key: str, problems: list[str]) -> list
             continue
         common = {k: params.pop(k) for k in list(params) if k in COMMON_OP_KEYS}
         text_key = common.pop("text_key", default_text_key)
+        if auto_op_parallelism is not None:
+            common.setdefault("auto_op_parallelism", auto_op_parallelism)
         retry = params.pop("retry", None)
         allowed = set(op_class.Params.model_fields)
         for key in sorted(set(params) - allowed):
@@ -343,31 +455,146 @@ def _parse_process(raw: Any, default_text_key: str, problems: list[str]) -> list
         except ValidationError as exc:
             problems.extend(f"{where}.{_loc(err)}: {err['msg']}" for err in exc.errors())
             continue
+        why = op_class.unavailable(op_params)
+        if why:
+            problems.append(f"{where}: {why}")
         specs.append(
             OpSpec(index=i, name=name, params=op_params, text_key=text_key, resources=resources, retry=retry_spec)
         )
     return specs
 
 
-def _load_custom_operators(paths: list[str], source: str, problems: list[str]) -> None:
-    """Import modules (dotted names) or .py files (relative to the recipe) whose @register calls add ops."""
+def _custom_operator_targets(paths: list[str], source: str, problems: list[str]) -> list[tuple[str, Path | None]]:
+    """(entry, resolved path or None for a dotted module name) of every entry, or [] with a problem per entry
+    that names nothing: nothing is imported unless every entry exists."""
+    targets: list[tuple[str, Path | None]] = []
+    missing = False
     for entry in paths:
+        if not isinstance(entry, str) or not entry:
+            problems.append(f"custom_operator_paths: {entry!r} is not a path or a module name")
+            missing = True
+            continue
+        looks_like_path = entry.endswith(".py") or "/" in entry or os.sep in entry or entry.startswith(".")
+        path = Path(entry) if Path(entry).is_absolute() else Path(source).parent / entry
+        if (path.is_file() and path.suffix == ".py") or (path.is_dir() and (path / "__init__.py").is_file()):
+            targets.append((entry, path.resolve()))
+        elif path.is_dir():
+            problems.append(f"custom_operator_paths: {entry!r} ({path}) is a directory without __init__.py")
+            missing = True
+        elif looks_like_path:
+            problems.append(f"custom_operator_paths: {entry!r} does not exist (looked for {path})")
+            missing = True
+        elif importlib.util.find_spec(entry.split(".")[0]) is None:
+            problems.append(f"custom_operator_paths: {entry!r} is neither a file nor an importable module")
+            missing = True
+        else:
+            targets.append((entry, None))
+    return [] if missing else targets
+
+
+def _load_custom_operators(paths: list[str], source: str, problems: list[str]) -> None:
+    """Import modules (dotted names), .py files or package directories (relative to the recipe) whose @register
+    calls add ops. This runs their code when the recipe is parsed (also by `sluice validate`): they are trusted
+    code. Every entry is checked first, and nothing is imported unless all exist; each import is printed to
+    stderr."""
+    for entry, path in _custom_operator_targets(paths, source, problems):
         try:
-            if entry.endswith(".py"):
-                path = Path(entry) if Path(entry).is_absolute() else Path(source).parent / entry
-                name = f"sluice_custom_{path.stem}_{hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:8]}"
+            if path is None:
+                if entry in sys.modules:
+                    continue
+                importlib.import_module(entry)
+                where = getattr(sys.modules[entry], "__file__", None) or entry
+            elif path.is_dir():
+                name = path.name
+                loaded = sys.modules.get(name)
+                if loaded is not None:
+                    if str(path) not in [str(Path(p).resolve()) for p in getattr(loaded, "__path__", [])]:
+                        problems.append(
+                            f"custom_operator_paths: {entry!r}: a module named {name!r} is already loaded from "
+                            f"{getattr(loaded, '__file__', None) or loaded!r}; rename the package"
+                        )
+                    continue
+                sys.path.insert(0, str(path.parent))
+                try:
+                    importlib.import_module(name)
+                finally:
+                    sys.path.remove(str(path.parent))
+                where = str(path)
+            else:
+                name = f"sluice_custom_{path.stem}_{hashlib.sha1(str(path).encode()).hexdigest()[:8]}"
                 if name in sys.modules:
                     continue
                 spec = importlib.util.spec_from_file_location(name, path)
-                if spec is None or spec.loader is None or not path.exists():
-                    raise FileNotFoundError(path)
+                if spec is None or spec.loader is None:
+                    raise ImportError(f"cannot import {path}")
                 module = importlib.util.module_from_spec(spec)
                 sys.modules[spec.name] = module
-                spec.loader.exec_module(module)
-            else:
-                importlib.import_module(entry)
+                try:
+                    spec.loader.exec_module(module)
+                except BaseException:
+                    del sys.modules[spec.name]
+                    raise
+                where = str(path)
+            print(f"{source}: custom_operator_paths: imported {entry!r} ({where})", file=sys.stderr)
         except Exception as exc:
             problems.append(f"custom_operator_paths: cannot load {entry!r}: {exc}")
+
+
+def _data_juicer_globals(data: dict[str, Any], problems: list[str]) -> dict[str, str]:
+    """Apply Data-Juicer's global keys to `data` in place: map the ones Sluice honours onto its own keys, pop
+    the ones without effect here and return them with their reasons (refusing the few whose effect matters)."""
+    values = {key: data.pop(key) for key in sorted(set(data) & set(IGNORED_KEYS))}
+    ignored = {key: IGNORED_KEYS[key] for key in values}
+    if "dataset" in values and "dataset_path" not in data:
+        problems.append("dataset: Sluice does not read dataset configs or mixtures; set dataset_path to the input")
+    for key in ("encrypt_before_export", "decrypt_after_reading"):
+        if values.get(key):
+            problems.append(f"{key}: Sluice does not encrypt or decrypt datasets; remove the key or set it to false")
+    executor = data.get("executor_type")
+    if executor in _RAY_EXECUTORS:
+        ignored["executor_type"] = f"{executor!r}: {_RAY}"
+        data["executor_type"] = "default"
+    export_type = data.pop("export_type", None)
+    if export_type is not None:
+        export_path = str(data.get("export_path", ""))
+        implied = "parquet" if export_path.endswith(".parquet") else "jsonl"
+        if export_type not in _EXPORT_TYPES:
+            problems.append(f"export_type: {export_type!r} is not an export Sluice writes (jsonl, json or parquet)")
+        elif _EXPORT_TYPES[export_type] != implied:
+            problems.append(
+                f"export_type: {export_type!r} disagrees with export_path {export_path!r}, which Sluice writes as "
+                f"{implied} (it follows the suffix); make them agree"
+            )
+    storage = data.get("storage")
+    for key in ("checkpoint_dir", "event_log_dir"):
+        value = data.pop(key, None)
+        if value is None:
+            continue
+        if storage is None:
+            storage = data["storage"] = {}
+        if not isinstance(storage, dict):
+            continue
+        if storage.get(key) not in (None, value):
+            problems.append(f"{key}: {value!r} disagrees with storage.{key} {storage[key]!r}; keep one")
+        storage[key] = value
+    partition = data.get("partition")
+    if isinstance(partition, dict):
+        if "size" in partition and partition["size"] is None:
+            del partition["size"]  # Data-Juicer's "no target": Sluice's default
+        for key in IGNORED_PARTITION_KEYS:
+            if key in partition:
+                partition.pop(key)
+                ignored[f"partition.{key}"] = (
+                    "a setting of Data-Juicer's ray_partitioned executor; Sluice's shards are partition.size rows"
+                )
+    checkpoint = data.get("checkpoint")
+    if isinstance(checkpoint, dict) and "enabled" in checkpoint:
+        enabled = checkpoint.pop("enabled")
+        if not isinstance(enabled, bool):
+            problems.append(f"checkpoint.enabled: must be true or false, got {enabled!r}")
+        elif not enabled:
+            checkpoint["strategy"] = "disabled"  # Data-Juicer: no checkpoints; Sluice: none kept after the job
+    return ignored
 
 
 def _loc(err: Any) -> str:
@@ -380,8 +607,10 @@ def parse_recipe(data: Any, source: str = "<recipe>") -> Recipe:
     if not isinstance(data, dict):
         raise RecipeError(source, [f"the recipe must be a YAML mapping, got {type(data).__name__}"])
     data = {k: dict(v) if isinstance(v, dict) else v for k, v in data.items()}
+    ignored = _data_juicer_globals(data, problems)
     for key in sorted(set(data) - _TOP_LEVEL):
-        problems.append(f"unknown key {key!r}{_did_you_mean(key, _TOP_LEVEL)}")
+        known = _TOP_LEVEL | _HONOURED_DJ_KEYS | set(IGNORED_KEYS)
+        problems.append(f"unknown key {key!r}{_did_you_mean(key, known)}")
         data.pop(key)
     builder = data.get("dataset_builder")
     for where, section, key in [
@@ -401,7 +630,10 @@ def parse_recipe(data: Any, source: str = "<recipe>") -> Recipe:
         data["text_keys"] = [data["text_keys"]]
     text_keys = data.get("text_keys") or ["text"]
     _load_custom_operators(data.get("custom_operator_paths") or [], source, problems)
-    data["process"] = _parse_process(data.get("process"), str(text_keys[0]), problems)
+    auto = data.get("auto_op_parallelism")
+    data["process"] = _parse_process(
+        data.get("process"), str(text_keys[0]), problems, auto if isinstance(auto, bool) else None
+    )
     manual = (data.get("checkpoint") or {}).get("op_names") or []
     names = {op.name for op in data["process"]} | {op.step_name for op in data["process"]}
     for op_name in manual:
@@ -416,7 +648,7 @@ def parse_recipe(data: Any, source: str = "<recipe>") -> Recipe:
             errors = exc.errors() if isinstance(exc, ValidationError) else [{"loc": (), "msg": str(exc)}]
             problems.extend(f"engine.{_loc(err)}: {err['msg']}" for err in errors)
     try:
-        recipe = Recipe.model_validate({**data, "source": source})
+        recipe = Recipe.model_validate({**data, "source": source, "ignored_keys": ignored})
     except ValidationError as exc:
         problems.extend(f"{_loc(err)}: {err['msg']}" for err in exc.errors() if err["loc"][:1] != ("process",))
         raise RecipeError(source, problems) from None

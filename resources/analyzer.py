@@ -1,11 +1,15 @@
 """Per-op resource profiles learnt from the Dagster instance's history, and predictions for the next run.
 
-Every op step's materialization carries `rows_in`, `rows_out`, `seconds`, `peak_rss_mb` and `cpu_seconds`
-(the last two from `StepMonitor`). Normalised per 1,000 input rows and averaged over the recorded steps, they
-predict what a step of N rows needs: mean × N/1000 × a safety margin (default 1.2).
+Every op step's materialization carries `rows_in`, `rows_out`, `seconds`, `peak_rss_mb`, `rss_delta_mb` and
+`cpu_seconds` (the last three from `StepMonitor`). Normalised per 1,000 input rows over the recorded steps, they
+predict what a step of N rows needs: figure per 1k rows × N/1000 × a safety margin (default 1.2).
 
-Peak RSS includes the interpreter's baseline, so its per-row figure overstates what small steps need; it is a
-safe side to err on for a planner.
+Memory comes from `rss_delta_mb` (peak RSS during the step minus RSS at its start: what the step added), never
+from the whole process's RSS, whose interpreter and library baseline (~250 MB) divided by the rows of a small
+shard predicts tens of GB for a normal one. Steps of fewer than `MIN_PROFILE_ROWS` rows are left out of the
+per-row figures (their fixed costs and allocator noise swamp the per-row part), the memory figure is the median
+over steps (one step that loaded a model does not set it), capped at `MAX_MB_PER_1K_ROWS`, and a prediction is
+at least `MEMORY_FLOOR_MB`. An op with no step of `MIN_PROFILE_ROWS` rows has no memory prediction.
 """
 
 from __future__ import annotations
@@ -20,6 +24,13 @@ from typing import Any
 import dagster as dg
 
 REQUIRED_KEYS = ("rows_in", "rows_out", "seconds", "peak_rss_mb", "cpu_seconds")
+OPTIONAL_KEYS = ("rss_delta_mb",)  # absent from steps recorded before it existed
+MIN_PROFILE_ROWS = 1000
+"""Steps with fewer input rows do not inform per-row figures."""
+MAX_MB_PER_1K_ROWS = 1024.0
+"""1 MB per row: more is a one-off (a model load, a first-call cache) measured on too few rows, not a rate."""
+MEMORY_FLOOR_MB = 32.0
+"""Least memory predicted for a step: the frame copies any op makes."""
 _STEP_PREFIX = re.compile(r"^op\d+_")
 
 
@@ -48,6 +59,7 @@ class StepRecord:
     seconds: float
     peak_rss_mb: float
     cpu_seconds: float
+    rss_delta_mb: float | None = None
 
     @classmethod
     def from_record(cls, record: dg.EventLogRecord) -> StepRecord | None:
@@ -58,58 +70,70 @@ class StepRecord:
         values = {key: _number(materialization.metadata.get(key)) for key in REQUIRED_KEYS}
         if any(v is None for v in values.values()) or not values["rows_in"]:
             return None
+        optional = {key: _number(materialization.metadata.get(key)) for key in OPTIONAL_KEYS}
         return cls(
             asset_key=materialization.asset_key,
             partition=materialization.partition,
             run_id=record.run_id,
             timestamp=record.timestamp,
             **values,  # type: ignore[arg-type]
+            **optional,  # type: ignore[arg-type]
         )
 
 
 @dataclass(frozen=True)
 class Prediction:
-    memory_mb: float
+    memory_mb: float | None
+    """None when no recorded step of the op was large enough to tell (see `MIN_PROFILE_ROWS`)."""
     cpu_seconds: float
     seconds: float
 
 
 @dataclass(frozen=True)
 class OpProfile:
-    """Means over the recorded steps of one op; per-1k figures are means of each step's own ratio."""
+    """Figures over the recorded steps of one op. CPU and wall seconds per 1k rows are means of each step's own
+    ratio over the steps of at least `MIN_PROFILE_ROWS` rows (all steps when there are none); memory per 1k rows
+    is the median of `rss_delta_mb` per 1k rows over such steps, capped (None without any)."""
 
     op: str
     samples: int
     rows: int
-    memory_mb_per_1k_rows: float
+    memory_mb_per_1k_rows: float | None
     cpu_seconds_per_1k_rows: float
     seconds_per_1k_rows: float
     rows_per_s: float
     """Throughput over all recorded steps: their rows over their seconds."""
     peak_rss_mb_mean: float
+    memory_samples: int = 0
+    """Steps the memory figure comes from."""
 
     @classmethod
     def from_steps(cls, op: str, steps: Sequence[StepRecord]) -> OpProfile:
-        def per_1k(attr: str) -> float:
-            return statistics.fmean(getattr(s, attr) / s.rows_in * 1000 for s in steps)
+        sized = [s for s in steps if s.rows_in >= MIN_PROFILE_ROWS]
 
+        def per_1k(attr: str) -> float:
+            return statistics.fmean(getattr(s, attr) / s.rows_in * 1000 for s in sized or steps)
+
+        deltas = [max(0.0, s.rss_delta_mb) / s.rows_in * 1000 for s in sized if s.rss_delta_mb is not None]
         seconds = sum(s.seconds for s in steps)
         rows = sum(s.rows_in for s in steps)
         return cls(
             op=op,
             samples=len(steps),
             rows=int(rows),
-            memory_mb_per_1k_rows=per_1k("peak_rss_mb"),
+            memory_mb_per_1k_rows=min(statistics.median(deltas), MAX_MB_PER_1K_ROWS) if deltas else None,
             cpu_seconds_per_1k_rows=per_1k("cpu_seconds"),
             seconds_per_1k_rows=per_1k("seconds"),
             rows_per_s=rows / seconds if seconds > 0 else 0.0,
             peak_rss_mb_mean=statistics.fmean(s.peak_rss_mb for s in steps),
+            memory_samples=len(deltas),
         )
 
     def predict(self, rows: int, margin: float) -> Prediction:
         scale = rows / 1000
+        memory = self.memory_mb_per_1k_rows
         return Prediction(
-            memory_mb=self.memory_mb_per_1k_rows * scale * margin,
+            memory_mb=None if memory is None else max(MEMORY_FLOOR_MB, memory * scale * margin),
             cpu_seconds=self.cpu_seconds_per_1k_rows * scale * margin,
             seconds=self.seconds_per_1k_rows * scale * margin,
         )
@@ -181,9 +205,10 @@ class ResourceUsageAnalyzer:
         return profile.predict(rows, self.margin) if profile is not None else None
 
     def memory_gb_predictions(self, rows: int) -> dict[str, float]:
-        """Predicted memory in GB (2**30 bytes) of a step of `rows` rows for every op with history: the shape the
-        pools' planner takes as `predictions`."""
-        return {name: p.predict(rows, self.margin).memory_mb / 1024 for name, p in self.profiles().items()}
+        """Predicted memory in GB (2**30 bytes) of a step of `rows` rows for every op whose history can tell: the
+        shape the pools' planner takes as `predictions`."""
+        found = {name: p.predict(rows, self.margin).memory_mb for name, p in self.profiles().items()}
+        return {name: mb / 1024 for name, mb in found.items() if mb is not None}
 
     def render_profiles(self, op_name: str | None = None) -> str:
         profiles = self.profiles()
@@ -197,11 +222,15 @@ class ResourceUsageAnalyzer:
         )
         lines = [header]
         for p in profiles.values():
+            memory = "-" if p.memory_mb_per_1k_rows is None else f"{p.memory_mb_per_1k_rows:.2f}"
             lines.append(
-                f"{p.op:<34}{p.samples:>6}{p.rows:>10}{p.memory_mb_per_1k_rows:>12.2f}"
+                f"{p.op:<34}{p.samples:>6}{p.rows:>10}{memory:>12}"
                 f"{p.cpu_seconds_per_1k_rows:>10.4f}{p.rows_per_s:>11,.0f}{p.peak_rss_mb_mean:>13.1f}"
             )
-        lines.append(f"predictions: per-1k means × rows/1000 × margin {self.margin}")
+        lines.append(
+            f"predictions: per-1k figures × rows/1000 × margin {self.margin}; MB/1k rows is the RSS a step added, "
+            f"from steps of at least {MIN_PROFILE_ROWS} rows ('-': none yet)"
+        )
         return "\n".join(lines)
 
 

@@ -11,7 +11,9 @@ Starlette and uvicorn come with dagster-webserver, so this adds no dependency. S
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import math
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -181,10 +183,34 @@ def create_app(ttl_seconds: float = 1.0, source: Callable[[], SystemSnapshot] = 
     return app
 
 
+def is_loopback(host: str) -> bool:
+    """`localhost` or a loopback address (127.0.0.0/8, ::1): reachable from this machine only."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def exposure_warning(host: str, port: int) -> str | None:
+    """The warning printed when the endpoints are bound beyond this machine; None on a loopback address."""
+    if is_loopback(host):
+        return None
+    return (
+        f"warning: sluice serve-metrics is binding {host}:{port}, beyond this machine: its endpoints are "
+        "unauthenticated, so anyone who can reach that address can read this machine's metrics. "
+        f"Keep the default {DEFAULT_HOST} and put an authenticating proxy in front to share them."
+    )
+
+
 def serve(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, ttl_seconds: float = 1.0) -> None:
-    """Run the app with uvicorn until interrupted."""
+    """Run the app with uvicorn until interrupted; warn on stderr when `host` is not a loopback address."""
     import uvicorn
 
+    warning = exposure_warning(host, port)
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
     uvicorn.run(create_app(ttl_seconds), host=host, port=port, log_level="info")
 
 

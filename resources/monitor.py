@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import resource
 import socket
 import statistics
+import sys
 import threading
 import time
 from collections import deque
@@ -119,7 +121,8 @@ class GpuSample:
 class Sample:
     """One reading. CPU figures cover the monitored process and (by default) its descendants; RSS and disk IO
     are the process's own; network is machine-wide. Cumulative figures (`cpu_seconds`, `net_*_bytes`,
-    `disk_*_bytes`) count from the monitor's start."""
+    `disk_*_bytes`) count from the monitor's start. When the monitored process is this one, CPU figures leave
+    out the CPU time the sampling itself used (`ResourceMonitor.sampler_cpu_seconds`)."""
 
     elapsed_s: float = 0.0
     timestamp: float = 0.0
@@ -148,13 +151,22 @@ class GpuSummary:
 
 @dataclass(frozen=True, slots=True)
 class MonitorSummary:
+    """What a monitor saw. A figure that could not be measured is None rather than a number that looks real:
+    `cpu_percent_mean` for a run shorter than `MIN_RATE_WINDOW_S`, `cpu_percent_peak` and
+    `system_cpu_percent_mean` when no sampled rate covered a full window.
+
+    When the monitored process is this one, CPU figures exclude the CPU time the sampling itself used (it is
+    most of an empty short step's CPU time, and half a core at a 50 ms interval)."""
+
     duration_s: float
     samples: int
-    cpu_percent_mean: float
-    cpu_percent_peak: float
+    cpu_percent_mean: float | None
+    cpu_percent_peak: float | None
     cpu_seconds: float
     peak_rss_mb: float
-    system_cpu_percent_mean: float
+    start_rss_mb: float
+    """RSS of the process itself when monitoring started; `peak_rss_mb - start_rss_mb` is what the run added."""
+    system_cpu_percent_mean: float | None
     mem_percent_mean: float
     net_sent_bytes: int
     net_recv_bytes: int
@@ -191,6 +203,12 @@ def _own_cpu() -> float:
     # process_time() has ns resolution where /proc's CPU times tick at 10 ms, which matters for short steps.
     times = os.times()
     return time.process_time() + times.children_user + times.children_system
+
+
+def _own_maxrss_mb() -> float:
+    """This process's lifetime peak RSS (`ru_maxrss`: KB on Linux, bytes on macOS)."""
+    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return maxrss / MB if sys.platform == "darwin" else maxrss / 1024
 
 
 def _proc_children_supported(pid: int) -> bool:
@@ -375,15 +393,20 @@ class ResourceMonitor:
         self._disk0: tuple[int, int] | None = None
         self.disk_source: DiskSource = "none"
         self._stopped = False
+        self._start_rss_mb = 0.0
+        self._start_maxrss_mb = 0.0
         self.sampler_cpu_seconds = 0.0
-        """CPU time the sampling itself has used (thread CPU time of every `sample()`), for overhead figures."""
+        """CPU time the monitoring itself has used (thread CPU time of `start()`, `stop()` and every `sample()`)."""
 
     # lifecycle
 
     def start(self) -> ResourceMonitor:
         if self._thread is not None:
             raise RuntimeError("monitor already started")
+        cpu_clock = time.thread_time()
         self._probe = _ProcessProbe(self.pid, self.include_children)
+        if self._probe.is_self:
+            self._start_maxrss_mb = _own_maxrss_mb()
         self._t0 = time.monotonic()
         self._cpu0, _, io = self._probe.read()
         if io is not None:
@@ -392,11 +415,16 @@ class ResourceMonitor:
             self._disk0 = _system_disk()
             self.disk_source = "system" if self._disk0 is not None else "none"
         self._net0 = _net()
+        if self.read_gpus:
+            NVML.read()  # initialise NVML before the first reading, so that its memory is not the step's
         self._rate_base = _RateBase(self._t0, 0.0, psutil.cpu_times(), self._net0)
         self._stop.clear()
-        self.sample()
+        self.sampler_cpu_seconds += time.thread_time() - cpu_clock
+        self._start_rss_mb = self.sample().rss_mb
+        cpu_clock = time.thread_time()
         self._thread = threading.Thread(target=self._run, name="sluice-resource-monitor", daemon=True)
         self._thread.start()
+        self.sampler_cpu_seconds += time.thread_time() - cpu_clock
         return self
 
     def stop(self) -> MonitorSummary:
@@ -404,8 +432,10 @@ class ResourceMonitor:
         if self._thread is None:
             raise RuntimeError("monitor was never started")
         if not self._stopped:
+            cpu_clock = time.thread_time()
             self._stop.set()
             self._thread.join()
+            self.sampler_cpu_seconds += time.thread_time() - cpu_clock
             self.sample()
             self._stopped = True
         return self.summary()
@@ -445,9 +475,12 @@ class ResourceMonitor:
         carried over from the previous sample (the first sample, or `stop()` right after a thread sample)."""
         now = time.monotonic()
         cpu, rss, io = probe.read()
-        cpu_seconds = cpu - self._cpu0
+        # Monitoring this process: its CPU time includes the sampling's own, which is not the work's.
+        sampler = self.sampler_cpu_seconds if probe.is_self else 0.0
+        last = self._samples[-1] if self._samples else None
+        cpu_seconds = max(cpu - self._cpu0 - sampler, last.cpu_seconds if last else 0.0)
         sys_times, net = psutil.cpu_times(), _net()
-        base, last = self._rate_base, self._samples[-1] if self._samples else None
+        base = self._rate_base
         dt = now - base.at
         fresh = last is not None and dt >= MIN_RATE_WINDOW_S
         if fresh:
@@ -524,15 +557,23 @@ class ResourceMonitor:
                 raise RuntimeError("monitor not started")
             acc, last = self._acc, self._samples[-1]
             duration = last.elapsed_s
+            cpu_seconds = last.cpu_seconds
+            peak_rss_mb = acc.peak_rss_mb
+            if self._probe is not None and self._probe.is_self:
+                # The kernel's high-water mark catches a peak between samples, when the run set a new one.
+                maxrss = _own_maxrss_mb()
+                if maxrss > self._start_maxrss_mb:
+                    peak_rss_mb = max(peak_rss_mb, maxrss)
             return MonitorSummary(
                 duration_s=duration,
                 samples=acc.count,
-                # time-weighted: exact even for a step shorter than one interval
-                cpu_percent_mean=100.0 * last.cpu_seconds / duration if duration > 0 else 0.0,
-                cpu_percent_peak=acc.cpu_percent_peak,
-                cpu_seconds=last.cpu_seconds,
-                peak_rss_mb=acc.peak_rss_mb,
-                system_cpu_percent_mean=acc.system_cpu_sum / acc.rate_count if acc.rate_count else 0.0,
+                # time-weighted: exact for any run longer than the window CPU clocks can resolve
+                cpu_percent_mean=100.0 * cpu_seconds / duration if duration >= MIN_RATE_WINDOW_S else None,
+                cpu_percent_peak=acc.cpu_percent_peak if acc.rate_count else None,
+                cpu_seconds=cpu_seconds,
+                peak_rss_mb=peak_rss_mb,
+                start_rss_mb=self._start_rss_mb,
+                system_cpu_percent_mean=acc.system_cpu_sum / acc.rate_count if acc.rate_count else None,
                 mem_percent_mean=acc.mem_percent_sum / acc.count,
                 net_sent_bytes=last.net_sent_bytes,
                 net_recv_bytes=last.net_recv_bytes,
@@ -555,6 +596,8 @@ class StepMonitor:
     """
 
     def __init__(self, interval: float = 0.5, *, pid: int | None = None, include_children: bool = True) -> None:
+        """`interval`: seconds between samples while the step runs (the recipe's `engine.monitor_interval_s`);
+        the start and the end of the step are sampled whatever the interval."""
         self.monitor = ResourceMonitor(interval, pid=pid, include_children=include_children)
         self._summary: MonitorSummary | None = None
 
@@ -572,20 +615,25 @@ class StepMonitor:
         return self._summary if self._summary is not None else self.monitor.summary()
 
     def metadata(self) -> dict[str, float | int]:
-        """`peak_rss_mb`, `cpu_seconds`, `cpu_percent_mean`, `cpu_percent_peak`, `mem_percent_mean`,
-        `disk_read_mb`, `disk_write_mb`, `net_mb`; `gpu_mem_peak_mb` (highest GPU) and `gpu_util_mean` (mean over
-        GPUs) when NVML saw a GPU."""
+        """`peak_rss_mb`, `rss_delta_mb` (peak RSS during the step minus RSS at its start: what the step itself
+        needed, the figure the usage analyzer predicts memory from), `cpu_seconds`, `mem_percent_mean`,
+        `disk_read_mb`, `disk_write_mb`, `net_mb`; `cpu_percent_mean` for steps of at least `MIN_RATE_WINDOW_S`;
+        `cpu_percent_peak` when a sampled rate covered a full window; `gpu_mem_peak_mb` (highest GPU) and
+        `gpu_util_mean` (mean over GPUs) when NVML saw a GPU. A figure that was not measured is left out."""
         s = self.summary
         meta: dict[str, float | int] = {
             "peak_rss_mb": round(s.peak_rss_mb, 1),
+            "rss_delta_mb": round(max(0.0, s.peak_rss_mb - s.start_rss_mb), 1),
             "cpu_seconds": round(s.cpu_seconds, 3),
-            "cpu_percent_mean": round(s.cpu_percent_mean, 1),
-            "cpu_percent_peak": round(max(s.cpu_percent_peak, s.cpu_percent_mean), 1),
             "mem_percent_mean": round(s.mem_percent_mean, 1),
             "disk_read_mb": round(s.disk_read_bytes / MB, 3),
             "disk_write_mb": round(s.disk_write_bytes / MB, 3),
             "net_mb": round((s.net_sent_bytes + s.net_recv_bytes) / MB, 3),
         }
+        if s.cpu_percent_mean is not None:
+            meta["cpu_percent_mean"] = round(s.cpu_percent_mean, 1)
+        if s.cpu_percent_peak is not None:
+            meta["cpu_percent_peak"] = round(max(s.cpu_percent_peak, s.cpu_percent_mean or 0.0), 1)
         if s.gpus:
             meta["gpu_mem_peak_mb"] = round(max(g.memory_peak_mb for g in s.gpus), 1)
             meta["gpu_util_mean"] = round(statistics.fmean(g.utilization_mean for g in s.gpus), 1)

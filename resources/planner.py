@@ -4,8 +4,13 @@ explicit plan cannot fit.
 
 Data-Juicer's keys per op: `num_proc` (unset or -1: auto), `num_cpus`, `num_gpus` (a fraction shares a GPU),
 `memory` (per worker; GPU memory for a CUDA op, host memory otherwise; a GB number or "16GB"), `accelerator`,
-`auto_op_parallelism` (default true). The op class gives the defaults (`Op.needs`); a history prediction of
-memory per worker (from the usage analyzer) overrides both the recipe's and the op's memory hint.
+`auto_op_parallelism` (default true). The op class gives the defaults (`Op.needs`).
+
+History (the usage analyzer's prediction of host memory per worker, from the RSS past steps added) may lower
+the worker count of an auto op when it predicts more than the recipe's or the op's memory hint; it never raises
+it, never changes an explicit `num_proc`, never applies to a CUDA op's (GPU) memory, and never makes a plan
+fail: only what the recipe and the ops declare can raise PlanError. A prediction is a measurement of past
+runs, and an earlier bug (whole-process RSS over 5 rows) showed how wrong one can be.
 
 What is checked, and why (docs/pools.md has the long form):
 * Each op alone must fit the machine: `num_proc × num_gpus <= GPUs` (and GPU memory, explicit CPUs, host
@@ -187,11 +192,16 @@ class _Op:
     explicit_cpus: float
     num_gpus: float
     memory_gb: float | None
+    """Declared memory per worker (the recipe's, else the op's hint): what the fit checks use."""
+    sizing_gb: float | None
+    """Memory per worker the worker counts are sized by: the declared one, or history's when it is larger."""
     from_history: bool
     batch_size: int
     explicit_np: int | None
     cpu_frac: float = 0.0
     gpu_frac: float = 0.0
+    sizing_cpu_frac: float = 0.0
+    """`cpu_frac` with `sizing_gb` in place of `memory_gb`: what sharing the machine uses."""
     max_np: int = 1
     num_proc: int = 1
     notes: list[str] = field(default_factory=list)
@@ -224,10 +234,11 @@ def _resolve(
     prediction = predictions.get(d.name)
     if prediction is None and d.op:
         prediction = predictions.get(d.op)
-    memory = prediction if prediction is not None else recipe_memory
-    if memory is None:
-        memory = d.needs.memory_gb
+    memory = recipe_memory if recipe_memory is not None else d.needs.memory_gb
     on_gpu = wanted == "cuda" and hw.gpu_count > 0
+    # History measures host RSS; a CUDA op's memory key is GPU memory. It only ever lowers parallelism.
+    from_history = prediction is not None and not on_gpu and prediction > (memory or 0.0) + _EPS
+    sizing = prediction if from_history else memory
     op = _Op(
         demand=d,
         wanted=wanted,
@@ -236,7 +247,8 @@ def _resolve(
         explicit_cpus=d.num_cpus or 0.0,
         num_gpus=0.0,
         memory_gb=memory or None,
-        from_history=prediction is not None,
+        sizing_gb=sizing or None,
+        from_history=from_history,
         batch_size=d.batch_size or d.needs.batch_size,
         explicit_np=None,
     )
@@ -261,9 +273,10 @@ def _resolve(
             op.num_gpus = 1.0
             op.notes.append("neither num_gpus nor memory set: one whole GPU per worker")
         op.gpu_frac = max(op.num_gpus / hw.gpu_count, (memory or 0.0) / max(hw.gpu_free_gb, _EPS))
-        op.cpu_frac = op.explicit_cpus / hw.cpus
+        op.cpu_frac = op.sizing_cpu_frac = op.explicit_cpus / hw.cpus
     else:
         op.cpu_frac = max(op.explicit_cpus / hw.cpus, (memory or 0.0) / max(hw.memory_gb, _EPS))
+        op.sizing_cpu_frac = max(op.cpu_frac, (sizing or 0.0) / max(hw.memory_gb, _EPS))
     return op
 
 
@@ -279,12 +292,21 @@ def _auto_np(op: _Op, hw: Hardware) -> int:
         by_gpu = math.floor(hw.gpu_count / op.num_gpus + _EPS) if op.num_gpus else inf
         n = min(by_mem, by_gpu, by_cpu)
     else:
-        by_mem = math.floor(hw.memory_gb / op.memory_gb + _EPS) if op.memory_gb else inf
+        by_mem = math.floor(hw.memory_gb / op.sizing_gb + _EPS) if op.sizing_gb else inf
         n = min(hw.cpus, by_mem, by_cpu)
     if n < 1:
         op.notes.append("one worker needs more than this machine has; planned 1 worker anyway")
         return 1
     return int(n)
+
+
+def _note_history_over_explicit(op: _Op, hw: Hardware) -> None:
+    """An explicit num_proc is the recipe's decision: history that says it will not fit is a warning, not an error."""
+    if op.from_history and op.sizing_gb and op.num_proc * op.sizing_gb > hw.memory_gb + _EPS:
+        op.notes.append(
+            f"past runs predict {op.sizing_gb:.2f} GB per worker, so {op.num_proc} workers may need "
+            f"{op.num_proc * op.sizing_gb:.1f} GB of {hw.memory_gb:.1f} GB; kept num_proc {op.num_proc} as asked"
+        )
 
 
 def _check_alone(op: _Op, hw: Hardware, problems: list[str]) -> None:
@@ -346,25 +368,26 @@ def _check_summed(ops: Sequence[_Op], hw: Hardware, problems: list[str]) -> None
 
 
 def _share(ops: Sequence[_Op]) -> None:
-    """Deal the capacity left by explicit ops to auto ops, one worker at a time, fewest-first."""
+    """Deal the capacity left by explicit ops to auto ops, one worker at a time, fewest-first (memory as sized,
+    history included)."""
     auto = [o for o in ops if o.explicit_np is None]
     used_gpu = sum(o.gpu_frac * o.num_proc for o in ops)
-    used_cpu = sum(o.cpu_frac * o.num_proc for o in ops)
+    used_cpu = sum(o.sizing_cpu_frac * o.num_proc for o in ops)
     if used_gpu <= 1 + _EPS and used_cpu <= 1 + _EPS:
         return
     for o in auto:
-        if o.gpu_frac or o.cpu_frac:
+        if o.gpu_frac or o.sizing_cpu_frac:
             o.num_proc = 1
     used_gpu = sum(o.gpu_frac * o.num_proc for o in ops)
-    used_cpu = sum(o.cpu_frac * o.num_proc for o in ops)
-    growing = [o for o in auto if (o.gpu_frac or o.cpu_frac) and o.num_proc < o.max_np]
+    used_cpu = sum(o.sizing_cpu_frac * o.num_proc for o in ops)
+    growing = [o for o in auto if (o.gpu_frac or o.sizing_cpu_frac) and o.num_proc < o.max_np]
     while growing:
         growing.sort(key=lambda o: o.num_proc)
         for o in growing:
-            if used_gpu + o.gpu_frac <= 1 + _EPS and used_cpu + o.cpu_frac <= 1 + _EPS:
+            if used_gpu + o.gpu_frac <= 1 + _EPS and used_cpu + o.sizing_cpu_frac <= 1 + _EPS:
                 o.num_proc += 1
                 used_gpu += o.gpu_frac
-                used_cpu += o.cpu_frac
+                used_cpu += o.sizing_cpu_frac
                 break
         else:
             break
@@ -382,10 +405,11 @@ def plan_recipe(
     recipe: str = "recipe",
     default_np: int | None = None,
 ) -> Plan:
-    """Plan every op of a recipe on `hardware`; raise PlanError listing every demand that does not fit.
+    """Plan every op of a recipe on `hardware`; raise PlanError listing every declared demand that does not fit.
 
-    `predictions`: memory per worker in GB by op (step name or op name), from past runs; it overrides the
-    recipe's and the op's memory hint, and an auto count computed from it has source "history".
+    `predictions`: host memory per worker in GB by op (step name or op name), from past runs. Where it exceeds
+    the recipe's or the op's memory hint, auto worker counts are sized by it (source "history"); it never
+    causes PlanError (see the module docstring).
     `default_np`: workers of an op with `auto_op_parallelism: false` and no num_proc (the recipe's `np`).
     """
     problems: list[str] = []
@@ -396,6 +420,7 @@ def plan_recipe(
         o.num_proc = o.max_np
         if o.explicit_np is not None:
             _check_alone(o, hardware, problems)
+            _note_history_over_explicit(o, hardware)
     if not problems:
         _check_summed(planned, hardware, problems)
     if problems:
@@ -414,7 +439,7 @@ def plan_recipe(
                 num_proc=o.num_proc,
                 num_cpus=o.num_cpus,
                 num_gpus=o.num_gpus,
-                memory_gb=o.memory_gb,
+                memory_gb=o.sizing_gb,
                 pool=pool_name(recipe, o.name),
                 source=source,
                 batch_size=o.batch_size,

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from ops_library.registry import get_op
 from pipeline_defs.loader import definitions_for, recipe_paths
 from tests.conftest import ROOT
 
@@ -37,7 +38,9 @@ def test_assets_carry_pool_retry_tags_and_op_metadata(sluice_home: Path) -> None
     assert spec.metadata["params"].value["op02_text_length_filter"]["min_len"] == 30
     assert spec.tags["sluice/kind"] == "filter"
     assert spec.group_name == "demo"
-    assert "Data-Juicer" in (spec.description or "") or spec.description
+    # the op's own summary, which names the Data-Juicer op it matches
+    assert spec.description == f"text_length_filter: {get_op('text_length_filter').summary()}"
+    assert "Data-Juicer" in spec.description
     op_def = assets_def.op
     assert op_def.pool == "sluice/demo/op02_text_length_filter"
     assert spec.metadata["sluice/plan"].value["num_proc"] >= 1

@@ -126,9 +126,8 @@ def test_funnel_and_materializations_are_in_the_instance(demo_run: tuple[Path, R
     meta = result.records[0].asset_materialization.metadata
     assert {"rows_in", "rows_out", "dropped", "seconds", "dagster/row_count"} <= set(meta)
     # resource usage and placement of the step, and a histogram of the filter's stat, for the UI
-    assert {"peak_rss_mb", "cpu_seconds", "cpu_percent_mean", "mb_per_s", "device", "batch_size", "retries"} <= set(
-        meta
-    )
+    # cpu_percent_mean is left out of steps too short to measure it (resources/monitor.py)
+    assert {"peak_rss_mb", "rss_delta_mb", "cpu_seconds", "mb_per_s", "device", "batch_size", "retries"} <= set(meta)
     assert meta["peak_rss_mb"].value > 50 and meta["device"].value == "cpu"
     assert "| bin | rows |" in meta["histogram/text_len"].value
     check = instance.event_log_storage.get_latest_asset_check_execution_by_key(

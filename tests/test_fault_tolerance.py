@@ -163,7 +163,9 @@ def test_sigkill_mid_recipe_then_resume_reexecutes_only_unfinished_steps(
         start_new_session=True,
     )
     assert proc.stdout is not None
-    job_id = proc.stdout.readline().split()[1].rstrip(":")
+    # the first line after the notice of the imported drill ops (custom_operator_paths) names the job
+    first = next(line for line in proc.stdout if "custom_operator_paths: imported" not in line)
+    job_id = first.split()[1].rstrip(":")
     deadline = time.time() + 120
     while len(_calls(counter)) < 2 and time.time() < deadline:
         time.sleep(0.05)

@@ -1,6 +1,11 @@
 """A one-asset job for the pool enforcement test (tests/resources/test_pool_enforcement.py): each partition
 is a step of an op at `num_gpus: 0.25` in its Dagster pool. It holds a worker slot of the fake one-GPU pool
-for `SLUICE_POOL_TEST_HOLD_S` seconds and writes when it started and ended into `SLUICE_POOL_TEST_DIR`.
+and writes when it started and ended into `SLUICE_POOL_TEST_DIR`.
+
+Timing decides nothing: inside its slot each of the first `LIMIT` steps waits at a barrier (files in
+`SLUICE_POOL_TEST_DIR`) until all `LIMIT` are inside together and every other of the `SLUICE_POOL_TEST_RUNS`
+steps is queued behind them (blocked by the Dagster pool, or waiting for a worker slot). So with a working limit
+exactly `LIMIT` steps overlap, and steps demonstrably waited, on any machine load. Later steps do not wait.
 
     dagster asset materialize -f tests/resources/pool_job.py --select '*' --partition p3
 """
@@ -19,17 +24,51 @@ from resources.pools import FakeGpuPool
 
 PLAN = plan_recipe([OpDemand("gpu_step", accelerator="cuda", num_gpus=0.25)], Hardware.fake(gpus=1), recipe="pool_test")
 POOL = PLAN["gpu_step"].pool
+LIMIT = PLAN["gpu_step"].num_proc
 PARTITIONS = dg.StaticPartitionsDefinition([f"p{i}" for i in range(16)])
+BARRIER_TIMEOUT_S = 240.0
+
+
+def _count(folder: Path) -> int:
+    return len(os.listdir(folder))
+
+
+def _barrier(context: dg.AssetExecutionContext, out: Path) -> dict[str, object]:
+    """For the first `LIMIT` steps: wait (inside the slot) until all of them are inside and every later step is
+    queued; say what was seen when it let go."""
+    runs = int(os.environ["SLUICE_POOL_TEST_RUNS"])
+    (out / "entered" / context.partition_key).touch()
+    order = _count(out / "entered")
+    deadline = time.monotonic() + BARRIER_TIMEOUT_S
+    while True:
+        entered = _count(out / "entered")
+        slot_waiting = _count(out / "arrived") - entered
+        dagster_pending = context.instance.event_log_storage.get_concurrency_info(POOL).pending_step_count
+        if order > LIMIT or (entered >= LIMIT and dagster_pending + slot_waiting >= runs - LIMIT):
+            return {
+                "order": order,
+                "dagster_pending": dagster_pending,
+                "slot_waiting": slot_waiting,
+                "timed_out": False,
+            }
+        if time.monotonic() > deadline:
+            return {"order": order, "dagster_pending": dagster_pending, "slot_waiting": slot_waiting, "timed_out": True}
+        time.sleep(0.05)
 
 
 @dg.asset(partitions_def=PARTITIONS, pool=POOL)
 def gpu_step(context: dg.AssetExecutionContext, gpu_pool: FakeGpuPool) -> dg.MaterializeResult:
+    out = Path(os.environ["SLUICE_POOL_TEST_DIR"])
+    for folder in ("arrived", "entered"):
+        (out / folder).mkdir(exist_ok=True)
+    (out / "arrived" / context.partition_key).touch()  # past the Dagster pool, before the worker slot
     with gpu_pool.hold(PLAN["gpu_step"], key=context.partition_key, enforce=False) as allocation:
         start = time.time()
-        time.sleep(float(os.environ.get("SLUICE_POOL_TEST_HOLD_S", "1.0")))
+        seen = _barrier(context, out)
+        time.sleep(0.2)
         end = time.time()
-    record = {"start": start, "end": end, **allocation.metadata()}
-    (Path(os.environ["SLUICE_POOL_TEST_DIR"]) / f"{context.partition_key}.json").write_text(json.dumps(record))
+    record = {"start": start, "end": end, **seen, **allocation.metadata()}
+    (out / f"{context.partition_key}.json").write_text(json.dumps(record))
     return dg.MaterializeResult(metadata=record)
 
 

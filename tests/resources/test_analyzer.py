@@ -8,18 +8,22 @@ import dagster as dg
 import pytest
 
 from resources.analyzer import (
+    MAX_MB_PER_1K_ROWS,
+    MEMORY_FLOOR_MB,
+    MIN_PROFILE_ROWS,
     OpProfile,
     Prediction,
     ResourceUsageAnalyzer,
+    StepRecord,
     add_profile_cli,
     discover_op_assets,
     op_name_of,
 )
 
-# Per partition: rows_in, rows_out, seconds, peak_rss_mb, cpu_seconds.
+# Per partition: rows_in, rows_out, seconds, peak_rss_mb, cpu_seconds, rss_delta_mb.
 STEPS = {
-    "a": (1000, 900, 2.0, 100.0, 1.5),
-    "b": (2000, 1500, 3.0, 300.0, 5.0),
+    "a": (1000, 900, 2.0, 100.0, 1.5, 20.0),
+    "b": (2000, 1500, 3.0, 300.0, 5.0, 60.0),
 }
 KEY = dg.AssetKey(["demo", "op02_text_length_filter"])
 
@@ -30,7 +34,7 @@ KEY = dg.AssetKey(["demo", "op02_text_length_filter"])
     metadata={"sluice/op": "text_length_filter"},
 )
 def op_asset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-    rows_in, rows_out, seconds, rss, cpu = STEPS[context.partition_key]
+    rows_in, rows_out, seconds, rss, cpu, delta = STEPS[context.partition_key]
     return dg.MaterializeResult(
         metadata={
             "rows_in": rows_in,
@@ -38,6 +42,7 @@ def op_asset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
             "seconds": seconds,
             "peak_rss_mb": rss,
             "cpu_seconds": cpu,
+            "rss_delta_mb": delta,
             "dagster/row_count": rows_out,
         }
     )
@@ -65,17 +70,20 @@ def _mean_per_1k(index: int) -> float:
     return statistics.fmean(step[index] / step[0] * 1000 for step in STEPS.values())
 
 
+_MEDIAN_DELTA_PER_1K = statistics.median(step[5] / step[0] * 1000 for step in STEPS.values())
+
+
 def test_prediction_is_mean_times_margin(instance: dg.DagsterInstance) -> None:
     analyzer = ResourceUsageAnalyzer(instance, margin=1.2, ops={"text_length_filter": [KEY]})
     rows = 4000
     expected = Prediction(
-        memory_mb=_mean_per_1k(3) * (rows / 1000) * 1.2,
+        memory_mb=_MEDIAN_DELTA_PER_1K * (rows / 1000) * 1.2,
         cpu_seconds=_mean_per_1k(4) * (rows / 1000) * 1.2,
         seconds=_mean_per_1k(2) * (rows / 1000) * 1.2,
     )
     assert analyzer.predict("text_length_filter", rows) == expected
-    # the same figures by hand: MB/1k rows 100 and 150, CPU s/1k 1.5 and 2.5, s/1k 2.0 and 1.5
-    assert expected.memory_mb == pytest.approx(125 * 4 * 1.2)
+    # the same figures by hand: added MB/1k rows 20 and 30, CPU s/1k 1.5 and 2.5, s/1k 2.0 and 1.5
+    assert expected.memory_mb == pytest.approx(25 * 4 * 1.2)
     assert expected.cpu_seconds == pytest.approx(2.0 * 4 * 1.2)
     assert expected.seconds == pytest.approx(1.75 * 4 * 1.2)
 
@@ -83,6 +91,7 @@ def test_prediction_is_mean_times_margin(instance: dg.DagsterInstance) -> None:
 def test_memory_predictions_for_the_planner(instance: dg.DagsterInstance) -> None:
     analyzer = ResourceUsageAnalyzer(instance, margin=1.2, ops={"text_length_filter": [KEY]})
     expected_mb = analyzer.predict("text_length_filter", 3000).memory_mb  # type: ignore[union-attr]
+    assert expected_mb is not None
     assert analyzer.memory_gb_predictions(3000) == {"text_length_filter": expected_mb / 1024}
 
 
@@ -92,11 +101,12 @@ def test_profile_figures(instance: dg.DagsterInstance) -> None:
         op="text_length_filter",
         samples=2,
         rows=3000,
-        memory_mb_per_1k_rows=_mean_per_1k(3),
+        memory_mb_per_1k_rows=_MEDIAN_DELTA_PER_1K,
         cpu_seconds_per_1k_rows=_mean_per_1k(4),
         seconds_per_1k_rows=_mean_per_1k(2),
         rows_per_s=3000 / 5.0,
         peak_rss_mb_mean=200.0,
+        memory_samples=2,
     )
 
 
@@ -111,7 +121,7 @@ def test_discovery_groups_step_assets_by_op_name(instance: dg.DagsterInstance) -
     assert discover_op_assets(instance) == {"text_length_filter": [KEY]}
     analyzer = ResourceUsageAnalyzer(instance, margin=2.0)
     assert analyzer.predict("text_length_filter", 1000) == Prediction(
-        memory_mb=_mean_per_1k(3) * 2.0, cpu_seconds=_mean_per_1k(4) * 2.0, seconds=_mean_per_1k(2) * 2.0
+        memory_mb=_MEDIAN_DELTA_PER_1K * 2.0, cpu_seconds=_mean_per_1k(4) * 2.0, seconds=_mean_per_1k(2) * 2.0
     )
     assert op_name_of(dg.AssetKey(["r", "op12_words_num_filter"])) == "words_num_filter"
     assert op_name_of(dg.AssetKey(["r", "source"])) == "source"
@@ -121,7 +131,7 @@ def test_render_profiles(instance: dg.DagsterInstance) -> None:
     analyzer = ResourceUsageAnalyzer(instance, ops={"text_length_filter": [KEY]})
     table = analyzer.render_profiles()
     assert table.splitlines()[0].split()[:3] == ["op", "steps", "rows"]
-    assert table.splitlines()[1].split() == ["text_length_filter", "2", "3000", "125.00", "2.0000", "600", "200.0"]
+    assert table.splitlines()[1].split() == ["text_length_filter", "2", "3000", "25.00", "2.0000", "600", "200.0"]
     assert "no recorded steps" in analyzer.render_profiles("other_op")
 
 
@@ -142,3 +152,59 @@ def test_profile_cli_reads_the_sluice_instance(sluice_home: Path, capsys: pytest
     assert "margin 1.5" in capsys.readouterr().out
     args = parser.parse_args(["profile", "nope"])
     assert args.fn(args) == 1
+
+
+# --- issue 11 item 6: history from small shards must not predict absurd memory -------------------------------
+
+
+def _step(rows: int, peak_rss_mb: float, rss_delta_mb: float | None = None, seconds: float = 0.01) -> StepRecord:
+    return StepRecord(
+        asset_key=KEY,
+        partition="p",
+        run_id="r",
+        timestamp=0.0,
+        rows_in=rows,
+        rows_out=rows,
+        seconds=seconds,
+        peak_rss_mb=peak_rss_mb,
+        cpu_seconds=seconds,
+        rss_delta_mb=rss_delta_mb,
+    )
+
+
+def test_a_five_row_step_predicts_no_memory() -> None:
+    """The reproducer: one run of a 5-row input (process RSS ~250 MB) predicted 49.85 GB for a 10k-row shard."""
+    profile = OpProfile.from_steps("text_length_filter", [_step(5, peak_rss_mb=250.0, rss_delta_mb=0.4)])
+    assert profile.memory_mb_per_1k_rows is None
+    assert profile.predict(10_000, 1.2).memory_mb is None
+    assert profile.cpu_seconds_per_1k_rows == pytest.approx(2.0)  # informational figures still come from it
+
+
+def test_memory_comes_from_the_rss_a_step_added_not_the_process_rss() -> None:
+    steps = [_step(10_000, peak_rss_mb=274.0, rss_delta_mb=12.0), _step(10_000, peak_rss_mb=280.0, rss_delta_mb=14.0)]
+    profile = OpProfile.from_steps("op", steps)
+    assert profile.memory_mb_per_1k_rows == pytest.approx(1.3)  # median of 1.2 and 1.4
+    # the demo at partition.size 50000: ~78 MB, where process RSS per row predicted ~24 GB
+    assert profile.predict(50_000, 1.2).memory_mb == pytest.approx(1.3 * 50 * 1.2)
+
+
+def test_small_steps_and_steps_without_rss_delta_are_left_out_of_the_memory_rate() -> None:
+    steps = [
+        _step(MIN_PROFILE_ROWS - 1, peak_rss_mb=300.0, rss_delta_mb=200.0),  # fixed costs of a tiny shard
+        _step(5_000, peak_rss_mb=300.0),  # recorded before rss_delta_mb existed
+        _step(4_000, peak_rss_mb=300.0, rss_delta_mb=8.0),
+    ]
+    profile = OpProfile.from_steps("op", steps)
+    assert (profile.memory_mb_per_1k_rows, profile.memory_samples) == (2.0, 1)
+
+
+def test_memory_rate_median_ignores_one_model_load_and_is_capped() -> None:
+    steps = [_step(1_000, 300.0, 900.0), _step(1_000, 300.0, 4.0), _step(1_000, 300.0, 6.0)]
+    assert OpProfile.from_steps("op", steps).memory_mb_per_1k_rows == 6.0
+    huge = OpProfile.from_steps("op", [_step(1_000, 9_000.0, 8_000.0)])
+    assert huge.memory_mb_per_1k_rows == MAX_MB_PER_1K_ROWS
+
+
+def test_memory_prediction_has_a_floor() -> None:
+    profile = OpProfile.from_steps("op", [_step(10_000, 250.0, 0.0)])
+    assert profile.predict(10, 1.2).memory_mb == MEMORY_FLOOR_MB

@@ -176,3 +176,50 @@ def test_cli_registers_serve_metrics() -> None:
     args = parser.parse_args(["serve-metrics", "--host", "0.0.0.0", "--port", "9100"])
     assert (args.host, args.port) == ("0.0.0.0", 9100)
     assert callable(args.fn)
+
+
+@pytest.mark.parametrize(
+    ("host", "warned"),
+    [
+        ("127.0.0.1", False),
+        ("localhost", False),
+        ("::1", False),
+        ("127.0.0.2", False),
+        ("0.0.0.0", True),
+        ("::", True),
+        ("192.168.1.20", True),
+        ("metrics.example.org", True),
+    ],
+)
+def test_binding_beyond_loopback_warns_that_endpoints_are_unauthenticated(
+    host: str, warned: bool, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 11 item 15: the default stays 127.0.0.1; any other address prints a warning before serving."""
+    import uvicorn
+
+    served: list[tuple[str, int]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, host, port, log_level: served.append((host, port)))
+    parser = argparse.ArgumentParser(prog="sluice")
+    add_cli(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["serve-metrics", "--host", host, "--port", "9100"])
+    assert args.fn(args) == 0
+    assert served == [(host, 9100)]
+    err = capsys.readouterr().err
+    if warned:
+        assert f"binding {host}:9100" in err and "unauthenticated" in err
+    else:
+        assert err == ""
+
+
+def test_the_default_host_serves_without_a_warning(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import uvicorn
+
+    served: list[str] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, host, port, log_level: served.append(host))
+    parser = argparse.ArgumentParser(prog="sluice")
+    add_cli(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["serve-metrics"])
+    assert args.fn(args) == 0
+    assert served == ["127.0.0.1"] and capsys.readouterr().err == ""

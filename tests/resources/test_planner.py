@@ -119,15 +119,78 @@ def test_a_gpu_op_without_memory_or_num_gpus_gets_one_worker_per_gpu() -> None:
     assert "one whole GPU" in plan["g"].note
 
 
-def test_history_predictions_override_the_memory_hints() -> None:
+def test_history_lowers_the_workers_of_an_auto_cpu_op() -> None:
+    ops = [OpDemand("op01_text_length_filter", op="text_length_filter", memory="2GB")]
+    plan = plan_recipe(ops, HW, predictions={"op01_text_length_filter": 10.0})
+    op = plan.ops[0]
+    # floor(128 GB / 10 GB) = 12, below the 32 CPUs and the 64 that the 2 GB hint allows
+    assert (op.memory_gb, op.num_proc, op.source) == (10.0, 12, "history")
+    by_op_name = plan_recipe(ops, HW, predictions={"text_length_filter": 10.0})
+    assert by_op_name.ops[0].source == "history"
+    assert plan_recipe(ops, HW).ops[0].num_proc == 32  # the recipe's 2 GB: min(32 CPUs, 64)
+
+
+def test_history_never_raises_the_workers_above_the_declared_memory() -> None:
+    ops = [OpDemand("f", memory="16GB")]
+    plan = plan_recipe(ops, HW, predictions={"f": 0.1})
+    assert (plan["f"].num_proc, plan["f"].memory_gb, plan["f"].source) == (8, 16.0, "auto")
+
+
+def test_history_does_not_apply_to_gpu_memory() -> None:
+    """Past runs measure host RSS; a CUDA op's memory key is GPU memory."""
     ops = [OpDemand("op01_text_embedding_mapper", op="text_embedding_mapper", needs=EMBEDDING, memory="2GB")]
     plan = plan_recipe(ops, HW, predictions={"op01_text_embedding_mapper": 10.0})
     op = plan.ops[0]
-    # floor(20 / 10) = 2 per GPU -> 4, below the 8 that num_gpus 0.25 would allow
-    assert (op.memory_gb, op.num_proc, op.source) == (10.0, 4, "history")
-    by_op_name = plan_recipe(ops, HW, predictions={"text_embedding_mapper": 10.0})
-    assert by_op_name.ops[0].source == "history"
-    assert plan_recipe(ops, HW).ops[0].memory_gb == 2.0  # the recipe's hint over the op's
+    assert (op.memory_gb, op.num_proc, op.source) == (2.0, 8, "auto")
+
+
+# --- issue 11 item 6: history makes the planner refuse runs that fit ---------------------------------------------
+
+SMALL_BOX = Hardware(cpus=2, memory_gb=7.5)
+
+
+def _demo_demands() -> list[OpDemand]:
+    return [
+        OpDemand("op00_whitespace_normalization_mapper", op="whitespace_normalization_mapper"),
+        OpDemand("op01_clean_links_mapper", op="clean_links_mapper"),
+        OpDemand("op02_text_length_filter", op="text_length_filter"),
+        OpDemand("op03_words_num_filter", op="words_num_filter", num_proc=2),
+    ]
+
+
+def test_history_from_a_five_row_run_does_not_refuse_the_same_plan() -> None:
+    """The reproducer: after a 5-row run, predictions of ~50 GB per worker (process RSS / 5 rows) made the same
+    `sluice run` exit 2 ("does not fit … 4.7 cpus … 49.85 GB"). History may lower parallelism, never refuse."""
+    demands = _demo_demands()
+    fresh = plan_recipe(demands, SMALL_BOX, recipe="demo")
+    absurd = {d.op: 49.85 for d in demands}
+    plan = plan_recipe(demands, SMALL_BOX, predictions=absurd, recipe="demo")
+    for op in plan.ops:
+        assert op.num_proc >= 1
+        assert op.num_proc <= fresh[op.op].num_proc
+    assert plan["op03_words_num_filter"].num_proc == 2  # explicit: kept, with a warning
+    assert "kept num_proc 2 as asked" in plan["op03_words_num_filter"].note
+    assert plan["op02_text_length_filter"].source == "history"
+    assert "one worker needs more than this machine has" in plan["op02_text_length_filter"].note
+
+
+def test_the_demo_at_partition_size_50000_is_not_refused() -> None:
+    """The reproducer: ~24 GB predicted for a 50,000-row shard against 274 MB used; still a plan, fewer workers."""
+    demands = _demo_demands()
+    plan = plan_recipe(demands, SMALL_BOX, predictions={d.op: 24.0 for d in demands}, recipe="demo")
+    assert {op.op: op.num_proc for op in plan.ops} == {
+        "op00_whitespace_normalization_mapper": 1,
+        "op01_clean_links_mapper": 1,
+        "op02_text_length_filter": 1,
+        "op03_words_num_filter": 2,
+    }
+
+
+def test_explicit_demands_that_do_not_fit_still_refuse_with_or_without_history() -> None:
+    demands = [OpDemand("big", num_proc=4, memory="4GB")]
+    for predictions in (None, {"big": 0.1}, {"big": 100.0}):
+        with pytest.raises(PlanError, match=r"At least 16\.0 GB of memory is required, but only 7\.5 GB"):
+            plan_recipe(demands, SMALL_BOX, predictions=predictions)
 
 
 def test_a_gpu_op_on_a_machine_without_gpus_runs_on_the_cpu() -> None:

@@ -2,7 +2,8 @@
 limit 4, and 8 partition runs launched at once never have more than 4 of its steps running together.
 
 The Dagster pool schedules the steps (blocked ones wait and re-poll); the pool resource's worker slot makes the
-limit exact where Dagster's claim races on SQLite (see resources/pools.py)."""
+limit exact where Dagster's claim races on SQLite (see resources/pools.py). The job's steps meet at a barrier
+(tests/resources/pool_job.py), so how busy the machine is decides nothing: exactly 4 overlap, never more."""
 
 from __future__ import annotations
 
@@ -23,7 +24,6 @@ from tests.resources.pool_job import POOL
 ROOT = Path(__file__).resolve().parents[2]
 JOB = Path(__file__).with_name("pool_job.py")
 RUNS = 8
-HOLD_S = 4.0
 
 
 def max_overlap(intervals: list[tuple[float, float]]) -> int:
@@ -61,7 +61,7 @@ def test_a_quarter_gpu_op_runs_at_most_four_steps_at_once_across_runs(tmp_path: 
         "DAGSTER_HOME": str(home),
         "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
         "SLUICE_POOL_TEST_DIR": str(out),
-        "SLUICE_POOL_TEST_HOLD_S": str(HOLD_S),
+        "SLUICE_POOL_TEST_RUNS": str(RUNS),
         "SLUICE_POOL_TEST_SLOTS": str(tmp_path / "slots"),
     }
     cmd = [sys.executable, "-m", "dagster", "asset", "materialize", "-f", str(JOB), "--select", "*", "--partition"]
@@ -72,20 +72,23 @@ def test_a_quarter_gpu_op_runs_at_most_four_steps_at_once_across_runs(tmp_path: 
         )
         for i in range(RUNS)
     ]
-    logs = [p.communicate(timeout=180)[0] for p in procs]
+    logs = [p.communicate(timeout=420)[0] for p in procs]
     wall = time.monotonic() - t0
 
     failed = [(i, log[-2000:]) for i, (p, log) in enumerate(zip(procs, logs, strict=True)) if p.returncode != 0]
     assert not failed, failed
     records = [json.loads((out / f"p{i}.json").read_text()) for i in range(RUNS)]
+    assert not [r for r in records if r["timed_out"]], records  # every step met its cohort
     overlap = max_overlap([(r["start"], r["end"]) for r in records])
-    blocked = sum(f"Step blocked by limit for pool {POOL}" in log for log in logs)
-    raced = sum(r["slot_wait_s"] > 0.005 for r in records)
+    first = [r for r in records if r["order"] <= 4]
+    blocked = max(r["dagster_pending"] for r in first)
     print(
-        f"\n{RUNS} runs in {wall:.1f} s: max overlap {overlap} (limit 4); {blocked} runs waited for the Dagster "
-        f"pool, {raced} steps for a worker slot"
+        f"\n{RUNS} runs in {wall:.1f} s: max overlap {overlap} (limit 4); {blocked} steps queued at the Dagster "
+        f"pool behind the first 4, {max(r['slot_waiting'] for r in first)} at a worker slot"
     )
-    assert 2 <= overlap <= 4
-    assert blocked >= 1, "no step ever waited: the runs did not contend for the pool"
+    # The barrier holds the first 4 steps inside together until the other 4 are queued: 4 overlap whatever the
+    # load, and a fifth inside at that time would show as an overlap of 5.
+    assert overlap == 4
+    assert blocked >= 1, "no step waited at the Dagster pool: its limit did not hold them back"
     assert {r["slot"] for r in records} <= {0, 1, 2, 3}
     assert {r["granted"] for r in records} == {"cuda:0"}
