@@ -121,7 +121,7 @@ def execute_run(req: RunRequest) -> tuple[str, bool, str]:
     detail = ""
     if not result.success:
         failure = next((e for e in result.all_events if e.is_step_failure), None)
-        detail = failure.step_failure_data.error.message.strip() if failure else "see the run in the UI"
+        detail = _failure_line(failure.step_failure_data.error) if failure else "see the run in the UI"
         check = next(
             (
                 e
@@ -133,6 +133,21 @@ def execute_run(req: RunRequest) -> tuple[str, bool, str]:
         if check is not None:
             detail = check.event_specific_data.description or detail
     return result.run_id, result.success, detail.splitlines()[0] if detail else detail
+
+
+def _failure_line(error: object) -> str:
+    """The step's failure in one line, with its root cause (a step that used up its retries says only
+    "Exceeded max_retries"; the error that made it retry is in the cause chain)."""
+    if error is None:
+        return "see the run in the UI"
+    top = (getattr(error, "message", "") or "").strip().splitlines()[0]
+    root = error
+    while getattr(root, "cause", None) is not None:
+        root = root.cause
+    if root is error:
+        return top
+    cause = (getattr(root, "message", "") or "").strip().splitlines()[0]
+    return f"{top}: {cause}" if cause else top
 
 
 def _ranges(todo: Sequence[str], order: Sequence[str], per_run: int | None) -> list[tuple[str, str]]:
