@@ -10,7 +10,16 @@ import polars as pl
 import pytest
 
 from ops_library.columns import DROP_REASON, ROW_ID
-from pipeline_defs.shards import DatasetError, discover_shards, read_shard, shard_for_key, shard_order
+from pipeline_defs.recipe import PartitionSpec
+from pipeline_defs.shards import RAW_JSON, DatasetError, discover_shards, read_shard, shard_for_key, shard_order
+
+
+@pytest.fixture(autouse=True)
+def _home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Shard manifests are cached under the Sluice home: a private one per test, outside the input."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("SLUICE_HOME", str(home))
+    return home
 
 
 def _jsonl(path: Path, rows: list[object]) -> Path:
@@ -22,9 +31,9 @@ def _jsonl(path: Path, rows: list[object]) -> Path:
 def _read_all(dataset: str, size: int = 1000) -> tuple[pl.DataFrame, pl.DataFrame]:
     kept, bad = [], []
     for shard in discover_shards(dataset, size):
-        k, q = read_shard(shard, "text")
-        kept.append(k)
-        bad.append(q)
+        read = read_shard(shard, "text")
+        kept.append(read.kept)
+        bad.append(read.quarantined)
     return pl.concat(kept, how="diagonal_relaxed"), pl.concat(bad)
 
 
@@ -41,7 +50,7 @@ def test_keys_are_stable_ordered_and_cover_every_row(tmp_path: Path) -> None:
     _jsonl(tmp_path / "c.jsonl", [{"text": "c"}])
     assert set(keys) < {s.key for s in discover_shards(str(tmp_path), 3)}
     shard = shard_for_key(str(tmp_path), 3, "b.jsonl@00002")
-    kept, _ = read_shard(shard, "text")
+    kept = read_shard(shard, "text").kept
     assert kept[ROW_ID].to_list() == ["b.jsonl:7"] and kept["text"].to_list() == ["b6"]
 
 
@@ -78,7 +87,9 @@ def test_bad_jsonl_lines_are_quarantined_with_line_field_and_reason(tmp_path: Pa
     path.write_bytes(b"\n".join(lines))
     kept, bad = _read_all(str(path))
     assert kept["text"].to_list() == ["with bom", "ok"]
-    assert kept.filter(pl.col(ROW_ID) == "bad.jsonl:2")["meta"].to_list() == [{"a": [1, 2]}]
+    # line 1 has no "meta": the field is held as JSON text, to be written back only where it was
+    assert kept["meta"].to_list() == [None, '{"a": [1, 2]}']
+    assert kept[RAW_JSON].to_list() == [["meta"], ["meta"]]
     reasons = dict(zip(bad["line"].to_list(), bad[DROP_REASON].to_list(), strict=True))
     assert sorted(reasons) == [3, 4, 5, 6, 7, 8, 9, 10]
     assert reasons[3].startswith("malformed JSON")
@@ -131,3 +142,72 @@ def test_ten_megabyte_document_is_processed_not_quarantined(tmp_path: Path) -> N
     kept, bad = _read_all(str(path))
     assert bad.height == 0
     assert kept["text"].str.len_chars().to_list() == [len(big), 5]
+
+
+# --- every field but the text comes out as it went in ------------------------------------------------------
+
+MIXED_LINES = [
+    '{"text": "a", "id": "doc-1", "score": 1.5, "tag": "NaN", "meta": {"k": [1, {"z": null}]}, "big": 123456789012345678901}',
+    '{"id": 2, "text": "b", "score": 1.5, "tag": "NaN", "meta": {"k": []}, "big": 1}',
+    '{"text": "c", "id": 3.0, "flag": true, "score": 2, "tag": "x", "meta": {"other": "v"}}',
+    '{"text": "d", "id": null, "score": -0.0, "tag": "1e5", "meta": [1, "a"]}',
+    '{"text": "12", "id": "4", "score": 1e-7, "tag": "true", "meta": {}}',
+    '{"text": "dup", "id": "first", "id": "last", "meta": {"a": 1, "a": [2]}}',
+    '{"text": "caf\\u00e9 \\ud83d\\ude00", "id": "\\u00fc", "esc": "tab\\tquote\\" slash\\\\"}',
+    '{"text": "nan", "v": NaN, "inf": -Infinity}',
+    '{"text": "[not a list]", "list": [1.5, 2.5], "n": -12}',
+]
+
+
+def _strict(value: object) -> str:
+    """A JSON value as canonical text: equal only for the same value and type (1 != 1.0 != true)."""
+    return json.dumps(value, sort_keys=True)
+
+
+def _export(frames: list[pl.DataFrame], path: Path) -> list[str]:
+    from pipeline_defs.export import write_rows
+
+    write_rows(frames, path)
+    return path.read_text(encoding="utf-8").splitlines()
+
+
+@pytest.mark.parametrize(
+    "spec", [PartitionSpec(size=1), PartitionSpec(size=4), PartitionSpec(), PartitionSpec(bytes=300)]
+)
+def test_every_field_round_trips_with_its_json_type_whatever_the_shard_size(
+    tmp_path: Path, spec: PartitionSpec
+) -> None:
+    consistent = [
+        json.dumps({"text": f"t{i}", "id": f"doc-{i}", "score": i + 0.5, "meta": {"a": i}}) for i in range(50)
+    ]
+    lines = [*consistent[:25], *MIXED_LINES, *consistent[25:]]
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "m.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    reads = [read_shard(s, "text") for s in discover_shards(str(tmp_path / "in"), spec)]
+    assert sum(r.quarantined.height for r in reads) == 0
+    assert sum(r.duplicate_key_rows for r in reads) == 1
+    out = _export([r.kept.drop(ROW_ID) for r in reads], tmp_path / "out.jsonl")
+    assert len(out) == len(lines)
+    for got, want in zip(out, lines, strict=True):
+        assert _strict(json.loads(got)) == _strict(json.loads(want))
+
+
+def test_mixed_types_keep_their_values_in_one_shard(tmp_path: Path) -> None:
+    """Issue 11 #1: `{"id":"doc-1"}` + `{"id":2}` in one shard exported `"\\"doc-1\\""` and `"2"`."""
+    path = _jsonl(tmp_path / "in" / "m.jsonl", [{"text": "a", "id": "doc-1"}, {"text": "b", "id": 2}])
+    read = read_shard(discover_shards(str(path), PartitionSpec())[0], "text")
+    out = _export([read.kept.drop(ROW_ID)], tmp_path / "out.jsonl")
+    assert out == ['{"text":"a","id":"doc-1"}', '{"text":"b","id":2}']
+    from pipeline_defs.export import write_rows
+
+    write_rows([read.kept.drop(ROW_ID)], tmp_path / "out.parquet")
+    assert pl.read_parquet(tmp_path / "out.parquet")["id"].to_list() == ['"doc-1"', "2"]  # documented: JSON text
+
+
+def test_consistent_fields_stay_typed_columns(tmp_path: Path) -> None:
+    rows = [{"text": f"t{i}", "n": i, "x": i + 0.25, "ok": i % 2 == 0, "m": {"a": [i]}} for i in range(20)]
+    path = _jsonl(tmp_path / "c.jsonl", rows)
+    kept = read_shard(discover_shards(str(path), PartitionSpec())[0], "text").kept
+    assert RAW_JSON not in kept.columns
+    assert kept.schema["n"] == pl.Int64 and kept.schema["x"] == pl.Float64 and kept.schema["ok"] == pl.Boolean
+    assert kept["m"].to_list()[3] == {"a": [3]}
