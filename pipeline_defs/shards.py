@@ -21,7 +21,6 @@ verbatim.
 from __future__ import annotations
 
 import glob
-import gzip
 import io
 import json
 import math
@@ -160,19 +159,30 @@ def discover_files(dataset_path: str) -> list[InputFile]:
 
 
 def _gunzip_chunks(path: Path) -> Iterator[bytes]:
-    """The decompressed bytes of a .gz file in pieces; a truncated or corrupt stream is a one-line
-    DatasetError naming the file and its last complete line."""
+    """The decompressed bytes of a .gz file (every member) in pieces; a truncated or corrupt stream is a
+    one-line DatasetError naming the file and its last complete line."""
     lines = 0
-    try:
-        with gzip.open(path, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                yield chunk
-                lines += chunk.count(b"\n")
-    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
-        raise DatasetError(
-            f"{path}: truncated or corrupt gzip stream after line {lines} (the last good line; {exc}); "
-            "re-create or remove the file"
-        ) from None
+
+    def fail(what: str) -> DatasetError:
+        return DatasetError(f"{path}: {what} after line {lines} (the last good line); re-create or remove the file")
+
+    member, empty = zlib.decompressobj(zlib.MAX_WBITS | 16), True
+    with open(path, "rb") as fh:
+        for compressed in iter(lambda: fh.read(1 << 20), b""):
+            empty = False
+            while compressed:
+                try:
+                    out = member.decompress(compressed)
+                except zlib.error as exc:
+                    raise fail(f"truncated or corrupt gzip stream ({exc})") from None
+                lines += out.count(b"\n")
+                yield out
+                compressed = b""
+                if member.eof and member.unused_data:  # another gzip member follows
+                    compressed = member.unused_data
+                    member = zlib.decompressobj(zlib.MAX_WBITS | 16)
+    if not member.eof and not empty:
+        raise fail("truncated or corrupt gzip stream (it ends before its end-of-stream marker)")
 
 
 def _gunzip(path: Path) -> bytes:
@@ -806,7 +816,7 @@ def _read_parquet(shard: Shard, text_key: str) -> ShardRead:
     kept = df.filter(~mask)
     if text_key not in kept.columns or kept.schema[text_key] != pl.String:
         # no usable row: the text column as downstream ops expect it, not the file's other type
-        kept = kept.drop(text_key, strict=False).with_columns(pl.lit(None, pl.String).alias(text_key))
+        kept = kept.with_columns(pl.lit(None, pl.String).alias(text_key))
     return ShardRead(kept, _quarantine(bad))
 
 
