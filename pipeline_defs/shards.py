@@ -468,7 +468,7 @@ def json_text(expr: pl.Expr) -> pl.Expr:
 
 
 # What polars makes of a non-string JSON value read into a string column (a number, a bool, an object).
-_LOOKS_COERCED = r"^(?:-?[0-9]|true$|false$|\{|\[)"
+_LOOKS_COERCED = r"^(?:-?[0-9][0-9.eE+\-]*|true|false)$|^[\[{]"
 _STRING_TOKEN = r'"(?:[^"\\]|\\.)*"'
 _SURROGATE_ESCAPE = r"\\u[dD][89a-fA-F]"
 _INTEGERS = (pl.Int64, pl.Int128, pl.UInt64)
@@ -509,6 +509,22 @@ def _key_count(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
     if isinstance(dtype, pl.List) and _has_struct(dtype.inner):
         return expr.list.eval(_key_count(pl.element(), dtype.inner)).list.sum().cast(pl.Int64)
     return pl.lit(0, pl.Int64)
+
+
+def _recount(
+    target: pl.Series, lines: pl.Series, rows: pl.Series, pattern: str, repl: str | None = None, count: str = ""
+) -> None:
+    """Overwrite `target` on `rows` with an exact but slower check of those lines only: `pattern` found
+    (repl None), or matches of `count` once `pattern` is replaced by `repl`."""
+    at = rows.arg_true()
+    if at.len():
+        subset = lines.gather(at)
+        exact = (
+            subset.str.contains(pattern)
+            if repl is None
+            else subset.str.replace_all(pattern, repl).str.count_matches(count)
+        )
+        target.scatter(at, exact)
 
 
 def _nesting(skeleton: str) -> int:
@@ -663,8 +679,7 @@ def _split_lines(data: bytes) -> tuple[pl.Series, list[bytes] | None]:
     lines when some are not UTF-8 (None otherwise: the common case is split by polars, not in Python)."""
     if not data:
         return pl.Series("line", [], dtype=pl.String), None
-    if data.endswith(b"\n"):
-        data = data[:-1]
+    expected = data.count(b"\n") + (not data.endswith(b"\n"))
     try:  # polars' CSV reader as a line splitter: no quoting, a separator JSON text never holds raw
         lines = pl.read_csv(
             io.BytesIO(data),
@@ -674,10 +689,12 @@ def _split_lines(data: bytes) -> tuple[pl.Series, list[bytes] | None]:
             new_columns=["line"],
             infer_schema=False,
         ).to_series()
-        if lines.len() == data.count(b"\n") + 1:
+        if lines.len() == expected:
             return lines.str.strip_suffix("\r") if b"\r" in data else lines, None
     except (pl.exceptions.PolarsError, ValueError):
         pass
+    if data.endswith(b"\n"):
+        data = data[:-1]
     raw = data.split(b"\n")
     texts: list[str | None] = []
     for line in raw:
@@ -703,16 +720,22 @@ def _read_jsonl(shard: Shard, data: bytes, text_key: str) -> ShardRead:
         data = data[3:]  # a UTF-8 byte-order mark is encoding noise, not data
     series, raw_lines = _split_lines(data)
     n = series.len()
-    skeleton = series.str.replace_all(_STRING_TOKEN, '""')  # strings emptied: keys and brackets stay
+    keys = series.str.count_matches(r'"\s*:').fill_null(0)  # an unescaped '"' then ':' ends every key
+    # A '\":' inside a string also counts; on those rows count the keys exactly, with strings emptied.
+    _recount(keys, series, series.str.contains(r'\\"\s*:').fill_null(False), _STRING_TOKEN, '""', r'""\s*:')
+    surrogate = series.str.contains(r"\u", literal=True).fill_null(False)
+    _recount(surrogate, series, surrogate, _SURROGATE_ESCAPE)
     checks = pl.DataFrame(
         {
-            "hold": (series.str.strip_chars().str.len_bytes() == 0).fill_null(True),  # blank or not UTF-8
-            "brackets": skeleton.str.count_matches(r"[\[{]").fill_null(0),
-            "keys": skeleton.str.count_matches(r'""\s*:').fill_null(0),
-            "surrogate": series.str.contains(_SURROGATE_ESCAPE).fill_null(False),
+            "hold": (~series.str.contains(r"\S")).fill_null(True),  # blank, or not UTF-8
+            "brackets": series.str.count_matches(r"[\[{]").fill_null(0),
+            "keys": keys,
+            "surrogate": surrogate,
         }
     )
-    deep = {i for i in (checks["brackets"] > MAX_NESTING).arg_true().to_list() if _nesting(skeleton[i]) > MAX_NESTING}
+    many = (checks["brackets"] > MAX_NESTING).arg_true()
+    skeleton = series.gather(many).str.replace_all(_STRING_TOKEN, '""')  # strings emptied: brackets stay
+    deep = {i for i, sk in zip(many.to_list(), skeleton.to_list(), strict=True) if _nesting(sk) > MAX_NESTING}
     hold = checks["hold"]
     if deep:
         hold = hold | pl.Series([i in deep for i in range(n)])

@@ -167,6 +167,13 @@ MIXED_LINES = [
     '{"text": "caf\\u00e9 \\ud83d\\ude00", "id": "\\u00fc", "esc": "tab\\tquote\\" slash\\\\"}',
     '{"text": "nan", "v": NaN, "inf": -Infinity}',
     '{"text": "[not a list]", "list": [1.5, 2.5], "n": -12}',
+    # one field, every JSON type: polars alone would read them all as strings ("false", "1.5", '{"a": 1}')
+    '{"text": "k1", "k": "s"}',
+    '{"text": "k2", "k": false}',
+    '{"text": "k3", "k": 1.5}',
+    '{"text": "k4", "k": {"a": 1}}',
+    '{"text": "k5", "k": [1, "x"]}',
+    '{"text": "k6", "k": "1.5"}',
 ]
 
 
