@@ -472,26 +472,29 @@ _LOOKS_COERCED = r"^(?:-?[0-9][0-9.eE+\-]*|true|false)$|^[\[{]"
 _STRING_TOKEN = r'"(?:[^"\\]|\\.)*"'
 _SURROGATE_ESCAPE = r"\\u[dD][89a-fA-F]"
 _INTEGERS = (pl.Int64, pl.Int128, pl.UInt64)
+_NULLS_ARE_JSON = "__nulls_are_json"  # per native row: its null top-level fields were JSON nulls, not absent
 
 
-def _unsure(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
-    """True where polars' value may differ from Python's json: nulls (a missing key reads as null), strings
-    that may be coerced numbers/bools/objects, integral floats (maybe a JSON int in a float column)."""
-    null = expr.is_null()
+def _unsure(expr: pl.Expr, dtype: pl.DataType, top: bool = False) -> pl.Expr:
+    """True where polars' value may differ from Python's json: nested nulls (a missing key reads as null),
+    strings that may be coerced numbers/bools/objects, integral floats (maybe a JSON int in a float column).
+    A null top-level field is fine here: the key count tells an absent key from a JSON null."""
     if dtype == pl.String:
-        out = null | expr.str.contains(_LOOKS_COERCED)
+        inner = expr.str.contains(_LOOKS_COERCED)
     elif dtype == pl.Float64:
-        out = null | (expr.round(0) == expr)
+        inner = expr.round(0) == expr
     elif dtype in _INTEGERS or dtype == pl.Boolean:
-        out = null
+        inner = pl.lit(False)
     elif isinstance(dtype, pl.List):
-        out = null | expr.list.eval(_unsure(pl.element(), dtype.inner)).list.any()
+        inner = expr.list.eval(_unsure(pl.element(), dtype.inner)).list.any()
     elif isinstance(dtype, pl.Struct):
         parts = [_unsure(expr.struct.field(f.name), f.dtype) for f in dtype.fields]
-        out = null | pl.any_horizontal(parts) if parts else null
+        inner = pl.any_horizontal(parts) if parts else pl.lit(False)
     else:
-        out = pl.lit(True)
-    return out.fill_null(True)
+        inner = pl.lit(True)
+    if top:
+        return pl.when(expr.is_null()).then(pl.lit(False)).otherwise(inner.fill_null(True))
+    return (expr.is_null() | inner).fill_null(True)
 
 
 def _has_struct(dtype: pl.DataType) -> bool:
@@ -503,9 +506,8 @@ def _has_struct(dtype: pl.DataType) -> bool:
 def _key_count(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
     """Object keys inside a value as polars holds it (a duplicate key in the input is held once)."""
     if isinstance(dtype, pl.Struct):
-        return pl.sum_horizontal(
-            pl.lit(len(dtype.fields), pl.Int64), *[_key_count(expr.struct.field(f.name), f.dtype) for f in dtype.fields]
-        )
+        fields = [_key_count(expr.struct.field(f.name), f.dtype) for f in dtype.fields]
+        return pl.when(expr.is_not_null()).then(pl.sum_horizontal(pl.lit(len(dtype.fields), pl.Int64), *fields))
     if isinstance(dtype, pl.List) and _has_struct(dtype.inner):
         return expr.list.eval(_key_count(pl.element(), dtype.inner)).list.sum().cast(pl.Int64)
     return pl.lit(0, pl.Int64)
@@ -594,7 +596,7 @@ def _assemble(
     """One frame of the native rows (`native`: a `__line` column and the parsed fields) and the per-line
     ones, in line order. A field is typed when every row has it with one type; otherwise JSON text."""
     line = "__line"
-    names = [c for c in native.columns if c != line]
+    names = [c for c in native.columns if c not in (line, _NULLS_ARE_JSON)]
     names += [k for k in dict.fromkeys(k for r in records for k in r) if k not in native.columns]
     if text_key not in names:
         names.append(text_key)
@@ -607,7 +609,8 @@ def _assemble(
             dtype: pl.DataType | None = pl.String
         elif native.height:
             dtype = native.schema.get(name)
-            if dtype is not None and records and not _matches(dtype, values):
+            absent = dtype is not None and bool((native[name].is_null() & ~native[_NULLS_ARE_JSON]).any())
+            if dtype is not None and (absent or (records and not _matches(dtype, values))):
                 dtype = None
         else:
             dtype = _python_dtype(values)
@@ -616,7 +619,13 @@ def _assemble(
             py_cols.append(pl.Series(name, values, dtype=dtype, strict=False))
         else:
             raw.append(name)
-            nat_cols.append(json_text(pl.col(name)).alias(name) if name in native.columns else pl.lit(None, pl.String))
+            value = (
+                pl.when(pl.col(name).is_not_null())
+                .then(json_text(pl.col(name)))
+                .when(pl.col(_NULLS_ARE_JSON))
+                .then(pl.lit("null"))
+            )  # null: the row has no such key
+            nat_cols.append((value if name in native.columns else pl.lit(None, pl.String)).alias(name))
             py_cols.append(
                 pl.Series(
                     name,
@@ -757,22 +766,33 @@ def _read_jsonl(shard: Shard, data: bytes, text_key: str) -> ShardRead:
             frame = _native("\n".join(retry.to_list()).encode(), n)
     if frame is not None and frame.width:
         schema = frame.schema
-        unsure = [_unsure(pl.col(c), t) for c, t in schema.items()]
-        expected = pl.sum_horizontal(
-            pl.lit(len(schema), pl.Int64), *[_key_count(pl.col(c), t) for c, t in schema.items() if _has_struct(t)]
+        unsure = [_unsure(pl.col(c), t, top=True) for c, t in schema.items()]
+        # Keys polars holds. A null top-level field was either absent from the line or a JSON null: the key
+        # count tells which when all of a row's null fields are the one or all are the other.
+        held = pl.sum_horizontal(
+            *[pl.col(c).is_not_null().cast(pl.Int64) for c in schema],
+            *[_key_count(pl.col(c), t).fill_null(0) for c, t in schema.items() if _has_struct(t)],
         )
-        sure = frame.select(
+        nulls = pl.sum_horizontal(*[pl.col(c).is_null().cast(pl.Int64) for c in schema])
+        keys = pl.lit(checks["keys"])
+        judged = frame.select(
             (
                 ~pl.any_horizontal(unsure)
-                & (pl.lit(checks["keys"]) == expected)
+                & ((keys == held) | (keys == held + nulls))
                 & ~pl.lit(checks["surrogate"])
                 & ~pl.lit(hold)
-                & pl.lit(schema.get(text_key) == pl.String)
-            ).fill_null(False)
-        ).to_series()
+                & (pl.col(text_key).is_not_null() if schema.get(text_key) == pl.String else pl.lit(False))
+            )
+            .fill_null(False)
+            .alias("sure"),
+            ((keys == held + nulls) & (nulls > 0)).fill_null(False).alias(_NULLS_ARE_JSON),
+        )
+        sure = judged["sure"]
         if rejected:
             sure = sure & pl.Series([i not in rejected for i in range(n)])
-        native = frame.with_columns(pl.int_range(first, first + n, dtype=pl.Int64).alias("__line")).filter(sure)
+        native = frame.with_columns(
+            pl.int_range(first, first + n, dtype=pl.Int64).alias("__line"), judged[_NULLS_ARE_JSON]
+        ).filter(sure)
         slow = (~sure).arg_true().to_list()
     else:
         native, slow = pl.DataFrame(), list(range(n))

@@ -16,6 +16,7 @@ from pipeline_defs.recipe import PartitionSpec
 from pipeline_defs.shards import (
     RAW_JSON,
     DatasetError,
+    _parse_line,
     discover_shards,
     read_shard,
     shard_content_hash,
@@ -379,3 +380,26 @@ def test_content_hash_covers_only_the_shard(tmp_path: Path) -> None:
     pl.DataFrame({"text": [f"p{i}" for i in range(40)]}).write_parquet(tmp_path / "p.parquet", row_group_size=10)
     pq_shards = discover_shards(str(tmp_path / "p.parquet"), PartitionSpec(size=10))
     assert len({shard_content_hash(s) for s in pq_shards}) == 4
+
+
+def test_optional_fields_are_read_natively_and_written_only_where_present(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rows = [
+        {
+            "text": f"t{i}",
+            **({"meta": {"n": i}} if i % 2 else {}),
+            **({"note": None, "url": None} if i % 5 == 0 else {}),
+        }
+        for i in range(40)
+    ]
+    path = _jsonl(tmp_path / "in" / "o.jsonl", rows)
+    per_line = []
+    monkeypatch.setattr(shards_mod, "_parse_line", lambda *a: per_line.append(a) or _parse_line(*a))
+    read = read_shard(discover_shards(str(path), PartitionSpec())[0], "text")
+    # An absent key and a JSON null both read as null; the key count tells them apart, unless a row has both
+    # (rows 0, 10, 20, 30: no "meta", "note": null): only those take the per-line path.
+    assert [a[1] for a in per_line] == [json.dumps(rows[i]) for i in (0, 10, 20, 30)]
+    assert set(read.kept[RAW_JSON][0]) == {"meta", "note", "url"}
+    out = _export([read.kept.drop(ROW_ID)], tmp_path / "out.jsonl")
+    assert [json.loads(line) for line in out] == rows
