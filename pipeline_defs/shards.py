@@ -320,7 +320,9 @@ def _entries(f: InputFile, spec: PartitionSpec) -> list[_Entry]:
     digest = xxhash.xxh3_64_hexdigest(ident.encode())
     if digest in _MEMO:
         return _MEMO[digest]
-    cache = sluice_home().root / "cache" / "shards" / f"{digest}.json"
+    # one manifest per (file, shard rule), overwritten when the file changes: the cache does not grow
+    name = xxhash.xxh3_64_hexdigest(f"{f.path.resolve()}|{mode}".encode())
+    cache = sluice_home().root / "cache" / "shards" / f"{name}.json"
     try:
         stored = json.loads(cache.read_text())
         if stored.get("ident") == ident:
@@ -372,11 +374,6 @@ def shard_for_key(dataset_path: str, spec: PartitionSpec | int | None, key: str)
                     return shard
             break
     raise DatasetError(f"partition {key!r} is not a shard of {dataset_path!r} (input changed since it was registered?)")
-
-
-def count_rows(f: InputFile) -> int:
-    """Rows of a file: Parquet rows, or JSONL lines (a last line without newline counts)."""
-    return sum(e[2] - e[1] for e in _entries(f, PartitionSpec()))
 
 
 def shard_content_hash(shard: Shard) -> str:
