@@ -12,6 +12,7 @@ import pytest
 
 import pipeline_defs.shards as shards_mod
 from ops_library.columns import DROP_REASON, ROW_ID
+from ops_library.registry import get_op
 from pipeline_defs.recipe import PartitionSpec
 from pipeline_defs.shards import (
     RAW_JSON,
@@ -261,6 +262,7 @@ def test_parquet_with_an_int_text_column_is_quarantined_not_a_schema_error(tmp_p
     pl.DataFrame({"text": [7, 8], "n": [3, 4]}).write_parquet(tmp_path / "b.parquet")
     reads = [read_shard(s, "text") for s in discover_shards(str(tmp_path), PartitionSpec())]
     assert reads[1].kept.height == 0 and reads[1].kept.schema["text"] == pl.String
+    assert get_op("text_length_filter")({"min_len": 1}).run(reads[1].kept).kept.height == 0  # was a SchemaError
     # the frames of both files stack (downstream steps and the export concatenate them)
     assert pl.concat([r.kept for r in reads])["text"].to_list() == ["a", "b"]
     assert reads[1].quarantined[DROP_REASON].to_list() == ["field 'text' is Int64, not a string"] * 2
