@@ -12,14 +12,16 @@ Each file is scanned once (line offsets, row counts) and the result cached in a 
 Reading a shard never loses a row: a line that is not a JSON object with a string text field goes to the
 quarantine frame with its file, line, field and reason; everything else is kept. JSONL is parsed by polars'
 native JSON reader; only lines it rejects, or whose values it may have coerced (a number read into a string
-column, an int into a float column, a null, a duplicate key), take a per-line Python path. Every field other
-than the text keeps its JSON value and type: a field whose rows disagree on its type (or that is missing
-from some rows) is held as JSON text and listed in the `RAW_JSON` column, and the exporter writes it back
-verbatim.
+column, an int into a float column, a nested null, a duplicate key, a row with both an absent key and a JSON
+null), take a per-line Python path (Python's json: the last of duplicate keys wins, and is counted). Every
+field other than the text keeps its JSON value and type: a field whose rows disagree on its type (or that
+some rows lack) is held as JSON text and listed in the `RAW_JSON` column, and the exporter writes it back
+verbatim. A manifest is trusted while the file's size and mtime are unchanged.
 """
 
 from __future__ import annotations
 
+import errno
 import glob
 import io
 import json
@@ -122,7 +124,7 @@ def _missing(dataset_path: str, path: Path) -> DatasetError:
         except RuntimeError:  # Python < 3.13 reports a loop this way
             return DatasetError(f"dataset_path {dataset_path!r} is a symlink loop")
         except OSError as exc:
-            if exc.errno == 40:  # ELOOP
+            if exc.errno == errno.ELOOP:
                 return DatasetError(f"dataset_path {dataset_path!r} is a symlink loop")
             return DatasetError(f"dataset_path {dataset_path!r} is a broken symlink (to {os.readlink(path)!r})")
     return DatasetError(f"dataset_path {dataset_path!r} does not exist")

@@ -405,3 +405,12 @@ def test_optional_fields_are_read_natively_and_written_only_where_present(
     assert set(read.kept[RAW_JSON][0]) == {"meta", "note", "url"}
     out = _export([read.kept.drop(ROW_ID)], tmp_path / "out.jsonl")
     assert [json.loads(line) for line in out] == rows
+
+
+def test_unpaired_surrogate_escape_is_quarantined_and_a_pair_is_kept(tmp_path: Path) -> None:
+    path = tmp_path / "s.jsonl"
+    path.write_text('{"text": "a\\ud800b"}\n{"text": "ok \\ud83d\\ude00"}\n{"text": "x", "m": ["\\udfff"]}\n')
+    kept, bad = _read_all(str(path), PartitionSpec())
+    assert kept["text"].to_list() == ["ok 😀"]
+    assert bad["line"].to_list() == [1, 3]
+    assert set(bad[DROP_REASON]) == {"a string holds an unpaired UTF-16 surrogate (\\ud800-\\udfff)"}
