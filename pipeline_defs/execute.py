@@ -82,7 +82,9 @@ def instance_ready() -> dg.DagsterInstance:
 def plan_with_history(recipe: Recipe, instance: dg.DagsterInstance) -> Plan:
     """The recipe's plan on this machine, with memory per worker predicted from past runs where there are any."""
     analyzer = ResourceUsageAnalyzer(instance)
-    predictions = analyzer.memory_gb_predictions(recipe.partition.size)
+    # rows per shard: given, or estimated from the shard's bytes at ~1 KB per document
+    rows = recipe.partition.size or max(1, (recipe.partition.shard_bytes or 0) // 1024)
+    predictions = analyzer.memory_gb_predictions(rows)
     return plan_for(recipe, predictions=predictions or None)
 
 

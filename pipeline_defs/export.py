@@ -29,7 +29,7 @@ from ops_library.columns import (
 )
 from pipeline_defs import charts
 from pipeline_defs.recipe import Recipe
-from pipeline_defs.shards import shard_order
+from pipeline_defs.shards import RAW_JSON, json_text, shard_order
 from resources.storage import CheckpointMeta, CheckpointStore, atomic_write, file_digest
 
 
@@ -41,21 +41,70 @@ def sidecar(export_path: str | Path, what: str) -> Path:
 
 
 def _public(df: pl.DataFrame, keep_stats: bool) -> pl.DataFrame:
-    drop = [c for c in df.columns if c.startswith(INTERNAL_PREFIX) or (c == STATS and not keep_stats)]
+    drop = [
+        c for c in df.columns if (c.startswith(INTERNAL_PREFIX) and c != RAW_JSON) or (c == STATS and not keep_stats)
+    ]
     return df.drop(drop)
 
 
-def _write(df: pl.DataFrame, path: Path) -> None:
+def json_rows(df: pl.DataFrame) -> pl.Series:
+    """Each row as one JSON object, built by polars expressions. A field listed in the row's `RAW_JSON` is
+    JSON text already and goes in verbatim (and not at all where it is null: the input row had no such
+    key), so every field comes out with the JSON value and type it was read with."""
+    raw_lists = df[RAW_JSON] if RAW_JSON in df.columns else None
+    raw = set(raw_lists.explode().drop_nulls().unique()) if raw_lists is not None else set()
+    parts = []
+    for name in df.columns:
+        if name == RAW_JSON:
+            continue
+        key = pl.lit(json.dumps(name, ensure_ascii=False) + ":")
+        if name in raw:
+            value = pl.when(pl.col(RAW_JSON).list.contains(name)).then(pl.col(name)).otherwise(json_text(pl.col(name)))
+            parts.append(pl.when(value.is_not_null()).then(pl.concat_str(key, value)))
+        else:
+            parts.append(pl.concat_str(key, json_text(pl.col(name))))
+    if not parts or df.height == 0:
+        return pl.Series("json", ["{}"] * df.height, dtype=pl.String)
+    body = pl.concat_str(parts, separator=",", ignore_nulls=True)
+    return df.select(pl.concat_str(pl.lit("{"), body, pl.lit("}")).alias("json")).to_series()
+
+
+def _as_json_text(df: pl.DataFrame, names: set[str]) -> pl.DataFrame:
+    """Parquet holds one type per column: fields that are JSON text in some rows are JSON text in all."""
+    exprs = []
+    for name in names & set(df.columns):
+        typed = json_text(pl.col(name))
+        if RAW_JSON in df.columns:
+            typed = pl.when(pl.col(RAW_JSON).list.contains(name)).then(pl.col(name)).otherwise(typed)
+        exprs.append(typed.alias(name))
+    return df.with_columns(exprs).drop(RAW_JSON, strict=False)
+
+
+def write_rows(frames: Sequence[pl.DataFrame], path: Path) -> int:
+    """Write the rows of `frames`, in order, to `path` (Parquet by extension, else JSONL); returns the row
+    count. Frames are serialized one by one, never concatenated first, so no field is cast to another
+    frame's type."""
+    frames = [f for f in frames if f.width]
     with atomic_write(path) as tmp:
         if path.suffix == ".parquet":
-            df.write_parquet(tmp, compression="zstd")
+            raw: set[str] = set()
+            for f in frames:
+                if RAW_JSON in f.columns:
+                    raw |= set(f[RAW_JSON].explode().drop_nulls().unique())
+            out = [_as_json_text(f, raw) for f in frames]
+            (pl.concat(out, how="diagonal_relaxed") if out else pl.DataFrame()).write_parquet(tmp, compression="zstd")
         else:
-            df.write_ndjson(tmp)
+            with open(tmp, "wb") as fh:
+                for f in frames:
+                    if f.height and RAW_JSON in f.columns:
+                        pl.DataFrame(json_rows(f)).write_csv(fh, include_header=False, quote_style="never")
+                    elif f.height:  # no JSON-text field: polars' writer gives the same bytes, faster
+                        f.write_ndjson(fh)
+    return sum(f.height for f in frames)
 
 
-def _concat(frames: Sequence[pl.DataFrame]) -> pl.DataFrame:
-    frames = [f for f in frames if f.width]
-    return pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
+def _write(frames: Sequence[pl.DataFrame], path: Path) -> None:
+    write_rows(frames, path)
 
 
 @dataclass
@@ -140,8 +189,7 @@ def export_recipe(
     store: CheckpointStore,
 ) -> ExportReport:
     keys = sorted(final, key=shard_order)
-    kept = _concat([_public(final[k], recipe.keep_stats_in_res_ds) for k in keys])
-    _write(kept, Path(recipe.export_path))
+    kept_rows = write_rows([_public(final[k], recipe.keep_stats_in_res_ds) for k in keys], Path(recipe.export_path))
 
     shard_rows = input_rows(store, row_assets[0].path, keys)
     per_partition: dict[str, dict[str, int]] = {}
@@ -160,8 +208,8 @@ def export_recipe(
             (quarantine_frames if asset_key.path[-1] == "source" else dropped_frames).append(dropped)
         per_partition[k] = counts
 
-    _write(_concat([_public_dropped(f) for f in dropped_frames]), sidecar(recipe.export_path, "dropped"))
-    _write(_concat([_public_dropped(f) for f in quarantine_frames]), sidecar(recipe.export_path, "quarantine"))
+    _write([_public_dropped(f) for f in dropped_frames], sidecar(recipe.export_path, "dropped"))
+    _write([_public_dropped(f) for f in quarantine_frames], sidecar(recipe.export_path, "quarantine"))
 
     mismatches = [
         {"partition": k, **c}
@@ -170,7 +218,7 @@ def export_recipe(
     ]
     return ExportReport(
         export_path=str(recipe.export_path),
-        rows=kept.height,
+        rows=kept_rows,
         per_partition=per_partition,
         per_op={op: dict(per_op[op]) for op in _recipe_order(recipe, per_op)},
         mismatches=mismatches,
@@ -194,7 +242,7 @@ def _recipe_order(recipe: Recipe, per_op: dict[str, Any]) -> list[str]:
 
 def _public_dropped(df: pl.DataFrame) -> pl.DataFrame:
     present = [c for c in _PROVENANCE if c in df.columns]
-    rest = [c for c in df.columns if not c.startswith(INTERNAL_PREFIX)]
+    rest = [c for c in df.columns if not c.startswith(INTERNAL_PREFIX) or c == RAW_JSON]
     return df.select(*[pl.col(c).alias(_PROVENANCE[c]) for c in present], *rest)
 
 

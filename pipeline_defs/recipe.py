@@ -159,10 +159,44 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class PartitionSpec(_Section):
-    """How input is split into Dagster partitions: shards of `size` rows of one input file."""
+DEFAULT_SHARD_BYTES = 64 * 10**6
+_BYTE_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 2**10, "mib": 2**20, "gib": 2**30}
 
-    size: int = Field(10_000, gt=0, description="Rows per shard (partition).")
+
+def parse_byte_size(value: object) -> object:
+    """`64MB`, `1.5 GB`, `512KiB`, `1000` -> bytes (KB/MB/GB are powers of 10, KiB/MiB/GiB of 2); others as given."""
+    if not isinstance(value, str):
+        return value
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", value)
+    unit = match.group(2).lower() if match else ""
+    if match is None or unit not in _BYTE_UNITS:
+        raise ValueError(f"{value!r} is not a byte size (e.g. 64MB, 512KiB, 1GB)")
+    return int(float(match.group(1)) * _BYTE_UNITS[unit])
+
+
+class PartitionSpec(_Section):
+    """How input is split into Dagster partitions. A shard is part of one input file: the JSONL lines that
+    start in a `bytes`-long byte range (default 64MB; a .jsonl.gz file is one shard, since it cannot be
+    seeked; Parquet: consecutive row groups of about `bytes`), or `size` rows. Give one of the two."""
+
+    bytes: int | None = Field(None, gt=0, description="Input bytes per shard: an int or a string like 64MB, 1GiB.")
+    size: int | None = Field(None, gt=0, description="Rows per shard instead of bytes (also splits .jsonl.gz).")
+
+    @field_validator("bytes", mode="before")
+    @classmethod
+    def _parse_bytes(cls, value: object) -> object:
+        return parse_byte_size(value)
+
+    @model_validator(mode="after")
+    def _one_of(self) -> PartitionSpec:
+        if self.bytes is not None and self.size is not None:
+            raise ValueError("give partition.bytes or partition.size, not both")
+        return self
+
+    @property
+    def shard_bytes(self) -> int | None:
+        """Bytes per shard, or None when shards are counted in rows."""
+        return None if self.size is not None else (self.bytes or DEFAULT_SHARD_BYTES)
 
 
 CheckpointStrategy = Literal["every_op", "every_n_ops", "manual", "every_partition", "disabled"]

@@ -1,31 +1,45 @@
-"""Input shards: `dataset_path` (a file, a directory or a glob of JSONL / JSONL.gz / Parquet) split into
-shards of `partition.size` rows of one file. A shard is a Dagster partition.
+"""Input shards: `dataset_path` (a file, a directory or a glob of JSONL / JSONL.gz / Parquet) split into shards
+of one file each, by bytes (default 64MB) or by rows (`PartitionSpec`). A shard is a Dagster partition.
 
 Shard keys are `<relative path>@<shard index>`: the same input gives the same keys, so materializations stay
 valid, and appending a file adds keys without renaming any. Input order = files sorted by relative path, then
-rows; `shard_order` recovers it from the keys alone.
+rows; `shard_order` recovers it from the keys alone. A JSONL shard by bytes is the lines that *start* in byte
+range [i*B, (i+1)*B) of the file; a range in which no line starts has no shard (its index is skipped).
+
+Each file is scanned once (line offsets, row counts) and the result cached in a manifest under
+`$SLUICE_HOME/cache/shards`, keyed by the file's path, size and mtime, so finding a shard by key costs O(shard).
 
 Reading a shard never loses a row: a line that is not a JSON object with a string text field goes to the
-quarantine frame with its file, line, field and reason; everything else is kept.
+quarantine frame with its file, line, field and reason; everything else is kept. JSONL is parsed by polars'
+native JSON reader; only lines it rejects, or whose values it may have coerced (a number read into a string
+column, an int into a float column, a nested null, a duplicate key, a row with both an absent key and a JSON
+null), take a per-line Python path (Python's json: the last of duplicate keys wins, and is counted). Every
+field other than the text keeps its JSON value and type: a field whose rows disagree on its type (or that
+some rows lack) is held as JSON text and listed in the `RAW_JSON` column, and the exporter writes it back
+verbatim. A manifest is trusted while the file's size and mtime are unchanged.
 """
 
 from __future__ import annotations
 
+import errno
 import glob
-import gzip
 import io
-import itertools
 import json
-from collections.abc import Iterable
+import math
+import os
+import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import BinaryIO
 
 import polars as pl
 import pyarrow.parquet as pq
 import xxhash
 
-from ops_library.columns import DROP_KIND, DROP_OP, DROP_REASON, QUARANTINED, ROW_ID
+from ops_library.columns import DROP_KIND, DROP_OP, DROP_REASON, INTERNAL_PREFIX, QUARANTINED, ROW_ID
+from pipeline_defs.recipe import PartitionSpec
+from resources.settings import sluice_home
 
 FORMATS = {
     ".jsonl": "jsonl",
@@ -45,6 +59,14 @@ QUARANTINE_SCHEMA = {
     "raw": pl.String,
 }
 SOURCE_OP = "source"
+# Names of the fields of a row that hold JSON text (their values disagreed on type within the shard);
+# a List(String) column, absent when there are none. The exporter writes those fields back verbatim.
+RAW_JSON = f"{INTERNAL_PREFIX}raw_json__"
+# Deeper JSON is quarantined before any parser sees it: nesting costs polars' schema inference super-linear
+# time and memory, and Python's json a RecursionError.
+MAX_NESTING = 100
+MANIFEST_VERSION = 1
+_BOM = b"\xef\xbb\xbf"
 
 
 class DatasetError(ValueError):
@@ -73,10 +95,39 @@ class Shard:
     index: int
     start: int  # first row (0-based) of the file in this shard
     stop: int  # one past the last row
+    offset: int = 0  # plain JSONL: byte offset of the shard's first line
+    end: int = -1  # plain JSONL: byte offset one past its last line (-1: end of file)
 
     @property
     def rows(self) -> int:
         return self.stop - self.start
+
+
+@dataclass(frozen=True)
+class ShardRead:
+    """A shard as read: the rows to process, the quarantined ones (`QUARANTINE_SCHEMA`), and how many kept rows
+    had a duplicate key in some JSON object (the last value was kept, as Python's json does)."""
+
+    kept: pl.DataFrame
+    quarantined: pl.DataFrame
+    duplicate_key_rows: int = 0
+
+    def __iter__(self) -> Iterator[pl.DataFrame]:
+        # Transitional: callers written for the old `(kept, quarantined)` tuple can still unpack it.
+        return iter((self.kept, self.quarantined))
+
+
+def _missing(dataset_path: str, path: Path) -> DatasetError:
+    if path.is_symlink():
+        try:
+            path.resolve(strict=True)
+        except RuntimeError:  # Python < 3.13 reports a loop this way
+            return DatasetError(f"dataset_path {dataset_path!r} is a symlink loop")
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                return DatasetError(f"dataset_path {dataset_path!r} is a symlink loop")
+            return DatasetError(f"dataset_path {dataset_path!r} is a broken symlink (to {os.readlink(path)!r})")
+    return DatasetError(f"dataset_path {dataset_path!r} does not exist")
 
 
 def discover_files(dataset_path: str) -> list[InputFile]:
@@ -93,7 +144,7 @@ def discover_files(dataset_path: str) -> list[InputFile]:
         root = path.parent
         candidates = [path]
     else:
-        raise DatasetError(f"dataset_path {dataset_path!r} does not exist")
+        raise _missing(dataset_path, path)
     files = []
     for p in candidates:
         fmt = _format_of(p)
@@ -106,39 +157,45 @@ def discover_files(dataset_path: str) -> list[InputFile]:
     return sorted(files, key=lambda f: f.relpath)
 
 
-def _open_binary(f: InputFile) -> io.BufferedIOBase:
-    return gzip.open(f.path, "rb") if f.fmt == "jsonl.gz" else open(f.path, "rb")  # type: ignore[return-value]
+# --- gzip ------------------------------------------------------------------------------------------------------
 
 
-def count_rows(f: InputFile) -> int:
-    """Rows of a file: Parquet rows, or JSONL lines (a last line without newline counts)."""
-    if f.fmt == "parquet":
-        try:
-            return pq.ParquetFile(f.path).metadata.num_rows
-        except Exception as exc:
-            raise DatasetError(f"{f.path}: not a readable Parquet file ({exc})") from exc
-    lines, last = 0, b"\n"
-    with _open_binary(f) as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            lines += chunk.count(b"\n")
-            last = chunk[-1:]
-    return lines + (last != b"\n")
+def _gunzip_chunks(path: Path) -> Iterator[bytes]:
+    """The decompressed bytes of a .gz file (every member) in pieces; a truncated or corrupt stream is a
+    one-line DatasetError naming the file and its last complete line."""
+    lines = 0
+
+    def fail(what: str) -> DatasetError:
+        return DatasetError(f"{path}: {what} after line {lines} (the last good line); re-create or remove the file")
+
+    member, empty = zlib.decompressobj(zlib.MAX_WBITS | 16), True
+    with open(path, "rb") as fh:
+        for compressed in iter(lambda: fh.read(1 << 20), b""):
+            empty = False
+            while compressed:
+                try:
+                    out = member.decompress(compressed)
+                except zlib.error as exc:
+                    raise fail(f"truncated or corrupt gzip stream ({exc})") from None
+                lines += out.count(b"\n")
+                yield out
+                compressed = b""
+                if member.eof and member.unused_data:  # another gzip member follows
+                    compressed = member.unused_data
+                    member = zlib.decompressobj(zlib.MAX_WBITS | 16)
+    if not member.eof and not empty:
+        raise fail("truncated or corrupt gzip stream (it ends before its end-of-stream marker)")
 
 
-def shard_content_hash(shard: Shard) -> str:
-    """xxh3 of the shard's rows as stored (JSONL lines, or the Parquet file and row range): what the source
-    step's checkpoint is valid for."""
-    h = xxhash.xxh3_64()
-    if shard.file.fmt == "parquet":
-        with open(shard.file.path, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
-        h.update(f"{shard.start}:{shard.stop}".encode())
-    else:
-        with _open_binary(shard.file) as fh:
-            for line in itertools.islice(fh, shard.start, shard.stop):
-                h.update(line)
-    return h.hexdigest()
+def _gunzip(path: Path) -> bytes:
+    return b"".join(_gunzip_chunks(path))
+
+
+# --- shards and their manifest --------------------------------------------------------------------------------
+
+# (index, start row, stop row, byte offset, byte end) per shard of one file
+_Entry = tuple[int, int, int, int, int]
+_MEMO: dict[str, list[_Entry]] = {}
 
 
 def make_key(relpath: str, index: int) -> str:
@@ -150,32 +207,221 @@ def shard_order(key: str) -> tuple[str, int]:
     return relpath, int(index)
 
 
-def _rows_per_shard(spec: Any) -> int:
-    return spec if isinstance(spec, int) else spec.size
+def _as_spec(spec: PartitionSpec | int | None) -> PartitionSpec:
+    # An int (rows per shard) or None (the default) are accepted while callers move to passing the spec.
+    if isinstance(spec, PartitionSpec):
+        return spec
+    return PartitionSpec() if spec is None else PartitionSpec(size=spec)
 
 
-def discover_shards(dataset_path: str, spec: Any) -> list[Shard]:
-    size = _rows_per_shard(spec)
-    shards = []
-    for f in discover_files(dataset_path):
-        n = count_rows(f)
-        for i, start in enumerate(range(0, n, size)):
-            shards.append(Shard(make_key(f.relpath, i), f, i, start, min(start + size, n)))
-    return shards
+def _line_start_at_or_after(fh: BinaryIO, pos: int, size: int) -> int:
+    """The first line start at or after byte `pos` (`size` if none)."""
+    if pos <= 0 or pos >= size:
+        return min(max(pos, 0), size)
+    fh.seek(pos - 1)
+    while True:
+        chunk = fh.read(1 << 16)
+        if not chunk:
+            return size
+        cut = chunk.find(b"\n")
+        if cut >= 0:
+            return fh.tell() - len(chunk) + cut + 1
 
 
-def shard_for_key(dataset_path: str, spec: Any, key: str) -> Shard:
-    """Find a shard by its key without counting every file: only the file it names."""
-    size = _rows_per_shard(spec)
+def _lines_in(fh: BinaryIO, start: int, stop: int, size: int) -> int:
+    """Lines starting in [start, stop), stop being a line start or the end of the file."""
+    fh.seek(start)
+    left, lines, last = stop - start, 0, b"\n"
+    while left > 0:
+        chunk = fh.read(min(left, 1 << 22))
+        if not chunk:
+            break
+        lines += chunk.count(b"\n")
+        left -= len(chunk)
+        last = chunk[-1:]
+    return lines + (stop == size and last != b"\n")
+
+
+def _jsonl_by_bytes(path: Path, size: int, shard_bytes: int) -> list[_Entry]:
+    """Shard i: the lines starting in [i*B, (i+1)*B). One pass over the file, counting newlines per shard."""
+    entries: list[_Entry] = []
+    with open(path, "rb") as fh:
+        offset, first_row = 0, 0
+        while offset < size:
+            index = offset // shard_bytes
+            end = _line_start_at_or_after(fh, (index + 1) * shard_bytes, size)
+            rows = _lines_in(fh, offset, end, size)
+            entries.append((index, first_row, first_row + rows, offset, end))
+            first_row, offset = first_row + rows, end
+    return entries
+
+
+def _jsonl_by_rows(path: Path, size: int, rows_per_shard: int) -> list[_Entry]:
+    """Shard i: lines [i*R, (i+1)*R); the byte offset of every R-th line start is recorded on one pass."""
+    if size == 0:
+        return []
+    starts, pos, seen, next_cut, last = [0], 0, 0, rows_per_shard, b"\n"
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 22), b""):
+            newlines, at = chunk.count(b"\n"), -1
+            while seen + newlines >= next_cut:  # the next_cut-th newline is in this chunk
+                k = next_cut - seen
+                for _ in range(k):
+                    at = chunk.find(b"\n", at + 1)
+                seen, newlines = seen + k, newlines - k
+                starts.append(pos + at + 1)
+                next_cut += rows_per_shard
+            seen += newlines
+            pos += len(chunk)
+            last = chunk[-1:]
+    total = seen + (last != b"\n")
+    starts = [s for s in starts if s < size]
+    ends = [*starts[1:], size]
+    return [
+        (i, i * rows_per_shard, min((i + 1) * rows_per_shard, total), off, end)
+        for i, (off, end) in enumerate(zip(starts, ends, strict=True))
+    ]
+
+
+def _gz_rows(path: Path) -> int:
+    lines, last = 0, b"\n"
+    for chunk in _gunzip_chunks(path):
+        lines += chunk.count(b"\n")
+        last = chunk[-1:]
+    return lines + (last != b"\n")
+
+
+def _parquet_entries(path: Path, spec: PartitionSpec) -> list[_Entry]:
+    try:
+        meta = pq.ParquetFile(path).metadata
+    except Exception as exc:
+        raise DatasetError(f"{path}: not a readable Parquet file ({exc})") from exc
+    n = meta.num_rows
+    if spec.shard_bytes is None:
+        assert spec.size is not None
+        return [(i, s, min(s + spec.size, n), 0, -1) for i, s in enumerate(range(0, n, spec.size))]
+    entries: list[_Entry] = []
+    start, acc, row = 0, 0, 0
+    for g in range(meta.num_row_groups):
+        group = meta.row_group(g)
+        row += group.num_rows
+        acc += group.total_compressed_size if hasattr(group, "total_compressed_size") else group.total_byte_size
+        if acc >= spec.shard_bytes:
+            entries.append((len(entries), start, row, 0, -1))
+            start, acc = row, 0
+    if row > start:
+        entries.append((len(entries), start, row, 0, -1))
+    return entries
+
+
+def _entries(f: InputFile, spec: PartitionSpec) -> list[_Entry]:
+    """The shards of one file, from the manifest cache when the file is unchanged (same size and mtime)."""
+    st = f.path.stat()
+    mode = f"bytes={spec.shard_bytes}" if spec.shard_bytes is not None else f"rows={spec.size}"
+    ident = f"{MANIFEST_VERSION}|{f.path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{f.fmt}|{mode}"
+    digest = xxhash.xxh3_64_hexdigest(ident.encode())
+    if digest in _MEMO:
+        return _MEMO[digest]
+    # one manifest per (file, shard rule), overwritten when the file changes: the cache does not grow
+    name = xxhash.xxh3_64_hexdigest(f"{f.path.resolve()}|{mode}".encode())
+    cache = sluice_home().root / "cache" / "shards" / f"{name}.json"
+    try:
+        stored = json.loads(cache.read_text())
+        if stored.get("ident") == ident:
+            entries = [tuple(e) for e in stored["shards"]]
+            _MEMO[digest] = entries  # type: ignore[assignment]
+            return entries  # type: ignore[return-value]
+    except (OSError, ValueError, KeyError):
+        pass
+    if f.fmt == "parquet":
+        entries = _parquet_entries(f.path, spec)
+    elif f.fmt == "jsonl.gz":
+        n = _gz_rows(f.path)
+        step = spec.size or max(n, 1)
+        entries = [(i, s, min(s + step, n), 0, -1) for i, s in enumerate(range(0, n, step))]
+    elif spec.shard_bytes is not None:
+        entries = _jsonl_by_bytes(f.path, st.st_size, spec.shard_bytes)
+    else:
+        assert spec.size is not None
+        entries = _jsonl_by_rows(f.path, st.st_size, spec.size)
+    _MEMO[digest] = entries
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"ident": ident, "shards": entries}))
+        os.replace(tmp, cache)
+    except OSError:
+        pass  # a read-only home only costs a rescan next time
+    return entries
+
+
+def _shards_of(f: InputFile, spec: PartitionSpec) -> list[Shard]:
+    return [Shard(make_key(f.relpath, i), f, i, a, b, off, end) for i, a, b, off, end in _entries(f, spec)]
+
+
+def discover_shards(dataset_path: str, spec: PartitionSpec | int | None) -> list[Shard]:
+    """Every shard of `dataset_path` in input order. Each file is scanned once and cached (see module doc)."""
+    spec = _as_spec(spec)
+    return [s for f in discover_files(dataset_path) for s in _shards_of(f, spec)]
+
+
+def shard_for_key(dataset_path: str, spec: PartitionSpec | int | None, key: str) -> Shard:
+    """Find a shard by its key, looking only at the file it names (its manifest, not its rows)."""
+    spec = _as_spec(spec)
     relpath, index = shard_order(key)
     for f in discover_files(dataset_path):
         if f.relpath == relpath:
-            n = count_rows(f)
-            start = index * size
-            if start >= n and not (n == 0 and index == 0):
-                break
-            return Shard(key, f, index, start, min(start + size, n))
+            for shard in _shards_of(f, spec):
+                if shard.index == index:
+                    return shard
+            break
     raise DatasetError(f"partition {key!r} is not a shard of {dataset_path!r} (input changed since it was registered?)")
+
+
+def shard_content_hash(shard: Shard) -> str:
+    """xxh3 of what the shard's rows are read from: its byte range (plain JSONL), the compressed file
+    (.jsonl.gz), or the Parquet footer and the row groups holding its rows. O(shard), except .gz."""
+    h = xxhash.xxh3_64()
+    h.update(f"{shard.start}:{shard.stop}".encode())
+    path = shard.file.path
+    if shard.file.fmt == "parquet":
+        meta = pq.ParquetFile(path).metadata
+        first, last, row = None, None, 0
+        for g in range(meta.num_row_groups):
+            group = meta.row_group(g)
+            if row < shard.stop and row + group.num_rows > shard.start:  # a row group holding rows of the shard
+                for c in (group.column(i) for i in range(group.num_columns)):
+                    begin = c.dictionary_page_offset if c.has_dictionary_page else c.data_page_offset
+                    first = begin if first is None else min(first, begin)
+                    stop = begin + c.total_compressed_size
+                    last = stop if last is None else max(last, stop)
+            row += group.num_rows
+        size = path.stat().st_size
+        with open(path, "rb") as fh:
+            fh.seek(max(size - 8, 0))
+            footer_len = int.from_bytes(fh.read(4), "little")
+            fh.seek(max(size - 8 - footer_len, 0))
+            h.update(fh.read())  # footer: schema, row-group layout, statistics
+            if first is not None and last is not None:
+                _hash_range(fh, h, first, last)
+    elif shard.file.fmt == "jsonl.gz":
+        with open(path, "rb") as fh:
+            _hash_range(fh, h, 0, path.stat().st_size)
+    else:
+        with open(path, "rb") as fh:
+            _hash_range(fh, h, shard.offset, shard.end if shard.end >= 0 else path.stat().st_size)
+    return h.hexdigest()
+
+
+def _hash_range(fh: BinaryIO, h: xxhash.xxh3_64, start: int, stop: int) -> None:
+    fh.seek(start)
+    left = stop - start
+    while left > 0:
+        chunk = fh.read(min(left, 1 << 22))
+        if not chunk:
+            break
+        h.update(chunk)
+        left -= len(chunk)
 
 
 # --- reading -------------------------------------------------------------------------------------------------
@@ -198,60 +444,8 @@ def _bad(shard: Shard, line: int, field: str | None, reason: str, raw: str) -> d
     }
 
 
-def _column(name: str, values: list) -> pl.Series:
-    """A column as polars infers it; if rows disagree on its type, keep every value as JSON text instead of
-    coercing some of them to null."""
-    try:
-        return pl.Series(name, values, strict=True)
-    except (TypeError, ValueError, OverflowError, pl.exceptions.PolarsError):
-        return pl.Series(name, [None if v is None else json.dumps(v, ensure_ascii=False) for v in values])
-
-
-def _frame(records: list[dict], ids: list[str], text_key: str) -> pl.DataFrame:
-    names: dict[str, None] = {}
-    for r in records:
-        names.update(dict.fromkeys(r))
-    cols = [pl.Series(ROW_ID, ids, dtype=pl.String)]
-    cols += [_column(n, [r.get(n) for r in records]) for n in names]
-    df = pl.DataFrame(cols)
-    if text_key not in df.columns:  # no valid row: keep the schema downstream ops expect
-        return df.with_columns(pl.lit(None, pl.String).alias(text_key))
-    return df
-
-
 def _type_name(v: object) -> str:
     return {dict: "object", list: "array", bool: "boolean", int: "number", float: "number"}.get(type(v), "?")
-
-
-def _read_jsonl(shard: Shard, text_key: str) -> tuple[pl.DataFrame, pl.DataFrame]:
-    records, ids, bad = [], [], []
-    with _open_binary(shard.file) as fh:
-        lines: Iterable[bytes] = itertools.islice(fh, shard.start, shard.stop)
-        for lineno, raw in enumerate(lines, start=shard.start + 1):
-            raw = raw.rstrip(b"\r\n")
-            if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
-                raw = raw[3:]  # a UTF-8 byte-order mark is encoding noise, not data
-            shown = raw.decode("utf-8", errors="backslashreplace")
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                bad.append(_bad(shard, lineno, None, f"invalid UTF-8 at byte {exc.start}", shown))
-                continue
-            if not text.strip():
-                bad.append(_bad(shard, lineno, None, "blank line", shown))
-                continue
-            try:
-                obj = json.loads(text)
-            except json.JSONDecodeError as exc:
-                bad.append(_bad(shard, lineno, None, f"malformed JSON: {exc.msg} at column {exc.colno}", shown))
-                continue
-            reason, field = _check_record(obj, text_key)
-            if reason:
-                bad.append(_bad(shard, lineno, field, reason, shown))
-                continue
-            records.append(obj)
-            ids.append(f"{shard.file.relpath}:{lineno}")
-    return _frame(records, ids, text_key), _quarantine(bad)
 
 
 def _check_record(obj: object, text_key: str) -> tuple[str | None, str | None]:
@@ -267,10 +461,382 @@ def _check_record(obj: object, text_key: str) -> tuple[str | None, str | None]:
     return None, None
 
 
-def _read_parquet(shard: Shard, text_key: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+def json_text(expr: pl.Expr) -> pl.Expr:
+    """Each value of `expr` as JSON text (polars' encoder: the same one `write_ndjson` uses)."""
+    return pl.struct(expr.alias("v")).struct.json_encode().str.strip_prefix('{"v":').str.strip_suffix("}")
+
+
+# What polars makes of a non-string JSON value read into a string column (a number, a bool, an object).
+_LOOKS_COERCED = r"^(?:-?[0-9][0-9.eE+\-]*|true|false)$|^[\[{]"
+_STRING_TOKEN = r'"(?:[^"\\]|\\.)*"'
+_SURROGATE_ESCAPE = r"\\u[dD][89a-fA-F]"
+_INTEGERS = (pl.Int64, pl.Int128, pl.UInt64)
+_NULLS_ARE_JSON = "__nulls_are_json"  # per native row: its null top-level fields were JSON nulls, not absent
+
+
+def _unsure(expr: pl.Expr, dtype: pl.DataType, top: bool = False) -> pl.Expr:
+    """True where polars' value may differ from Python's json: nested nulls (a missing key reads as null),
+    strings that may be coerced numbers/bools/objects, integral floats (maybe a JSON int in a float column).
+    A null top-level field is fine here: the key count tells an absent key from a JSON null."""
+    if dtype == pl.String:
+        inner = expr.str.contains(_LOOKS_COERCED)
+    elif dtype == pl.Float64:
+        inner = expr.round(0) == expr
+    elif dtype in _INTEGERS or dtype == pl.Boolean:
+        inner = pl.lit(False)
+    elif isinstance(dtype, pl.List):
+        inner = expr.list.eval(_unsure(pl.element(), dtype.inner)).list.any()
+    elif isinstance(dtype, pl.Struct):
+        parts = [_unsure(expr.struct.field(f.name), f.dtype) for f in dtype.fields]
+        inner = pl.any_horizontal(parts) if parts else pl.lit(False)
+    else:
+        inner = pl.lit(True)
+    if top:
+        return pl.when(expr.is_null()).then(pl.lit(False)).otherwise(inner.fill_null(True))
+    return (expr.is_null() | inner).fill_null(True)
+
+
+def _has_struct(dtype: pl.DataType) -> bool:
+    if isinstance(dtype, pl.Struct):
+        return True
+    return isinstance(dtype, pl.List) and _has_struct(dtype.inner)
+
+
+def _key_count(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
+    """Object keys inside a value as polars holds it (a duplicate key in the input is held once)."""
+    if isinstance(dtype, pl.Struct):
+        fields = [_key_count(expr.struct.field(f.name), f.dtype) for f in dtype.fields]
+        return pl.when(expr.is_not_null()).then(pl.sum_horizontal(pl.lit(len(dtype.fields), pl.Int64), *fields))
+    if isinstance(dtype, pl.List) and _has_struct(dtype.inner):
+        return expr.list.eval(_key_count(pl.element(), dtype.inner)).list.sum().cast(pl.Int64)
+    return pl.lit(0, pl.Int64)
+
+
+def _recount(
+    target: pl.Series, lines: pl.Series, rows: pl.Series, pattern: str, repl: str | None = None, count: str = ""
+) -> None:
+    """Overwrite `target` on `rows` with an exact but slower check of those lines only: `pattern` found
+    (repl None), or matches of `count` once `pattern` is replaced by `repl`."""
+    at = rows.arg_true()
+    if at.len():
+        subset = lines.gather(at)
+        exact = (
+            subset.str.contains(pattern)
+            if repl is None
+            else subset.str.replace_all(pattern, repl).str.count_matches(count)
+        )
+        target.scatter(at, exact)
+
+
+def _nesting(skeleton: str) -> int:
+    depth = deepest = 0
+    for c in skeleton:
+        if c in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif c in "]}":
+            depth -= 1
+    return deepest
+
+
+def _json_decode(lines: pl.Series) -> pl.Series | None:
+    try:
+        return lines.str.json_decode(infer_schema_length=None)
+    except pl.exceptions.PolarsError:
+        return None
+
+
+def _rejected(lines: pl.Series, at: int = 0, budget: list[int] | None = None) -> list[int] | None:
+    """Positions of the lines polars cannot parse on their own, by bisection; None when more than a few
+    (then the per-line path is as cheap) or when every line parses alone but not together."""
+    budget = [64] if budget is None else budget
+    if _json_decode(lines) is not None:
+        return []
+    if lines.len() == 1:
+        budget[0] -= 1
+        return [at] if budget[0] >= 0 else None
+    half = lines.len() // 2
+    left = _rejected(lines.slice(0, half), at, budget)
+    right = _rejected(lines.slice(half), at + half, budget) if left is not None else None
+    return None if left is None or right is None else left + right
+
+
+class _Missing:
+    pass
+
+
+_ABSENT = _Missing()
+_I64 = (-(2**63), 2**63 - 1)
+
+
+def _matches(dtype: pl.DataType | None, values: list) -> bool:
+    """Whether Python values (from the per-line path) can share a typed column of `dtype` exactly."""
+    if dtype == pl.String:
+        return all(type(v) is str for v in values)
+    if dtype == pl.Boolean:
+        return all(type(v) is bool for v in values)
+    if dtype == pl.Int64:
+        return all(type(v) is int and _I64[0] <= v <= _I64[1] for v in values)
+    if dtype == pl.Float64:
+        return all(type(v) is float and math.isfinite(v) for v in values)
+    return False
+
+
+def _python_dtype(values: list) -> pl.DataType | None:
+    for dtype in (pl.String, pl.Boolean, pl.Int64, pl.Float64):
+        if values and _matches(dtype, values):
+            return dtype
+    return None
+
+
+def _assemble(
+    native: pl.DataFrame, records: list[dict], record_lines: list[int], relpath: str, text_key: str
+) -> pl.DataFrame:
+    """One frame of the native rows (`native`: a `__line` column and the parsed fields) and the per-line
+    ones, in line order. A field is typed when every row has it with one type; otherwise JSON text."""
+    line = "__line"
+    names = [c for c in native.columns if c not in (line, _NULLS_ARE_JSON)]
+    names += [k for k in dict.fromkeys(k for r in records for k in r) if k not in native.columns]
+    if text_key not in names:
+        names.append(text_key)
+    nat_cols: list[pl.Expr] = [pl.col(line)]
+    py_cols = [pl.Series(line, record_lines, dtype=pl.Int64)]
+    raw: list[str] = []
+    for name in names:
+        values = [r.get(name, _ABSENT) for r in records]
+        if name == text_key:
+            dtype: pl.DataType | None = pl.String
+        elif native.height:
+            dtype = native.schema.get(name)
+            absent = dtype is not None and bool((native[name].is_null() & ~native[_NULLS_ARE_JSON]).any())
+            if dtype is not None and (absent or (records and not _matches(dtype, values))):
+                dtype = None
+        else:
+            dtype = _python_dtype(values)
+        if dtype is not None:
+            nat_cols.append(pl.col(name).cast(dtype) if name in native.columns else pl.lit(None, dtype).alias(name))
+            py_cols.append(pl.Series(name, values, dtype=dtype, strict=False))
+        else:
+            raw.append(name)
+            value = (
+                pl.when(pl.col(name).is_not_null())
+                .then(json_text(pl.col(name)))
+                .when(pl.col(_NULLS_ARE_JSON))
+                .then(pl.lit("null"))
+            )  # null: the row has no such key
+            nat_cols.append((value if name in native.columns else pl.lit(None, pl.String)).alias(name))
+            py_cols.append(
+                pl.Series(
+                    name,
+                    [None if v is _ABSENT else json.dumps(v, ensure_ascii=False) for v in values],
+                    dtype=pl.String,
+                )
+            )
+    frames = []
+    if native.height:
+        frames.append(native.select(nat_cols).select(pl.col(line), *[pl.col(n) for n in names]))
+    if records:
+        frames.append(pl.DataFrame(py_cols).select(line, *names))
+    df = (
+        pl.concat(frames, how="vertical").sort(line)
+        if frames
+        else pl.DataFrame(schema={line: pl.Int64, text_key: pl.String})
+    )
+    ids = pl.format("{}:{}", pl.lit(relpath), pl.col(line)).alias(ROW_ID)
+    df = df.select(ids, pl.exclude(line))
+    if raw:
+        df = df.with_columns(pl.lit(raw, dtype=pl.List(pl.String)).alias(RAW_JSON))
+    return df
+
+
+def _parse_line(raw: bytes, text: str | None, text_key: str) -> tuple[dict | None, str | None, str | None, bool]:
+    """The per-line path: (record, reason, field, duplicate keys). Python's json, last duplicate key wins."""
+    if text is None:
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return None, f"invalid UTF-8 at byte {exc.start}", None, False
+    if not text.strip():
+        return None, "blank line", None, False
+    duplicate = False
+
+    def pairs(items: list[tuple[str, object]]) -> dict:
+        nonlocal duplicate
+        obj = dict(items)
+        duplicate = duplicate or len(obj) != len(items)
+        return obj
+
+    try:
+        obj = json.loads(text, object_pairs_hook=pairs)
+    except json.JSONDecodeError as exc:
+        return None, f"malformed JSON: {exc.msg} at column {exc.colno}", None, False
+    except RecursionError:
+        return None, f"JSON nested deeper than {MAX_NESTING} levels", None, False
+    reason, field = _check_record(obj, text_key)
+    if reason:
+        return None, reason, field, False
+    try:
+        json.dumps(obj, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return None, "a string holds an unpaired UTF-16 surrogate (\\ud800-\\udfff)", None, False
+    return obj, None, None, duplicate
+
+
+def _split_lines(data: bytes) -> tuple[pl.Series, list[bytes] | None]:
+    """The lines of `data` as a String series (null where a line is empty or not UTF-8), and the raw byte
+    lines when some are not UTF-8 (None otherwise: the common case is split by polars, not in Python)."""
+    if not data:
+        return pl.Series("line", [], dtype=pl.String), None
+    expected = data.count(b"\n") + (not data.endswith(b"\n"))
+    try:  # polars' CSV reader as a line splitter: no quoting, a separator JSON text never holds raw
+        lines = pl.read_csv(
+            io.BytesIO(data),
+            has_header=False,
+            separator="\x00",
+            quote_char=None,
+            new_columns=["line"],
+            infer_schema=False,
+        ).to_series()
+        if lines.len() == expected:
+            return lines.str.strip_suffix("\r") if b"\r" in data else lines, None
+    except (pl.exceptions.PolarsError, ValueError):
+        pass
+    if data.endswith(b"\n"):
+        data = data[:-1]
+    raw = data.split(b"\n")
+    texts: list[str | None] = []
+    for line in raw:
+        try:
+            texts.append(line.decode("utf-8"))
+        except UnicodeDecodeError:
+            texts.append(None)
+    return pl.Series("line", texts, dtype=pl.String).str.strip_suffix("\r"), raw
+
+
+def _native(payload: bytes, lines: int) -> pl.DataFrame | None:
+    """polars' NDJSON reader over the whole shard; None if it rejects it or loses the line alignment."""
+    try:
+        frame = pl.read_ndjson(io.BytesIO(payload), infer_schema_length=None)
+    except (pl.exceptions.PolarsError, ValueError):
+        return None
+    return frame if frame.height == lines else None
+
+
+def _read_jsonl(shard: Shard, data: bytes, text_key: str) -> ShardRead:
+    first = shard.start + 1
+    if shard.start == 0 and data.startswith(_BOM):
+        data = data[3:]  # a UTF-8 byte-order mark is encoding noise, not data
+    series, raw_lines = _split_lines(data)
+    n = series.len()
+    keys = series.str.count_matches(r'"\s*:').fill_null(0)  # an unescaped '"' then ':' ends every key
+    # A '\":' inside a string also counts; on those rows count the keys exactly, with strings emptied.
+    _recount(keys, series, series.str.contains(r'\\"\s*:').fill_null(False), _STRING_TOKEN, '""', r'""\s*:')
+    surrogate = series.str.contains(r"\u", literal=True).fill_null(False)
+    _recount(surrogate, series, surrogate, _SURROGATE_ESCAPE)
+    checks = pl.DataFrame(
+        {
+            "hold": (~series.str.contains(r"\S")).fill_null(True),  # blank, or not UTF-8
+            "brackets": series.str.count_matches(r"[\[{]").fill_null(0),
+            "keys": keys,
+            "surrogate": surrogate,
+        }
+    )
+    many = (checks["brackets"] > MAX_NESTING).arg_true()
+    skeleton = series.gather(many).str.replace_all(_STRING_TOKEN, '""')  # strings emptied: brackets stay
+    deep = {i for i, sk in zip(many.to_list(), skeleton.to_list(), strict=True) if _nesting(sk) > MAX_NESTING}
+    hold = checks["hold"]
+    if deep:
+        hold = hold | pl.Series([i in deep for i in range(n)])
+    # Lines the native parser must not see (blank, not UTF-8, too deep) stand in as `{}`, keeping alignment.
+    if hold.any():
+        native_input = pl.select(pl.when(~hold).then(series).otherwise(pl.lit("{}"))).to_series()
+        payload = "\n".join(native_input.to_list()).encode()
+    else:
+        native_input, payload = series, data
+    frame = _native(payload, n) if n else None
+    rejected: set[int] = set()
+    if frame is None and n:
+        found = _rejected(native_input)  # bisect down to the lines polars rejects on their own
+        if found:
+            rejected = set(found)
+            retry = pl.select(
+                pl.when(pl.Series([i in rejected for i in range(n)])).then(pl.lit("{}")).otherwise(native_input)
+            ).to_series()
+            frame = _native("\n".join(retry.to_list()).encode(), n)
+    if frame is not None and frame.width:
+        schema = frame.schema
+        unsure = [_unsure(pl.col(c), t, top=True) for c, t in schema.items()]
+        # Keys polars holds. A null top-level field was either absent from the line or a JSON null: the key
+        # count tells which when all of a row's null fields are the one or all are the other.
+        held = pl.sum_horizontal(
+            *[pl.col(c).is_not_null().cast(pl.Int64) for c in schema],
+            *[_key_count(pl.col(c), t).fill_null(0) for c, t in schema.items() if _has_struct(t)],
+        )
+        nulls = pl.sum_horizontal(*[pl.col(c).is_null().cast(pl.Int64) for c in schema])
+        keys = pl.lit(checks["keys"])
+        judged = frame.select(
+            (
+                ~pl.any_horizontal(unsure)
+                & ((keys == held) | (keys == held + nulls))
+                & ~pl.lit(checks["surrogate"])
+                & ~pl.lit(hold)
+                & (pl.col(text_key).is_not_null() if schema.get(text_key) == pl.String else pl.lit(False))
+            )
+            .fill_null(False)
+            .alias("sure"),
+            ((keys == held + nulls) & (nulls > 0)).fill_null(False).alias(_NULLS_ARE_JSON),
+        )
+        sure = judged["sure"]
+        if rejected:
+            sure = sure & pl.Series([i not in rejected for i in range(n)])
+        native = frame.with_columns(
+            pl.int_range(first, first + n, dtype=pl.Int64).alias("__line"), judged[_NULLS_ARE_JSON]
+        ).filter(sure)
+        slow = (~sure).arg_true().to_list()
+    else:
+        native, slow = pl.DataFrame(), list(range(n))
+
+    def raw(i: int) -> bytes:
+        return raw_lines[i] if raw_lines is not None else (series[i] or "").encode()
+
+    bad: list[dict] = []
+    records, record_lines, duplicates = [], [], 0
+    for i in slow:
+        line = raw(i).rstrip(b"\r")
+        if i in deep:
+            obj, reason, field, duplicate = None, f"JSON nested deeper than {MAX_NESTING} levels", None, False
+        else:
+            obj, reason, field, duplicate = _parse_line(line, series[i], text_key)
+        if obj is None:
+            shown = line.decode("utf-8", errors="backslashreplace")
+            bad.append(_bad(shard, first + i, field, reason or "?", shown))
+            continue
+        records.append(obj)
+        record_lines.append(first + i)
+        duplicates += duplicate
+    kept = _assemble(native, records, record_lines, shard.file.relpath, text_key)
+    return ShardRead(kept, _quarantine(bad), duplicates)
+
+
+def _jsonl_bytes(shard: Shard) -> bytes:
+    """The bytes of the shard's lines: a seek and one read for plain JSONL, a decompression for .gz."""
+    if shard.file.fmt == "jsonl.gz":
+        data = _gunzip(shard.file.path)
+        if shard.start == 0 and shard.stop >= data.count(b"\n") + 1:
+            return data
+        lines = data.split(b"\n")
+        if data.endswith(b"\n"):
+            lines.pop()
+        return b"\n".join(lines[shard.start : shard.stop])
+    with open(shard.file.path, "rb") as fh:
+        fh.seek(shard.offset)
+        return fh.read(shard.end - shard.offset) if shard.end >= 0 else fh.read()
+
+
+def _read_parquet(shard: Shard, text_key: str) -> ShardRead:
     df = pl.scan_parquet(shard.file.path).slice(shard.start, shard.rows).collect()
-    ids = pl.Series(ROW_ID, [f"{shard.file.relpath}:{i}" for i in range(shard.start + 1, shard.stop + 1)])
-    df = df.insert_column(0, ids)
+    ids = pl.format("{}:{}", pl.lit(shard.file.relpath), pl.int_range(shard.start + 1, shard.stop + 1)).alias(ROW_ID)
+    df = df.select(ids, pl.all())
     every_row = pl.Series([True] * df.height, dtype=pl.Boolean)
     if text_key not in df.columns:
         reason, mask = f"missing field {text_key!r} (columns: {', '.join(df.columns[1:])})", every_row
@@ -289,19 +855,15 @@ def _read_parquet(shard: Shard, text_key: str) -> tuple[pl.DataFrame, pl.DataFra
         )
         for rid, row in zip(bad_rows[ROW_ID], bad_rows.drop(ROW_ID).iter_rows(named=True), strict=True)
     ]
-    return df.filter(~mask), _quarantine(bad)
-
-
-@dataclass(frozen=True)
-class ShardRead:
-    """A shard as read: rows to process and quarantined rows (every row is in exactly one of the two)."""
-
-    kept: pl.DataFrame
-    quarantined: pl.DataFrame
-    duplicate_key_rows: int = 0
+    kept = df.filter(~mask)
+    if text_key not in kept.columns or kept.schema[text_key] != pl.String:
+        # no usable row: the text column as downstream ops expect it, not the file's other type
+        kept = kept.with_columns(pl.lit(None, pl.String).alias(text_key))
+    return ShardRead(kept, _quarantine(bad))
 
 
 def read_shard(shard: Shard, text_key: str) -> ShardRead:
+    """Rows to process and quarantined rows: every row of the shard is in exactly one of the two."""
     if shard.file.fmt == "parquet":
-        return ShardRead(*_read_parquet(shard, text_key))
-    return ShardRead(*_read_jsonl(shard, text_key))
+        return _read_parquet(shard, text_key)
+    return _read_jsonl(shard, _jsonl_bytes(shard), text_key)

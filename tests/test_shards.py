@@ -7,10 +7,31 @@ import json
 from pathlib import Path
 
 import polars as pl
+import pyarrow.parquet as pq
 import pytest
 
+import pipeline_defs.shards as shards_mod
 from ops_library.columns import DROP_REASON, ROW_ID
-from pipeline_defs.shards import DatasetError, discover_shards, read_shard, shard_for_key, shard_order
+from ops_library.registry import get_op
+from pipeline_defs.recipe import PartitionSpec
+from pipeline_defs.shards import (
+    RAW_JSON,
+    DatasetError,
+    _parse_line,
+    discover_shards,
+    read_shard,
+    shard_content_hash,
+    shard_for_key,
+    shard_order,
+)
+
+
+@pytest.fixture(autouse=True)
+def _home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Shard manifests are cached under the Sluice home: a private one per test, outside the input."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("SLUICE_HOME", str(home))
+    return home
 
 
 def _jsonl(path: Path, rows: list[object]) -> Path:
@@ -19,12 +40,12 @@ def _jsonl(path: Path, rows: list[object]) -> Path:
     return path
 
 
-def _read_all(dataset: str, size: int = 1000) -> tuple[pl.DataFrame, pl.DataFrame]:
+def _read_all(dataset: str, spec: PartitionSpec | int = 1000) -> tuple[pl.DataFrame, pl.DataFrame]:
     kept, bad = [], []
-    for shard in discover_shards(dataset, size):
-        k, q = read_shard(shard, "text")
-        kept.append(k)
-        bad.append(q)
+    for shard in discover_shards(dataset, spec):
+        read = read_shard(shard, "text")
+        kept.append(read.kept)
+        bad.append(read.quarantined)
     return pl.concat(kept, how="diagonal_relaxed"), pl.concat(bad)
 
 
@@ -41,7 +62,7 @@ def test_keys_are_stable_ordered_and_cover_every_row(tmp_path: Path) -> None:
     _jsonl(tmp_path / "c.jsonl", [{"text": "c"}])
     assert set(keys) < {s.key for s in discover_shards(str(tmp_path), 3)}
     shard = shard_for_key(str(tmp_path), 3, "b.jsonl@00002")
-    kept, _ = read_shard(shard, "text")
+    kept = read_shard(shard, "text").kept
     assert kept[ROW_ID].to_list() == ["b.jsonl:7"] and kept["text"].to_list() == ["b6"]
 
 
@@ -78,7 +99,9 @@ def test_bad_jsonl_lines_are_quarantined_with_line_field_and_reason(tmp_path: Pa
     path.write_bytes(b"\n".join(lines))
     kept, bad = _read_all(str(path))
     assert kept["text"].to_list() == ["with bom", "ok"]
-    assert kept.filter(pl.col(ROW_ID) == "bad.jsonl:2")["meta"].to_list() == [{"a": [1, 2]}]
+    # line 1 has no "meta": the field is held as JSON text, to be written back only where it was
+    assert kept["meta"].to_list() == [None, '{"a": [1, 2]}']
+    assert kept[RAW_JSON].to_list() == [["meta"], ["meta"]]
     reasons = dict(zip(bad["line"].to_list(), bad[DROP_REASON].to_list(), strict=True))
     assert sorted(reasons) == [3, 4, 5, 6, 7, 8, 9, 10]
     assert reasons[3].startswith("malformed JSON")
@@ -131,3 +154,263 @@ def test_ten_megabyte_document_is_processed_not_quarantined(tmp_path: Path) -> N
     kept, bad = _read_all(str(path))
     assert bad.height == 0
     assert kept["text"].str.len_chars().to_list() == [len(big), 5]
+
+
+# --- every field but the text comes out as it went in ------------------------------------------------------
+
+MIXED_LINES = [
+    '{"text": "a", "id": "doc-1", "score": 1.5, "tag": "NaN", "meta": {"k": [1, {"z": null}]},'
+    ' "big": 123456789012345678901234567890}',
+    '{"id": 2, "text": "b", "score": 1.5, "tag": "NaN", "meta": {"k": []}, "big": 1}',
+    '{"text": "c", "id": 3.0, "flag": true, "score": 2, "tag": "x", "meta": {"other": "v"}}',
+    '{"text": "d", "id": null, "score": -0.0, "tag": "1e5", "meta": [1, "a"]}',
+    '{"text": "12", "id": "4", "score": 1e-7, "tag": "true", "meta": {}}',
+    '{"text": "dup", "id": "first", "id": "last", "meta": {"a": 1, "a": [2]}}',
+    '{"text": "caf\\u00e9 \\ud83d\\ude00", "id": "\\u00fc", "esc": "tab\\tquote\\" slash\\\\"}',
+    '{"text": "nan", "v": NaN, "inf": -Infinity}',
+    '{"text": "[not a list]", "list": [1.5, 2.5], "n": -12}',
+    # one field, every JSON type: polars alone would read them all as strings ("false", "1.5", '{"a": 1}')
+    '{"text": "k1", "k": "s"}',
+    '{"text": "k2", "k": false}',
+    '{"text": "k3", "k": 1.5}',
+    '{"text": "k4", "k": {"a": 1}}',
+    '{"text": "k5", "k": [1, "x"]}',
+    '{"text": "k6", "k": "1.5"}',
+]
+
+
+def _strict(value: object) -> str:
+    """A JSON value as canonical text: equal only for the same value and type (1 != 1.0 != true)."""
+    return json.dumps(value, sort_keys=True)
+
+
+def _export(frames: list[pl.DataFrame], path: Path) -> list[str]:
+    from pipeline_defs.export import write_rows
+
+    write_rows(frames, path)
+    return path.read_text(encoding="utf-8").splitlines()
+
+
+@pytest.mark.parametrize(
+    "spec", [PartitionSpec(size=1), PartitionSpec(size=4), PartitionSpec(), PartitionSpec(bytes=300)]
+)
+def test_every_field_round_trips_with_its_json_type_whatever_the_shard_size(
+    tmp_path: Path, spec: PartitionSpec
+) -> None:
+    consistent = [
+        json.dumps({"text": f"t{i}", "id": f"doc-{i}", "score": i + 0.5, "meta": {"a": i}}) for i in range(50)
+    ]
+    lines = [*consistent[:25], *MIXED_LINES, *consistent[25:]]
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "m.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    reads = [read_shard(s, "text") for s in discover_shards(str(tmp_path / "in"), spec)]
+    assert sum(r.quarantined.height for r in reads) == 0
+    assert sum(r.duplicate_key_rows for r in reads) == 1
+    out = _export([r.kept.drop(ROW_ID) for r in reads], tmp_path / "out.jsonl")
+    assert len(out) == len(lines)
+    for got, want in zip(out, lines, strict=True):
+        assert _strict(json.loads(got)) == _strict(json.loads(want))
+
+
+def test_mixed_types_keep_their_values_in_one_shard(tmp_path: Path) -> None:
+    """Issue 11 #1: `{"id":"doc-1"}` + `{"id":2}` in one shard exported `"\\"doc-1\\""` and `"2"`."""
+    path = _jsonl(tmp_path / "in" / "m.jsonl", [{"text": "a", "id": "doc-1"}, {"text": "b", "id": 2}])
+    read = read_shard(discover_shards(str(path), PartitionSpec())[0], "text")
+    out = _export([read.kept.drop(ROW_ID)], tmp_path / "out.jsonl")
+    assert out == ['{"text":"a","id":"doc-1"}', '{"text":"b","id":2}']
+    from pipeline_defs.export import write_rows
+
+    write_rows([read.kept.drop(ROW_ID)], tmp_path / "out.parquet")
+    assert pl.read_parquet(tmp_path / "out.parquet")["id"].to_list() == ['"doc-1"', "2"]  # documented: JSON text
+
+
+def test_consistent_fields_stay_typed_columns(tmp_path: Path) -> None:
+    rows = [{"text": f"t{i}", "n": i, "x": i + 0.25, "ok": i % 2 == 0, "m": {"a": [i]}} for i in range(20)]
+    path = _jsonl(tmp_path / "c.jsonl", rows)
+    kept = read_shard(discover_shards(str(path), PartitionSpec())[0], "text").kept
+    assert RAW_JSON not in kept.columns
+    assert kept.schema["n"] == pl.Int64 and kept.schema["x"] == pl.Float64 and kept.schema["ok"] == pl.Boolean
+    assert kept["m"].to_list()[3] == {"a": [3]}
+
+
+# --- bad input is quarantined or refused in one line, never hangs ------------------------------------------
+
+
+def test_deeply_nested_lines_are_quarantined_and_the_shard_goes_on(tmp_path: Path) -> None:
+    """Issue 11 #7: 500 nested objects hung the reader (> 5 min, 1.8 GB); 10,000 `[` raised RecursionError."""
+    deep_object = '{"text": "x", "meta": ' + '{"a": ' * 500 + "1" + "}" * 500 + "}"
+    deep_array = '{"text": "y", "meta": ' + "[" * 10_000 + "]" * 10_000 + "}"
+    unclosed = '{"text": "z", "meta": ' + "[" * 10_000
+    ok_nested = '{"text": "w", "meta": ' + '{"a": ' * 50 + "1" + "}" * 50 + "}"
+    brackets_in_text = json.dumps({"text": "[" * 5000 + "{" * 5000})
+    lines = ['{"text": "before"}', deep_object, deep_array, unclosed, ok_nested, brackets_in_text, '{"text": "after"}']
+    path = tmp_path / "deep.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    for spec in (PartitionSpec(), PartitionSpec(size=2)):
+        kept, bad = _read_all(str(path), spec)
+        assert kept["text"].to_list() == ["before", "w", "[" * 5000 + "{" * 5000, "after"]
+        reasons = dict(zip(bad["line"].to_list(), bad[DROP_REASON].to_list(), strict=True))
+        assert reasons == {
+            2: "JSON nested deeper than 100 levels",
+            3: "JSON nested deeper than 100 levels",
+            4: "JSON nested deeper than 100 levels",
+        }
+
+
+def test_parquet_with_an_int_text_column_is_quarantined_not_a_schema_error(tmp_path: Path) -> None:
+    pl.DataFrame({"text": ["a", "b"], "n": [1, 2]}).write_parquet(tmp_path / "a.parquet")
+    pl.DataFrame({"text": [7, 8], "n": [3, 4]}).write_parquet(tmp_path / "b.parquet")
+    reads = [read_shard(s, "text") for s in discover_shards(str(tmp_path), PartitionSpec())]
+    assert reads[1].kept.height == 0 and reads[1].kept.schema["text"] == pl.String
+    assert get_op("text_length_filter")({"min_len": 1}).run(reads[1].kept).kept.height == 0  # was a SchemaError
+    # the frames of both files stack (downstream steps and the export concatenate them)
+    assert pl.concat([r.kept for r in reads])["text"].to_list() == ["a", "b"]
+    assert reads[1].quarantined[DROP_REASON].to_list() == ["field 'text' is Int64, not a string"] * 2
+
+
+def test_truncated_gzip_is_a_one_line_error_naming_file_and_last_good_line(tmp_path: Path) -> None:
+    body = "".join(json.dumps({"text": f"row {i} " + "x" * 200}) + "\n" for i in range(2000)).encode()
+    whole = gzip.compress(body)
+    path = tmp_path / "cut.jsonl.gz"
+    path.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(DatasetError) as err:
+        discover_shards(str(tmp_path), PartitionSpec())
+    message = str(err.value)
+    assert "\n" not in message and str(path) in message and "truncated or corrupt gzip stream" in message
+    good = int(message.split("after line ")[1].split(" ")[0])
+    assert 0 < good < 2000 and "(the last good line" in message
+
+
+def test_symlink_loop_and_broken_link_are_named_as_such(tmp_path: Path) -> None:
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    with pytest.raises(DatasetError, match="is a symlink loop"):
+        discover_shards(str(loop), PartitionSpec())
+    broken = tmp_path / "broken"
+    broken.symlink_to(tmp_path / "nowhere")
+    with pytest.raises(DatasetError, match="is a broken symlink"):
+        discover_shards(str(broken), PartitionSpec())
+
+
+# --- shards by bytes, counted once ---------------------------------------------------------------------------
+
+
+def test_byte_shards_hold_the_lines_starting_in_their_range(tmp_path: Path) -> None:
+    lines = [json.dumps({"text": "x" * (i * 7 % 50)}) for i in range(40)]
+    path = tmp_path / "b.jsonl"
+    path.write_text("\n".join(lines))  # no final newline: the last line still counts
+    data = path.read_bytes()
+    starts = [0] + [i + 1 for i, c in enumerate(data) if c == ord("\n")]
+    for size in (1, 37, 100, 1000, 10**6):
+        shards = discover_shards(str(path), PartitionSpec(bytes=size))
+        expected: dict[int, list[int]] = {}
+        for line, start in enumerate(starts):
+            expected.setdefault(start // size, []).append(line + 1)
+        assert [s.index for s in shards] == sorted(expected)
+        assert [s.key for s in shards] == [f"b.jsonl@{i:05d}" for i in sorted(expected)]
+        for shard in shards:
+            ids = read_shard(shard, "text").kept[ROW_ID].to_list()
+            assert ids == [f"b.jsonl:{line}" for line in expected[shard.index]]
+        assert shard_for_key(str(path), PartitionSpec(bytes=size), shards[-1].key) == shards[-1]
+
+
+def test_partition_spec_defaults_to_64mb_and_parses_sizes() -> None:
+    assert PartitionSpec().shard_bytes == 64 * 10**6
+    assert PartitionSpec(bytes="64MB").shard_bytes == 64 * 10**6
+    assert PartitionSpec(bytes="1.5 KiB").shard_bytes == 1536
+    assert PartitionSpec(size=10).shard_bytes is None
+    with pytest.raises(ValueError, match="not a byte size"):
+        PartitionSpec(bytes="lots")
+    with pytest.raises(ValueError, match="not both"):
+        PartitionSpec(bytes=10, size=10)
+
+
+def test_gzip_is_one_shard_by_bytes_and_split_by_rows(tmp_path: Path) -> None:
+    with gzip.open(tmp_path / "z.jsonl.gz", "wt", encoding="utf-8") as fh:
+        fh.writelines(json.dumps({"text": f"r{i}"}) + "\n" for i in range(10))
+    assert [s.rows for s in discover_shards(str(tmp_path), PartitionSpec(bytes=10))] == [10]
+    shards = discover_shards(str(tmp_path), PartitionSpec(size=4))
+    assert [(s.start, s.stop) for s in shards] == [(0, 4), (4, 8), (8, 10)]
+    assert read_shard(shards[2], "text").kept[ROW_ID].to_list() == ["z.jsonl.gz:9", "z.jsonl.gz:10"]
+
+
+def test_parquet_shards_by_row_groups(tmp_path: Path) -> None:
+    df = pl.DataFrame({"text": [f"doc {i} " + "y" * 100 for i in range(100)], "n": list(range(100))})
+    df.write_parquet(tmp_path / "p.parquet", row_group_size=10, compression="uncompressed")
+    one_group = pq.ParquetFile(tmp_path / "p.parquet").metadata.row_group(0).total_byte_size
+    shards = discover_shards(str(tmp_path), PartitionSpec(bytes=one_group * 3))
+    assert all(s.start % 10 == 0 for s in shards) and len(shards) < 10
+    assert [s.rows for s in shards][:-1] == [30] * (len(shards) - 1)
+    kept = pl.concat([read_shard(s, "text").kept for s in shards])
+    assert kept["n"].to_list() == list(range(100))
+    assert kept[ROW_ID].to_list() == [f"p.parquet:{i}" for i in range(1, 101)]
+
+
+def test_each_file_is_counted_once_then_read_from_its_manifest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = _jsonl(tmp_path / "in" / "a.jsonl", [{"text": f"t{i}"} for i in range(100)])
+    spec = PartitionSpec(bytes=200)
+    shards = discover_shards(str(path.parent), spec)
+    shards_mod._MEMO.clear()  # a new process: only the manifest on disk is left
+
+    def no_scan(*args: object) -> None:
+        raise AssertionError("the file was scanned again")
+
+    monkeypatch.setattr(shards_mod, "_jsonl_by_bytes", no_scan)
+    assert discover_shards(str(path.parent), spec) == shards
+    assert shard_for_key(str(path.parent), spec, shards[3].key) == shards[3]
+    # a changed file (size, mtime) is scanned again
+    monkeypatch.undo()
+    with path.open("a") as fh:
+        fh.write(json.dumps({"text": "appended"}) + "\n")
+    after = discover_shards(str(path.parent), spec)
+    assert sum(s.rows for s in after) == 101
+
+
+def test_content_hash_covers_only_the_shard(tmp_path: Path) -> None:
+    path = _jsonl(tmp_path / "in" / "a.jsonl", [{"text": f"t{i}"} for i in range(100)])
+    spec = PartitionSpec(bytes=300)
+    before = {s.key: shard_content_hash(s) for s in discover_shards(str(path.parent), spec)}
+    with path.open("a") as fh:
+        fh.write(json.dumps({"text": "appended"}) + "\n")
+    after = {s.key: shard_content_hash(s) for s in discover_shards(str(path.parent), spec)}
+    changed = [k for k in after if before.get(k) != after[k]]
+    assert changed == [max(after)]  # appending touches the last shard only
+    text = path.read_text().replace('"t5"', '"T5"')
+    path.write_text(text)
+    edited = {s.key: shard_content_hash(s) for s in discover_shards(str(path.parent), spec)}
+    assert [k for k in edited if edited[k] != after[k]] == [min(edited)]
+    pl.DataFrame({"text": [f"p{i}" for i in range(40)]}).write_parquet(tmp_path / "p.parquet", row_group_size=10)
+    pq_shards = discover_shards(str(tmp_path / "p.parquet"), PartitionSpec(size=10))
+    assert len({shard_content_hash(s) for s in pq_shards}) == 4
+
+
+def test_optional_fields_are_read_natively_and_written_only_where_present(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rows = [
+        {
+            "text": f"t{i}",
+            **({"meta": {"n": i}} if i % 2 else {}),
+            **({"note": None, "url": None} if i % 5 == 0 else {}),
+        }
+        for i in range(40)
+    ]
+    path = _jsonl(tmp_path / "in" / "o.jsonl", rows)
+    per_line = []
+    monkeypatch.setattr(shards_mod, "_parse_line", lambda *a: per_line.append(a) or _parse_line(*a))
+    read = read_shard(discover_shards(str(path), PartitionSpec())[0], "text")
+    # An absent key and a JSON null both read as null; the key count tells them apart, unless a row has both
+    # (rows 0, 10, 20, 30: no "meta", "note": null): only those take the per-line path.
+    assert [a[1] for a in per_line] == [json.dumps(rows[i]) for i in (0, 10, 20, 30)]
+    assert set(read.kept[RAW_JSON][0]) == {"meta", "note", "url"}
+    out = _export([read.kept.drop(ROW_ID)], tmp_path / "out.jsonl")
+    assert [json.loads(line) for line in out] == rows
+
+
+def test_unpaired_surrogate_escape_is_quarantined_and_a_pair_is_kept(tmp_path: Path) -> None:
+    path = tmp_path / "s.jsonl"
+    path.write_text('{"text": "a\\ud800b"}\n{"text": "ok \\ud83d\\ude00"}\n{"text": "x", "m": ["\\udfff"]}\n')
+    kept, bad = _read_all(str(path), PartitionSpec())
+    assert kept["text"].to_list() == ["ok 😀"]
+    assert bad["line"].to_list() == [1, 3]
+    assert set(bad[DROP_REASON]) == {"a string holds an unpaired UTF-16 surrogate (\\ud800-\\udfff)"}

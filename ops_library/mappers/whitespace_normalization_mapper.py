@@ -6,9 +6,11 @@ import polars as pl
 
 from ops_library.base import Mapper, OpParams
 from ops_library.registry import register
-from ops_library.text import PYTHON_WHITESPACE, VARIOUS_WHITESPACES, char_class
+from ops_library.text import PYTHON_WHITESPACE, VARIOUS_WHITESPACES
 
-_VARIOUS_WHITESPACE = char_class(VARIOUS_WHITESPACES)
+# " " becomes " ": leaving it out changes nothing. The other 22 go through one Aho-Corasick pass
+# (`replace_many`), several times faster than a regex class of non-ASCII characters.
+_EXOTIC_WHITESPACE = sorted(VARIOUS_WHITESPACES - {" "})
 
 
 @register("whitespace_normalization_mapper")
@@ -21,4 +23,6 @@ class WhitespaceNormalizationMapper(Mapper):
 
     def map_text(self, text: pl.Expr) -> pl.Expr:
         # Stripping comes first, so zero-width characters at the ends (not Python whitespace) end as spaces.
-        return text.str.strip_chars(PYTHON_WHITESPACE).str.replace_all(_VARIOUS_WHITESPACE, " ")
+        return text.str.strip_chars(PYTHON_WHITESPACE).str.replace_many(
+            _EXOTIC_WHITESPACE, [" "] * len(_EXOTIC_WHITESPACE)
+        )

@@ -61,6 +61,45 @@ def test_default_pattern_equals_the_python_reference_on_tricky_cases() -> None:
     assert clean(*texts) == [reference_clean_links(t) for t in texts]
 
 
+# Where an ASCII `\b` (the fast path's, on most rows) and Data-Juicer's Unicode `\b` disagree: after a non-ASCII
+# word character (before a letter/digit, or before "." / "-"), and at İ, K (Kelvin sign) and ſ; mixed with
+# plain rows in one frame, so the rows the Unicode pattern handles must land back in their places.
+BOUNDARY_CASES = [
+    "Jörghttp://x.com/a b",
+    "é.example.com/p",
+    "é-x.example.com/p",
+    "中文www.x.org/",
+    "日本.jp/path",
+    "ö http://ok.com/x",
+    "\u0130ttp://x.org",
+    "x \u0130ttp://x.org",
+    "\u212aelvin://k.com/",
+    "\u0130x://a",
+    "(\u212ax://a)",
+    "\u017fx://a b",
+    "\u017ftp://x.org/",
+    "a\u0301http://x.y/z",
+    "x½http://x.y/z",
+    "αwww.test.org",
+    "Ωexample.com/path",
+    "“http://q.com/”",
+    "’s.example.com/x",
+    "naïve-site.com/p",
+    "😀http://emoji.com/x",
+    "é" + "http://a.b/c " * 3,
+    "plain http://a.b/c",
+    "ÉTÉhttps://x.fr/été and www.ok.com",
+    "١٢http://digits.eg/x",
+]
+
+
+def test_fast_path_equals_the_reference_where_word_boundaries_differ() -> None:
+    texts = [t for case in BOUNDARY_CASES for t in (case, "plain www.a.com text", case.upper())]
+    assert clean(*texts) == [reference_clean_links(t) for t in texts]
+    assert clean(*texts, repl="<\\1>") == [reference_clean_links(t, repl="<\\1>") for t in texts]
+    assert clean(*texts) != texts
+
+
 def test_default_pattern_equals_the_regex_module() -> None:
     regex = pytest.importorskip("regex")  # Data-Juicer's own engine, when installed
     texts = [text for text, _ in CASES]

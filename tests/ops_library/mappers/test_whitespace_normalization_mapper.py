@@ -4,6 +4,8 @@ from polars.testing import assert_frame_equal
 
 from ops_library.columns import ROW_ID
 from ops_library.mappers.whitespace_normalization_mapper import WhitespaceNormalizationMapper
+from ops_library.text import VARIOUS_WHITESPACES
+from tests.reference_dj import whitespace_normalization as reference_whitespace_normalization
 
 
 def frame(*texts: str) -> pl.DataFrame:
@@ -60,3 +62,15 @@ def test_very_long_text() -> None:
 def test_takes_no_params() -> None:
     with pytest.raises(ValueError, match="extra"):
         WhitespaceNormalizationMapper({"collapse": True})
+
+
+def test_every_data_juicer_whitespace_equals_the_reference() -> None:
+    kinds = sorted(VARIOUS_WHITESPACES)
+    texts = [
+        "".join(kinds),
+        "x" + "y".join(kinds) + "z",
+        "a\u2028b\u2029c\x85d\x1ce",  # Python whitespace, not Data-Juicer's: stripped at the ends only
+        "\u200b\u200c\u200d\u2060\ufffc",
+        "plain",
+    ]
+    assert normalize(*texts) == [reference_whitespace_normalization(t) for t in texts]
