@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import fcntl
 import multiprocessing
+import os
 import secrets
 import signal
 import time
@@ -193,18 +194,32 @@ class _Planner:
         return is_current(self.store, key.path, None, expected)
 
 
-@contextmanager
-def _interruptible(job: JobLog, echo: Callable[[str], None]) -> Iterator[None]:
-    """SIGTERM behaves like Ctrl-C: the job stops between (or inside) steps and says how to resume."""
+class _Signals:
+    """SIGTERM and SIGINT stop the job: the signal is noted and passed to Dagster as SIGINT, which interrupts the
+    run in flight (its steps stop at once and are not retried); the job then ends as interrupted."""
 
-    def on_term(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
+    def __init__(self) -> None:
+        self.received: int | None = None
 
-    previous = signal.signal(signal.SIGTERM, on_term)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    @contextmanager
+    def watch(self) -> Iterator[_Signals]:
+        def on_signal(signum: int, frame: object) -> None:
+            self.received = signum
+            if signum == signal.SIGTERM:
+                os.kill(os.getpid(), signal.SIGINT)  # Dagster's own interrupt handling takes it from here
+            else:
+                raise KeyboardInterrupt
+
+        previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            yield self
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+
+    def check(self) -> None:
+        if self.received is not None:
+            raise KeyboardInterrupt
 
 
 def run_recipe(
@@ -277,7 +292,7 @@ def _run_locked(
     parallel = settings.max_parallel_runs or plan.hardware.cpus
     pool: ProcessPoolExecutor | None = None
     try:
-        with _interruptible(job, echo):
+        with _Signals().watch() as signals:
             for i, phase in enumerate(graph.phases):
                 names = ",".join(k.path[-1] for k in phase.keys)
                 assets = tuple(tuple(k.path) for k in phase.keys)
@@ -321,6 +336,9 @@ def _run_locked(
                 else:
                     outcomes = [(req, execute_run(req)) for req in requests]
                 for req, (run_id, success, detail) in outcomes:
+                    if not success and ("Interrupt" in detail or signals.received is not None):
+                        signals.received = signals.received or signal.SIGINT
+                    signals.check()
                     runs += 1
                     job.record_run(instance, run_id, None, recipe.project_name)
                     n, r, secs, exp = collect(instance, run_id, funnel)

@@ -301,6 +301,8 @@ def export_is_current(store: CheckpointStore, export_path: Sequence[str], finger
         frame = store.read(path)
     except OSError:
         return False
+    if frame.height and mismatches(json.loads(frame["report"][0])):
+        return False  # an export whose rows did not reconcile is never reused: the job fails again
     for file, size, digest in frame.select("file", "bytes", "xxh3").iter_rows():
         try:
             if file_digest(Path(file)) != (size, digest):

@@ -119,7 +119,7 @@ class JobLog:
                 fields = self._step_fields(ev, prefix)
                 self.emit(_STEP_EVENTS[ev.event_type], **base, **fields)
                 quarantined = (fields.get("metadata") or {}).get("quarantined")
-                if quarantined:
+                if quarantined and fields.get("operation_name") == "source":
                     self.emit(
                         "quarantine",
                         **base,

@@ -631,6 +631,27 @@ def _data_juicer_globals(data: dict[str, Any], problems: list[str]) -> dict[str,
     return ignored
 
 
+def _export_inside_input(dataset_path: str, export_path: str) -> str | None:
+    """An export (or its side files) that the next run would read back as input."""
+    import fnmatch
+    import glob as globmod
+
+    export = Path(export_path).expanduser().absolute()
+    if globmod.has_magic(dataset_path):
+        pattern = str(Path(dataset_path).expanduser().absolute())
+        candidates = [export, export.with_name(export.name.split(".")[0] + ".dropped.jsonl")]
+        hit = any(fnmatch.fnmatch(str(c), pattern) for c in candidates)
+    else:
+        root = Path(dataset_path).expanduser().absolute()
+        hit = export == root or root in export.parents
+    if not hit:
+        return None
+    return (
+        f"export_path: {export_path!r} is inside dataset_path {dataset_path!r}: the next run would read the export "
+        "back as input; write it outside the input"
+    )
+
+
 def _loc(err: Any) -> str:
     return ".".join(str(p) for p in err["loc"]) or "value"
 
@@ -681,6 +702,9 @@ def parse_recipe(data: Any, source: str = "<recipe>") -> Recipe:
         except (ValidationError, ValueError) as exc:
             errors = exc.errors() if isinstance(exc, ValidationError) else [{"loc": (), "msg": str(exc)}]
             problems.extend(f"engine.{_loc(err)}: {err['msg']}" for err in errors)
+    paths = data.get("dataset_path"), data.get("export_path")
+    if all(isinstance(p, str) for p in paths) and (why := _export_inside_input(*paths)):
+        problems.append(why)
     try:
         recipe = Recipe.model_validate({**data, "source": source, "ignored_keys": ignored})
     except ValidationError as exc:

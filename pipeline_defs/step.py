@@ -86,14 +86,27 @@ def classified(fn: Callable[..., Any]) -> Callable[..., Any]:
             return fn(*args, **kwargs)
         except dg.Failure:
             raise
-        except DETERMINISTIC_ERRORS as exc:
-            raise dg.Failure(
-                description=f"{root_cause(exc)} (not retried: rerunning cannot fix it)", allow_retries=False
-            ) from exc
-        except OSError as exc:  # disk full, permissions: retried, but the message names the cause and the path
-            raise OSError(root_cause(exc)) from exc
+        except BaseException as exc:
+            # Dagster turns SIGINT/SIGTERM into an exception inside the step; a RetryPolicy would retry it.
+            if isinstance(exc, KeyboardInterrupt) or type(exc).__name__ == "DagsterExecutionInterruptedError":
+                raise dg.Failure(description="Interrupted by a signal (not retried)", allow_retries=False) from exc
+            if not isinstance(exc, Exception):
+                raise
+            return _classify(exc)
 
     return wrapped
+
+
+def _classify(exc: Exception) -> Any:
+    """Re-raise `exc` as a deterministic failure, a retryable OSError naming its cause, or as it is."""
+    try:
+        raise exc
+    except DETERMINISTIC_ERRORS as exc:
+        raise dg.Failure(
+            description=f"{root_cause(exc)} (not retried: rerunning cannot fix it)", allow_retries=False
+        ) from exc
+    except OSError as exc:  # disk full, permissions: retried, but the message names the cause and the path
+        raise OSError(root_cause(exc)) from exc
 
 
 # --- one shard through a chain of ops ------------------------------------------------------------------------
