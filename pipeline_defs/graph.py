@@ -242,7 +242,14 @@ class _Factory:
         every shard whose checkpoint that stage made stale."""
         registered = registered_shards(context.instance, self.partitions_def)
         if context.has_partition_key or context.has_partition_key_range:
-            targeted = set(context.partition_keys)
+            if context.has_partition_key:
+                targeted = {context.partition_key}
+            else:
+                bounds = context.partition_key_range
+                try:
+                    targeted = set(context.partition_keys)
+                except Exception:  # Dagster refuses a range whose ends are not partitions
+                    targeted = {bounds.start, bounds.end}
             unknown = sorted(targeted - set(registered), key=shard_order)
             if unknown:
                 raise dg.Failure(

@@ -241,6 +241,11 @@ def checkpoint_problem(store: CheckpointStore, asset_path: Sequence[str], shard:
         return f"corrupt: {path.name} is missing beside its sidecar"
     if size != meta.bytes:
         return f"corrupt: {path.name} has {size} bytes, its sidecar says {meta.bytes}"
+    if meta.dropped is not None:  # the rows this step dropped are part of its checkpoint
+        part = store.path(asset_path, shard, "dropped")
+        part_meta = CheckpointMeta.load(part)
+        if part_meta is None or not part.exists() or part.stat().st_size != part_meta.bytes:
+            return f"corrupt: its dropped rows ({part.name}) are missing or damaged"
     return None
 
 

@@ -72,6 +72,8 @@ class CheckpointMeta:
     xxh3: str
     fingerprint: str
     written_at: str
+    # Rows of the step's dropped part written beside it (None: it dropped nothing), so a lost part is noticed.
+    dropped: int | None = None
 
     @classmethod
     def load(cls, path: Path) -> CheckpointMeta | None:
@@ -138,7 +140,7 @@ class CheckpointStore(dg.ConfigurableResource):
 
     # --- write / read --------------------------------------------------------------------------------------
 
-    def write(self, df: pl.DataFrame, path: Path, fingerprint: str = "") -> CheckpointMeta:
+    def write(self, df: pl.DataFrame, path: Path, fingerprint: str = "", dropped: int | None = None) -> CheckpointMeta:
         """Data first, then its sidecar: a crash in between leaves a mismatch that reads as corrupt."""
         data = self._encode(df)
         meta = CheckpointMeta(
@@ -147,6 +149,7 @@ class CheckpointStore(dg.ConfigurableResource):
             xxh3=_hash(data),
             fingerprint=fingerprint,
             written_at=datetime.now(timezone.utc).isoformat(),
+            dropped=dropped,
         )
         with atomic_write(path) as tmp:
             tmp.write_bytes(data)
@@ -191,13 +194,16 @@ class CheckpointStore(dg.ConfigurableResource):
         return meta.fingerprint if meta else ""
 
     def write_step(self, asset_key: Sequence[str], partition: str | None, out: StepOutput) -> None:
-        self.write(out.kept, self.path(asset_key, partition), out.fingerprint)
+        """The dropped part first, then the kept part, whose sidecar (written last) says how many rows the dropped
+        part holds: a step is complete only once that sidecar is there."""
         dropped_path = self.path(asset_key, partition, "dropped")
         if out.dropped is not None:
             self.write(out.dropped, dropped_path, out.fingerprint)
         else:  # a re-run that drops nothing must not leave an older run's dropped rows behind
             dropped_path.unlink(missing_ok=True)
             meta_path(dropped_path).unlink(missing_ok=True)
+        dropped = None if out.dropped is None else out.dropped.height
+        self.write(out.kept, self.path(asset_key, partition), out.fingerprint, dropped=dropped)
 
 
 class ParquetCheckpointIOManager(dg.ConfigurableIOManager):

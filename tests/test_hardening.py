@@ -28,6 +28,20 @@ from tests.test_fault_tolerance import _calls, _corpus, _events, _ops, _recipe
 pytestmark = pytest.mark.slow
 
 
+def test_a_lost_dropped_part_is_noticed_and_recomputed(tmp_path: Path, sluice_home: Path) -> None:
+    data, counter = _corpus(tmp_path / "data"), tmp_path / "counter"
+    counter.mkdir()
+    path = _recipe(tmp_path, "lost", data=data, ops=_ops(counter))
+    first = run_recipe(path, echo=lambda _: None)
+    good = Path(first.recipe.export_path).with_name("lost.dropped.jsonl").read_bytes()
+    part = sorted((sluice_home / "checkpoints" / "lost" / "op02_text_length_filter").glob("*.dropped.parquet"))[0]
+    part.unlink()
+    messages: list[str] = []
+    run_recipe(path, echo=messages.append)
+    assert any("dropped rows" in m and "recomputing" in m for m in messages)
+    assert Path(first.recipe.export_path).with_name("lost.dropped.jsonl").read_bytes() == good
+
+
 def test_a_truncated_export_and_a_deleted_side_file_are_rewritten(tmp_path: Path, sluice_home: Path) -> None:
     data, counter = _corpus(tmp_path / "data"), tmp_path / "counter"
     counter.mkdir()
@@ -49,9 +63,10 @@ def test_rows_that_do_not_reconcile_fail_the_job_with_the_counts(tmp_path: Path,
     counter.mkdir()
     path = _recipe(tmp_path, "rec", data=data, ops=_ops(counter))
     first = run_recipe(path, echo=lambda _: None)
-    # lose the rows a filter dropped in one shard, then make the export recompute
-    lost = sorted((sluice_home / "checkpoints" / "rec" / "op02_text_length_filter").glob("*.dropped.parquet"))[0]
-    lost.unlink()
+    # the source's record says one row more than the ops accounted for; then make the export recompute
+    sidecar = sorted((sluice_home / "checkpoints" / "rec" / "source").glob("a.jsonl*.parquet.meta.json"))[0]
+    meta = json.loads(sidecar.read_text())
+    sidecar.write_text(json.dumps({**meta, "rows": meta["rows"] + 1}))
     Path(first.recipe.export_path).write_text("")
     with pytest.raises(RunFailedError, match=r"rows do not reconcile in 1 shards: .*: input \d+ != kept \d+"):
         run_recipe(path, echo=lambda _: None)

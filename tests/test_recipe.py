@@ -34,7 +34,7 @@ def test_demo_recipe_parses_into_typed_ops() -> None:
     assert length.params.min_len == 30  # type: ignore[attr-defined]
     assert length.step_name == "op02_text_length_filter"
     assert recipe.job_name == "demo_job"
-    assert recipe.partition.size == 3000
+    assert recipe.partition.size is None and recipe.partition.shard_bytes == 64_000_000
 
 
 def test_unknown_top_level_key_suggests_the_right_one() -> None:

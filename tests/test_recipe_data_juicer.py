@@ -69,7 +69,8 @@ def test_every_global_key_of_data_juicers_config_all_is_accepted() -> None:
         assert why and "\n" not in why and len(why) < 160, key
     # the honoured ones kept their meaning
     assert (recipe.project_name, recipe.np, recipe.text_keys) == ("all", 4, ["text"])
-    assert recipe.partition.size == 10_000  # size: null is Data-Juicer's "no target"
+    # size: null is Data-Juicer's "no target": Sluice's default byte-sized shards
+    assert recipe.partition.size is None and recipe.partition.shard_bytes == 64_000_000
     assert (recipe.checkpoint.strategy, recipe.checkpoint.n_ops) == ("every_n_ops", 5)
 
 
