@@ -225,7 +225,8 @@ def linux_docs() -> Iterator[Doc]:
     root = Path("/usr/share/doc/linux-doc-6.1/Documentation")
     for path in package_files("linux-doc-6.1"):
         if path.is_relative_to(root) and path.name.endswith((".rst.gz", ".txt.gz")) and path.is_file():
-            yield from _file_docs("linux-doc", "rst", path.relative_to(root).as_posix(), read_text(path))
+            rel = path.relative_to(root).as_posix().removesuffix(".gz")
+            yield from _file_docs("linux-doc", "rst", rel, read_text(path))
 
 
 def python_docs() -> Iterator[Doc]:
