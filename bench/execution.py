@@ -73,8 +73,12 @@ def measure_case(name: str, case: dict[str, Any], work: Path, repeats: int, time
         first = h.measure("sluice", cmd, env, cwd=run_dir, timeout=timeout, log=run_dir / "sluice.log")
         summary = h.job_summary(home)
         seconds = h.op_seconds(summary)
-        first.extra = {"op_seconds": round(sum(seconds.values()), 3), "per_step_seconds": seconds,
-                       "job_wall_s": h.summary_wall(summary), "dagster_runs": h.summary_runs(summary)}  # fmt: skip
+        first.extra = {
+            "op_seconds": round(sum(seconds.values()), 3),
+            "per_step_seconds": seconds,
+            "job_wall_s": h.summary_wall(summary),
+            "dagster_runs": h.summary_runs(summary),
+        }
         rows["sluice"].append(first)
         if first.ok and seconds:
             op_seconds.append(sum(seconds.values()))
@@ -126,16 +130,38 @@ def fmt(value: Any, spec: str = ".2f", suffix: str = "") -> str:
 
 def print_table(cases: dict[str, dict[str, Any]], machine: dict[str, Any]) -> None:
     print(f"\nmachine: {machine['cores']} cores ({machine['cpu_model']}), {machine['ram_gb']} GB RAM")
-    head = ("case", "docs", "wall s", "job s", "op s", "ovh job", "ovh proc", "re-run s", "runs", "plain s",
-            "sluice/plain", "same rows")  # fmt: skip
+    head = (
+        "case",
+        "docs",
+        "wall s",
+        "job s",
+        "op s",
+        "ovh job",
+        "ovh proc",
+        "re-run s",
+        "runs",
+        "plain s",
+        "sluice/plain",
+        "same rows",
+    )
     print("".join(f"{c:>13}" for c in head))
     for name, c in cases.items():
         agree = c.get("agreement_with_baseline")
         same = "-" if not agree else ("yes" if agree["disagreements"] == 0 else f"{agree['disagreements']} differ")
-        cells = (name, fmt(c["docs"], ","), fmt(c["sluice_wall_s"]), fmt(c["sluice_job_wall_s"]),
-                 fmt(c["op_seconds"]), fmt(c["overhead_job"], ".0%"), fmt(c["overhead_process"], ".0%"),
-                 fmt(c["rerun_wall_s"]), fmt(c["dagster_runs"], "d"), fmt(c["baseline_wall_s"]),
-                 fmt(c["sluice_vs_baseline"], ".2f", "x"), same)  # fmt: skip
+        cells = (
+            name,
+            fmt(c["docs"], ","),
+            fmt(c["sluice_wall_s"]),
+            fmt(c["sluice_job_wall_s"]),
+            fmt(c["op_seconds"]),
+            fmt(c["overhead_job"], ".0%"),
+            fmt(c["overhead_process"], ".0%"),
+            fmt(c["rerun_wall_s"]),
+            fmt(c["dagster_runs"], "d"),
+            fmt(c["baseline_wall_s"]),
+            fmt(c["sluice_vs_baseline"], ".2f", "x"),
+            same,
+        )
         print("".join(f"{x!s:>13}" for x in cells))
     print(
         f"targets: overhead <= {TARGETS['overhead']:.0%}, sluice/plain <= {TARGETS['vs_baseline']}x at >= 25k docs, "
@@ -171,8 +197,18 @@ def main() -> None:
         cases[name] = measure_case(name, case, work, repeats, args.timeout)
     print_table(cases, machine)
     results = Path(args.results) if args.results else h.RESULTS / ("quick" if args.quick else "")
-    path = h.write_result("execution", {"workload": "execution", "quick": args.quick, "repeats": repeats,
-                                        "machine": machine, "targets": TARGETS, "cases": cases}, results)  # fmt: skip
+    path = h.write_result(
+        "execution",
+        {
+            "workload": "execution",
+            "quick": args.quick,
+            "repeats": repeats,
+            "machine": machine,
+            "targets": TARGETS,
+            "cases": cases,
+        },
+        results,
+    )
     print(f"-> {path}")
 
 

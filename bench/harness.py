@@ -210,8 +210,15 @@ def sluice_rejects(recipe: Path) -> str | None:
 
 
 def dj_cmd(venv: Path, recipe: Path, export_path: Path) -> list[str]:
-    return [str(venv / "bin" / "dj-process"), "--config", str(recipe), "--use_cache", "false",
-            "--export_path", str(export_path)]  # fmt: skip
+    return [
+        str(venv / "bin" / "dj-process"),
+        "--config",
+        str(recipe),
+        "--use_cache",
+        "false",
+        "--export_path",
+        str(export_path),
+    ]
 
 
 def job_summary(home: Path) -> dict[str, Any]:

@@ -27,8 +27,17 @@ from ops_library.registry import get_op
 
 # Data-Juicer's per-op keys that are not op params (pipeline_defs.recipe.COMMON_OP_KEYS; not imported: the
 # baseline must not pull in the engine).
-COMMON_OP_KEYS = {"text_key", "num_proc", "batch_size", "num_cpus", "num_gpus", "memory", "accelerator",
-                  "auto_op_parallelism", "retry"}  # fmt: skip
+COMMON_OP_KEYS = {
+    "text_key",
+    "num_proc",
+    "batch_size",
+    "num_cpus",
+    "num_gpus",
+    "memory",
+    "accelerator",
+    "auto_op_parallelism",
+    "retry",
+}
 SUFFIXES = (".jsonl", ".json", ".jsonl.gz", ".json.gz", ".parquet")
 
 

@@ -58,10 +58,18 @@ RECIPE_10: list[tuple[str, dict[str, Any]]] = [
     ("document_deduplicator", {"lowercase": True, "ignore_non_character": True}),
     ("document_minhash_deduplicator", MINHASH),
 ]
-RECIPE_5 = [step for step in RECIPE_10 if step[0] in {
-    "whitespace_normalization_mapper", "clean_links_mapper", "text_length_filter", "words_num_filter",
-    "document_deduplicator",
-}]  # fmt: skip
+RECIPE_5 = [
+    step
+    for step in RECIPE_10
+    if step[0]
+    in {
+        "whitespace_normalization_mapper",
+        "clean_links_mapper",
+        "text_length_filter",
+        "words_num_filter",
+        "document_deduplicator",
+    }
+]
 WORKLOADS = ("recipe", "minhash", "ops", "sluice_configs", "scaling")
 
 
@@ -120,8 +128,10 @@ class Bench:
             n = round((docs or manifest["docs"]) * fraction)
             self.inputs[fraction] = h.corpus_input(self.corpus_dir, self.work / "inputs" / f"docs_{n}.jsonl", n)
         full = self.inputs[1.0]
-        print(f"corpus: {self.corpus_dir} ({manifest['docs']:,} docs); input: {full['docs']:,} docs, "
-              f"{full['text_bytes'] / 1e6:.1f} MB; {self.repeats} repeat(s); np={self.np}")  # fmt: skip
+        print(
+            f"corpus: {self.corpus_dir} ({manifest['docs']:,} docs); input: {full['docs']:,} docs, "
+            f"{full['text_bytes'] / 1e6:.1f} MB; {self.repeats} repeat(s); np={self.np}"
+        )
 
     def missing(self, ops: list[tuple[str, dict[str, Any]]]) -> list[str]:
         return [name for name, _ in ops if name not in self.ops]
@@ -146,8 +156,9 @@ class Bench:
         home = h.fresh_dir(run_dir) / "home"
         extra = ["--executor", executor] if executor and "--executor" in self.flags else []
         cmd = h.sluice_cmd(recipe, *extra)
-        m = h.measure("sluice", cmd, h.sluice_env(home), cwd=run_dir, timeout=self.args.timeout,
-                      log=run_dir / "log.txt")  # fmt: skip
+        m = h.measure(
+            "sluice", cmd, h.sluice_env(home), cwd=run_dir, timeout=self.args.timeout, log=run_dir / "log.txt"
+        )
         summary = h.job_summary(home)
         seconds = h.op_seconds(summary)
         m.extra = {
@@ -189,8 +200,11 @@ class Bench:
         dj_wall = configs.get("data-juicer", {}).get("wall_s")
         for stats in configs.values():
             stats["speedup_vs_dj"] = round(dj_wall / stats["wall_s"], 2) if dj_wall and stats["wall_s"] else None
-        return {"configs": configs, "exports": {k: str(v) for k, v in exports.items()},
-                "runs": {k: [m.as_dict() for m in v] for k, v in runs.items()}}  # fmt: skip
+        return {
+            "configs": configs,
+            "exports": {k: str(v) for k, v in exports.items()},
+            "runs": {k: [m.as_dict() for m in v] for k, v in runs.items()},
+        }
 
     def agree(self, compared: dict[str, Any], sluice_label: str = "sluice") -> dict[str, Any] | None:
         exports = compared["exports"]
@@ -222,8 +236,12 @@ class Bench:
         if rejected:
             print(f"  [{name}] Sluice rejects the recipe: {rejected}")
         compared = self.compare(name, self.tool_pair(recipe), source)
-        result = {"recipe": recipe.read_text(), "sluice_rejects": rejected, **compared,
-                  "agreement": self.agree(compared)}  # fmt: skip
+        result = {
+            "recipe": recipe.read_text(),
+            "sluice_rejects": rejected,
+            **compared,
+            "agreement": self.agree(compared),
+        }
         self.cache[key] = result
         return result
 
@@ -278,8 +296,13 @@ class Bench:
                     "only_datasketch": len(reference - ids),
                     "listed": sorted(ids ^ reference)[:100],
                 }
-        return {"input": source, "skipped": skipped, "configs": compared["configs"], "runs": compared["runs"],
-                "agreement_vs_datasketch": agreement}  # fmt: skip
+        return {
+            "input": source,
+            "skipped": skipped,
+            "configs": compared["configs"],
+            "runs": compared["runs"],
+            "agreement_vs_datasketch": agreement,
+        }
 
     def w_ops(self) -> dict[str, Any]:
         source = self.inputs[1.0]
@@ -320,8 +343,14 @@ class Bench:
         dj = self.cache.get((name, source["path"]), {}).get("configs", {}).get("data-juicer", {}).get("wall_s")
         for stats in compared["configs"].values():
             stats["speedup_vs_dj"] = round(dj / stats["wall_s"], 2) if dj and stats["wall_s"] else None
-        return {"input": source, "recipe": name, "executors": self.executors, "sluice_rejects": rejected,
-                "configs": compared["configs"], "runs": compared["runs"]}  # fmt: skip
+        return {
+            "input": source,
+            "recipe": name,
+            "executors": self.executors,
+            "sluice_rejects": rejected,
+            "configs": compared["configs"],
+            "runs": compared["runs"],
+        }
 
     def w_scaling(self) -> dict[str, Any]:
         name, ops = ("recipe10", RECIPE_10) if not self.missing(RECIPE_10) else ("recipe5", RECIPE_5)
