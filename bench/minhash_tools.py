@@ -5,7 +5,7 @@ Every tool gets Data-Juicer's settings: shingles of 5 space-separated tokens of 
 rule: documents whose signatures share a band bucket are joined (union-find), the first of each group is kept.
 
 * `sluice`: the registered `document_minhash_deduplicator` op (`Op.run` on one frame);
-* `datasketch`: `MinHash.bulk` (seed 42 and SHA-1: the same permutations and hash as Data-Juicer) and
+* `datasketch`: `MinHash.bulk` (scheme "legacy", seed 42, SHA-1: Data-Juicer's permutations and hash) and
   `MinHashLSH(params=(25, 10))`, queried per document;
 * `rensa`: `RMinHash.from_token_sets` (its own hash family, so groups may differ slightly) and
   `RMinHashLSH(0.7, 250, 25)` (rensa wants the permutations divisible by the bands; Data-Juicer's 25 x 10 bands
@@ -79,7 +79,7 @@ def run_datasketch(ids: list[str], texts: list[str]) -> tuple[list[str], dict[st
     t0 = time.perf_counter()
     sets = [[s.encode() for s in shingles(t)] for t in texts]
     t1 = time.perf_counter()
-    hashes = MinHash.bulk(sets, num_perm=NUM_PERM, seed=SEED)
+    hashes = MinHash.bulk(sets, num_perm=NUM_PERM, seed=SEED, scheme="legacy")
     t2 = time.perf_counter()
     lsh = MinHashLSH(threshold=THRESHOLD, num_perm=NUM_PERM, params=(BANDS, ROWS))
     for i, m in enumerate(hashes):

@@ -279,7 +279,8 @@ def section_minhash(data: dict[str, Any], charts: dict[str, str]) -> list[str]:
         lines += [f"_{mh['skipped']}_", ""]
     lines.append(
         "Same shingles (5 space-separated tokens, lower-cased), 256 permutations, 25 bands × 10 rows, "
-        "first of each union-find group kept. datasketch (seed 42, SHA-1) computes Data-Juicer's exact "
+        "first of each union-find group kept. datasketch (scheme legacy, seed 42, SHA-1) computes Data-Juicer's "
+        "exact "
         "signatures; rensa uses its own hash family."
     )
     lines.append("")
@@ -300,9 +301,10 @@ def section_minhash(data: dict[str, Any], charts: dict[str, str]) -> list[str]:
         )
     head = ["tool", "process wall s", "docs/s (process)", "compute s", "docs/s (compute)", "stages s", "RSS MB", "kept"]
     lines += [table(head, rows), ""]
-    for tool, a in (mh.get("agreement_vs_datasketch") or {}).items():
+    for pair, a in (mh.get("agreement") or {}).items():
+        tool, reference = pair.split(" vs ")
         lines.append(
-            f"- {tool} vs datasketch: kept only by {tool} {a['only_here']}, only by datasketch {a['only_datasketch']}"
+            f"- {pair}: kept {a['kept']:,}; only by {tool} {a['only_here']}, only by {reference} {a['only_reference']}"
         )
     lines.append("")
     if "minhash" in charts:

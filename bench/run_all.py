@@ -258,11 +258,13 @@ class Bench:
         }
 
     def w_minhash(self) -> dict[str, Any]:
+        """Sluice's op, datasketch and rensa in-process (minhash_tools.py), and Data-Juicer's op alone as the
+        reference of which rows to keep (its whole process, so its wall includes start-up and export)."""
         source = self.inputs[1.0]
         tools = ["sluice", "datasketch", "rensa"]
         skipped = None
         if "document_minhash_deduplicator" not in self.ops:
-            skipped = "Sluice does not register document_minhash_deduplicator yet: datasketch and rensa only"
+            skipped = "Sluice does not register document_minhash_deduplicator yet: the reference tools only"
             print(f"  [minhash] {skipped}")
             tools.remove("sluice")
 
@@ -278,30 +280,41 @@ class Bench:
 
             return run
 
-        compared = self.compare("minhash", {t: runner(t) for t in tools}, source)
-        kept = {t: set(json.loads(Path(p).read_text())["kept_ids"]) for t, p in compared["exports"].items()}
+        runners = {t: runner(t) for t in tools}
+        if not self.args.no_dj:
+            recipe = self.write_recipe("minhash_dj", [RECIPE_10[-1]], source)
+            runners = {"data-juicer": lambda d: self.run_dj(recipe, d), **runners}
+        compared = self.compare("minhash", runners, source)
+        kept: dict[str, set[str]] = {}
+        for tool, path in compared["exports"].items():
+            if tool == "data-juicer":
+                kept[tool] = set(h.read_rows(Path(path)))
+            else:
+                kept[tool] = set(json.loads(Path(path).read_text())["kept_ids"])
         for tool, stats in compared["configs"].items():
-            seconds = [m["extra"]["seconds"] for m in compared["runs"][tool] if m["rc"] == 0]
+            seconds = [m["extra"]["seconds"] for m in compared["runs"][tool] if m["rc"] == 0 and m["extra"]]
             stats["compute_s"] = h.median(s["total"] for s in seconds)
             stats["compute_docs_per_s"] = round(source["docs"] / stats["compute_s"]) if stats["compute_s"] else None
             stats["stage_seconds"] = seconds[-1] if seconds else None
             stats["kept"] = len(kept.get(tool, ()))
-        reference = kept.get("datasketch")
-        agreement = {}
-        for tool, ids in kept.items():
-            if reference is not None and tool != "datasketch":
-                agreement[tool] = {
-                    "kept": len(ids),
-                    "only_here": len(ids - reference),
-                    "only_datasketch": len(reference - ids),
-                    "listed": sorted(ids ^ reference)[:100],
-                }
+        agreement: dict[str, dict[str, Any]] = {}
+        for reference in ("data-juicer", "datasketch"):
+            if reference not in kept:
+                continue
+            for tool, ids in kept.items():
+                if tool != reference and (reference == "data-juicer" or tool != "data-juicer"):
+                    agreement[f"{tool} vs {reference}"] = {
+                        "kept": len(ids),
+                        "only_here": len(ids - kept[reference]),
+                        "only_reference": len(kept[reference] - ids),
+                        "listed": sorted(ids ^ kept[reference])[:100],
+                    }
         return {
             "input": source,
             "skipped": skipped,
             "configs": compared["configs"],
             "runs": compared["runs"],
-            "agreement_vs_datasketch": agreement,
+            "agreement": agreement,
         }
 
     def w_ops(self) -> dict[str, Any]:
