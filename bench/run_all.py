@@ -70,6 +70,24 @@ RECIPE_5 = [
         "document_deduplicator",
     }
 ]
+# Data-Juicer 1.6.1 top-level keys a user's recipe may carry (values are Data-Juicer's defaults): does Sluice
+# accept each one? Recorded by the `recipe` workload.
+DJ_TOP_LEVEL_KEYS: dict[str, Any] = {
+    "executor_type": "default",
+    "keep_stats_in_res_ds": False,
+    "skip_op_error": False,
+    "use_cache": False,
+    "work_dir": "./outputs",
+    "open_tracer": False,
+    "op_fusion": False,
+    "turbo": False,
+    "suffixes": [],
+    "export_shard_size": 0,
+    "export_original_dataset": False,
+    "use_checkpoint": False,
+    "partition": {"size": 10000},
+    "checkpoint": {"strategy": "every_op"},
+}
 WORKLOADS = ("recipe", "minhash", "ops", "sluice_configs", "scaling")
 
 
@@ -247,10 +265,22 @@ class Bench:
 
     # --- workloads ------------------------------------------------------------------------------------------
 
+    def dj_keys_accepted(self, source: dict[str, Any]) -> dict[str, str]:
+        """key -> "ok" or Sluice's one-line refusal, for each Data-Juicer top-level key added to the 5-op recipe."""
+        verdicts = {}
+        for key, value in DJ_TOP_LEVEL_KEYS.items():
+            recipe = self.write_recipe(f"dj_key_{key}", RECIPE_5, source, **{key: value})
+            refusal = h.sluice_rejects(recipe)
+            verdicts[key] = "ok" if refusal is None else refusal.strip().splitlines()[-1].strip(" -")
+        rejected = [k for k, v in verdicts.items() if v != "ok"]
+        print(f"  [recipe] Data-Juicer keys Sluice rejects: {', '.join(rejected) or 'none'}")
+        return verdicts
+
     def w_recipe(self) -> dict[str, Any]:
         source = self.inputs[1.0]
         return {
             "input": source,
+            "dj_keys": self.dj_keys_accepted(source),
             "recipes": {
                 "recipe10": self.recipe_pair("recipe10", RECIPE_10, source),
                 "recipe5": self.recipe_pair("recipe5", RECIPE_5, source),
