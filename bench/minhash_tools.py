@@ -4,7 +4,8 @@ Every tool gets Data-Juicer's settings: shingles of 5 space-separated tokens of 
 `split_on_whitespace`: split on " " only), 256 permutations, threshold 0.7 as 25 bands x 10 rows, and the same
 rule: documents whose signatures share a band bucket are joined (union-find), the first of each group is kept.
 
-* `sluice`: the registered `document_minhash_deduplicator` op (`Op.run` on one frame);
+* `sluice`: the registered `document_minhash_deduplicator` op (`Op.run` on one frame), default params;
+* `sluice-dj-hash`: the same op with `hash_mode: datajuicer` (its Data-Juicer-compatible signatures);
 * `datasketch`: `MinHash.bulk` (scheme "legacy", seed 42, SHA-1: Data-Juicer's permutations and hash) and
   `MinHashLSH(params=(25, 10))`, queried per document;
 * `rensa`: `RMinHash.from_token_sets` (its own hash family, so groups may differ slightly) and
@@ -22,6 +23,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 NUM_PERM = 256
 BANDS, ROWS = 25, 10
@@ -60,13 +62,13 @@ def first_of_groups(n: int, candidates: list[list[int]]) -> list[int]:
     return [i for i in range(n) if find(i) == i]
 
 
-def run_sluice(ids: list[str], texts: list[str]) -> tuple[list[str], dict[str, float]]:
+def run_sluice(ids: list[str], texts: list[str], **extra: Any) -> tuple[list[str], dict[str, float]]:
     import polars as pl
 
     from ops_library.columns import ROW_ID
     from ops_library.registry import get_op
 
-    op = get_op("document_minhash_deduplicator")(PARAMS)
+    op = get_op("document_minhash_deduplicator")(PARAMS | extra)
     frame = pl.DataFrame({ROW_ID: ids, "id": ids, "text": texts})
     started = time.perf_counter()
     out = op.run(frame)
@@ -110,7 +112,17 @@ def run_rensa(ids: list[str], texts: list[str]) -> tuple[list[str], dict[str, fl
     return [ids[i] for i in keep], seconds
 
 
-TOOLS = {"sluice": run_sluice, "datasketch": run_datasketch, "rensa": run_rensa}
+def run_sluice_datajuicer(ids: list[str], texts: list[str]) -> tuple[list[str], dict[str, float]]:
+    """Sluice's op in its Data-Juicer-compatible hash mode (SHA-1 signatures, bit for bit)."""
+    return run_sluice(ids, texts, hash_mode="datajuicer")
+
+
+TOOLS = {
+    "sluice": run_sluice,
+    "sluice-dj-hash": run_sluice_datajuicer,
+    "datasketch": run_datasketch,
+    "rensa": run_rensa,
+}
 
 
 def main() -> None:

@@ -170,6 +170,10 @@ def section_targets(data: dict[str, Any]) -> list[str]:
     for name, r in (("10-op", r10), ("5-op", r5)):
         agree = r.get("agreement")
         rows.append([f"{name} recipe: 0 disagreements", str(agree["disagreements"]) if agree else "not measured"])
+        if r.get("agreement_dj_hash"):
+            rows.append(
+                [f"{name} recipe, MinHash hash_mode datajuicer: 0", str(r["agreement_dj_hash"]["disagreements"])]
+            )
     ops = (data.get("ops") or {}).get("ops", {})
     per_op = [f"{name}: {o['agreement']['disagreements']}" for name, o in ops.items() if o.get("agreement")]
     rows.append(
@@ -180,7 +184,7 @@ def section_targets(data: dict[str, Any]) -> list[str]:
     )
     minhash = data.get("minhash") or {}
     mh = minhash.get("configs", {}).get("sluice", {})
-    mh_agree = (minhash.get("agreement") or {}).get("sluice vs data-juicer")
+    pairs = minhash.get("agreement") or {}
     rows.append(
         [
             "MinHash dedup end to end ≥ 50k docs/s on 2 cores",
@@ -189,13 +193,15 @@ def section_targets(data: dict[str, Any]) -> list[str]:
             else "Sluice op not registered",
         ]
     )
-    if mh_agree:
-        rows.append(
-            [
-                "MinHash: same rows as Data-Juicer",
-                f"{mh_agree['only_here']} kept only by Sluice, {mh_agree['only_reference']} only by Data-Juicer",
-            ]
-        )
+    for tool in ("sluice-dj-hash", "sluice"):
+        a = pairs.get(f"{tool} vs data-juicer")
+        if a:
+            rows.append(
+                [
+                    f"MinHash alone ({tool}): same rows as Data-Juicer",
+                    f"{a['only_here']} kept only by Sluice, {a['only_reference']} only by Data-Juicer",
+                ]
+            )
     for name, r in (("10-op", r10), ("5-op", r5)):
         peak = r.get("configs", {}).get("sluice", {}).get("peak_rss_mb")
         if peak:
@@ -273,6 +279,8 @@ def section_recipe(data: dict[str, Any], charts: dict[str, str]) -> list[str]:
             continue
         rows += config_rows(name, r.get("configs", {}))
         notes.append(f"- **{name}** {agreement_line(r.get('agreement'))}")
+        if r.get("agreement_dj_hash"):
+            notes.append(f"- **{name}**, MinHash hash_mode datajuicer: {agreement_line(r['agreement_dj_hash'])}")
         if r.get("sluice_rejects"):
             notes.append(f"  - Sluice rejects this recipe: `{r['sluice_rejects']}`")
     if rows:
@@ -357,6 +365,21 @@ def section_ops(data: dict[str, Any], charts: dict[str, str]) -> list[str]:
                 f(a.get("disagreements")),
             ]
         )
+        variant = c.get("sluice (hash_mode datajuicer)")
+        if variant:
+            b = r.get("agreement_dj_hash") or {}
+            rows.append(
+                [
+                    f"{name} (hash_mode datajuicer)",
+                    "",
+                    f(variant.get("wall_s"), ".2f"),
+                    f(variant.get("speedup_vs_dj"), ".2f", "×"),
+                    "",
+                    f(variant.get("peak_rss_mb")),
+                    f(b.get("kept_both")),
+                    f(b.get("disagreements")),
+                ]
+            )
     head = ["op", "DJ wall s", "Sluice wall s", "× DJ", "DJ RSS MB", "Sluice RSS MB", "kept both", "disagreements"]
     if rows:
         lines += [table(head, rows), ""]
@@ -486,6 +509,9 @@ def section_disagreements(data: dict[str, Any]) -> list[str]:
     found = False
     sources = {f"op {k}": v for k, v in ((data.get("ops") or {}).get("ops") or {}).items()}
     sources |= {k: v for k, v in ((data.get("recipe") or {}).get("recipes") or {}).items()}
+    for name, r in list(sources.items()):
+        if r.get("agreement_dj_hash"):
+            sources[f"{name} (hash_mode datajuicer)"] = {"agreement": r["agreement_dj_hash"]}
     for name, r in sources.items():
         a = r.get("agreement") or {}
         if not a.get("disagreements"):

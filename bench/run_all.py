@@ -88,6 +88,7 @@ DJ_TOP_LEVEL_KEYS: dict[str, Any] = {
     "partition": {"size": 10000},
     "checkpoint": {"strategy": "every_op"},
 }
+SLUICE_DJ_HASH = "sluice (hash_mode datajuicer)"
 WORKLOADS = ("recipe", "minhash", "ops", "sluice_configs", "scaling")
 
 
@@ -253,15 +254,33 @@ class Bench:
         rejected = h.sluice_rejects(recipe)
         if rejected:
             print(f"  [{name}] Sluice rejects the recipe: {rejected}")
-        compared = self.compare(name, self.tool_pair(recipe), source)
+        runners = self.tool_pair(recipe)
+        if self.dj_hash_mode() and any(op == "document_minhash_deduplicator" for op, _ in ops):
+            # Sluice-only variant: the MinHash op in its Data-Juicer-compatible hash mode (not a Data-Juicer key).
+            dj_hash = [
+                (op, p | {"hash_mode": "datajuicer"} if op == "document_minhash_deduplicator" else p) for op, p in ops
+            ]
+            variant = self.write_recipe(f"{name}_dj_hash", dj_hash, source)
+            runners[SLUICE_DJ_HASH] = lambda d: self.run_sluice(variant, d)
+        compared = self.compare(name, runners, source)
         result = {
             "recipe": recipe.read_text(),
             "sluice_rejects": rejected,
             **compared,
             "agreement": self.agree(compared),
         }
+        if SLUICE_DJ_HASH in runners:
+            result["agreement_dj_hash"] = self.agree(compared, SLUICE_DJ_HASH)
         self.cache[key] = result
         return result
+
+    def dj_hash_mode(self) -> bool:
+        """True when Sluice's MinHash op offers `hash_mode: datajuicer` (Data-Juicer's exact signatures)."""
+        from ops_library.registry import OPS
+
+        op = OPS.get("document_minhash_deduplicator")
+        field = op.Params.model_fields.get("hash_mode") if op else None
+        return field is not None and "datajuicer" in str(field.annotation)
 
     # --- workloads ------------------------------------------------------------------------------------------
 
@@ -297,6 +316,8 @@ class Bench:
             skipped = "Sluice does not register document_minhash_deduplicator yet: the reference tools only"
             print(f"  [minhash] {skipped}")
             tools.remove("sluice")
+        elif self.dj_hash_mode():
+            tools.insert(1, "sluice-dj-hash")
 
         def runner(tool: str) -> Callable[[Path], tuple[h.Measured, Path]]:
             def run(run_dir: Path) -> tuple[h.Measured, Path]:
@@ -350,8 +371,10 @@ class Bench:
     def w_ops(self) -> dict[str, Any]:
         source = self.inputs[1.0]
         per_op = {}
+        chosen = set(self.args.ops.split(",")) if self.args.ops else None
         for name, params in RECIPE_10:
-            per_op[name] = self.recipe_pair(f"op_{name}", [(name, params)], source)
+            if chosen is None or name in chosen:
+                per_op[name] = self.recipe_pair(f"op_{name}", [(name, params)], source)
         return {"input": source, "ops": per_op}
 
     def w_sluice_configs(self) -> dict[str, Any]:
@@ -435,6 +458,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smoke run: 3,000 docs, 1 repeat")
     parser.add_argument("--only", default=None, help=f"comma-separated subset of {','.join(WORKLOADS)}")
+    parser.add_argument("--ops", default=None, help="ops workload: only these ops (comma-separated)")
     parser.add_argument("--repeats", type=int, default=None, help="runs per configuration (default 3; quick 1)")
     parser.add_argument("--docs", type=int, default=None, help="use the first N corpus documents")
     parser.add_argument("--np", type=int, default=None, help="np in the recipes (default: usable cores)")
