@@ -224,6 +224,8 @@ def dj_cmd(venv: Path, recipe: Path, export_path: Path) -> list[str]:
 def job_summary(home: Path) -> dict[str, Any]:
     """The newest `job_summary.json` under a Sluice home ({} when none): fields are read with .get by callers."""
     jobs = sorted((home / "jobs").glob("*/job_summary.json"), key=lambda p: p.parent.name)
+    if not jobs:  # the engine may keep job logs elsewhere under the home: newest anywhere
+        jobs = sorted(home.rglob("job_summary.json"), key=lambda p: p.stat().st_mtime)
     if not jobs:
         return {}
     try:
@@ -290,18 +292,29 @@ def read_rows(path: Path) -> dict[str, str]:
 
 
 def sluice_drop_reasons(export: Path) -> dict[str, str]:
-    """id -> "<op>: <reason>" from Sluice's `<export>.dropped.jsonl` (best effort; {} when absent)."""
+    """id -> "<op>: <reason>" from Sluice's `<export>.dropped.jsonl` (best effort; {} when absent).
+
+    The export names the drop columns `sluice_op` / `sluice_reason` (internal frames: `__sluice_op__`, ...).
+    """
     import polars as pl
 
     dropped = export.with_name(export.name.removesuffix(".jsonl") + ".dropped.jsonl")
     if not dropped.exists() or dropped.stat().st_size == 0:
         return {}
     frame = pl.read_ndjson(dropped, infer_schema_length=None)
+
+    def column(name: str) -> list[Any]:
+        for candidate in (f"__sluice_{name}__", f"sluice_{name}"):
+            if candidate in frame.columns:
+                return frame[candidate].cast(pl.String).fill_null("").to_list()
+        return [""] * frame.height
+
     if "id" not in frame.columns:
         return {}
-    op = frame["__sluice_op__"] if "__sluice_op__" in frame.columns else pl.Series([""] * frame.height)
-    why = frame["__sluice_reason__"] if "__sluice_reason__" in frame.columns else pl.Series([""] * frame.height)
-    return {i: f"{o}: {w}" for i, o, w in zip(frame["id"].to_list(), op.to_list(), why.to_list(), strict=True)}
+    return {
+        i: f"{o}: {w}" if o or w else ""
+        for i, o, w in zip(frame["id"].to_list(), column("op"), column("reason"), strict=True)
+    }
 
 
 def agreement(
