@@ -3,7 +3,8 @@ job summaries read defensively, inputs cut from the bench corpus, and medians.
 
 A measured run is a subprocess; a sampler thread sums the resident memory of it and all its descendants every
 50 ms, so "peak RSS" is that of the whole process tree (pages shared by forked workers count once per process:
-an upper bound). Wall time is the subprocess's, start to exit, as a user would see it.
+an upper bound); "peak PSS" is the same sum with shared pages split between their processes.
+Wall time is the subprocess's, start to exit, as a user would see it.
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ class Measured:
     peak_rss_mb: float
     load_before: float
     tail: str = ""  # last lines of stderr+stdout when the run failed
+    peak_pss_mb: float = 0.0  # the same tree's peak proportional set size (shared pages split, not repeated)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -86,16 +88,20 @@ class Measured:
         return asdict(self)
 
 
-def _tree_rss(proc: psutil.Process) -> int:
-    total = 0
+def _tree_memory(proc: psutil.Process) -> tuple[int, int]:
+    """(summed RSS, summed PSS) of the process and all its descendants; PSS splits shared pages between the
+    processes sharing them, so forked workers are not counted twice (0 where the kernel gives no PSS)."""
+    rss = pss = 0
     try:
         procs = [proc, *proc.children(recursive=True)]
     except psutil.Error:
-        return 0
+        return 0, 0
     for p in procs:
-        with contextlib.suppress(psutil.Error):
-            total += p.memory_info().rss
-    return total
+        with contextlib.suppress(psutil.Error, AttributeError):
+            info = p.memory_full_info()
+            rss += info.rss
+            pss += getattr(info, "pss", 0)
+    return rss, pss
 
 
 def measure(
@@ -111,13 +117,14 @@ def measure(
     out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115 (closed below)
     started = time.perf_counter()
     proc = psutil.Popen(list(cmd), env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
-    peak = 0
+    peak = peak_pss = 0
     done = threading.Event()
 
     def sample() -> None:
-        nonlocal peak
+        nonlocal peak, peak_pss
         while not done.is_set():
-            peak = max(peak, _tree_rss(proc))
+            rss, pss = _tree_memory(proc)
+            peak, peak_pss = max(peak, rss), max(peak_pss, pss)
             done.wait(SAMPLE_SECONDS)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -137,7 +144,9 @@ def measure(
     tail = ""
     if rc != 0 and log:
         tail = "\n".join(log.read_text(errors="replace").strip().splitlines()[-12:])
-    return Measured(label, list(cmd), rc, round(wall, 3), round(peak / 2**20, 1), round(load, 2), tail)
+    return Measured(
+        label, list(cmd), rc, round(wall, 3), round(peak / 2**20, 1), round(load, 2), tail, round(peak_pss / 2**20, 1)
+    )
 
 
 def median(values: Iterable[float]) -> float | None:
@@ -155,6 +164,7 @@ def summarize(runs: Sequence[Measured], docs: int, text_bytes: int) -> dict[str,
         "wall_s": wall,
         "walls": [r.wall_s for r in runs],
         "peak_rss_mb": median(r.peak_rss_mb for r in ok),
+        "peak_pss_mb": median(r.peak_pss_mb for r in ok),
         "docs_per_s": round(docs / wall, 1) if wall else None,
         "mb_per_s": round(text_bytes / 1e6 / wall, 3) if wall else None,
         "load_before": [r.load_before for r in runs],

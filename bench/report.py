@@ -70,7 +70,19 @@ def config_rows(name: str, configs: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
-CONFIG_HEAD = ["workload", "tool", "wall s", "docs/s", "MB/s", "peak RSS MB", "× DJ", "op s", "runs", "ok"]
+CONFIG_HEAD = [
+    "workload",
+    "tool",
+    "wall s",
+    "docs/s",
+    "MB/s",
+    "peak RSS MB",
+    "peak PSS MB",
+    "× DJ",
+    "op s",
+    "runs",
+    "ok",
+]
 
 
 def agreement_line(agree: dict[str, Any] | None) -> str:
@@ -553,7 +565,8 @@ def machine_lines(data: dict[str, Any]) -> list[str]:
     repeats = {d.get("repeats") for d in data.values() if d.get("repeats")}
     lines.append(
         f"- Figures are medians of {', '.join(map(str, sorted(repeats))) or '?'} interleaved run(s) per "
-        "configuration; peak RSS is the summed RSS of the whole process tree, sampled every 50 ms."
+        "configuration; peak RSS is the summed RSS of the whole process tree, sampled every 50 ms (PSS: the same "
+        "with pages shared between forked workers counted once)."
     )
     if quick:
         lines.append("- **Smoke run (`--quick`): a few thousand documents and one run each; not the benchmark.**")
