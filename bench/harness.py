@@ -192,12 +192,12 @@ def sluice_env(home: Path) -> dict[str, str]:
     return env
 
 
-def sluice_run_flags() -> set[str]:
-    """Options `sluice run` accepts today (the engine is being rewritten: check before passing one)."""
+def sluice_run_help() -> str:
+    """`sluice run --help` as printed today (the engine is being rewritten: check an option before passing it)."""
     done = subprocess.run(
         [*sluice_cmd(Path("x"))[:-1], "--help"], env=base_env(), capture_output=True, text=True, check=False
     )
-    return {word.strip("[],") for word in done.stdout.split() if word.startswith("--")}
+    return done.stdout
 
 
 def registered_ops() -> set[str]:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import subprocess
 import sys
 import time
 import traceback
@@ -119,18 +118,13 @@ class Bench:
         self.results = Path(args.results) if args.results else h.RESULTS / ("quick" if args.quick else "")
         self.ops = h.registered_ops()
         self.machine = h.machine()
-        self.flags = h.sluice_run_flags()
-        self.executors = self._executors()
+        run_help = h.sluice_run_help()
+        self.flags = {word.strip("[],") for word in run_help.split() if word.startswith("--")}
+        found = re.search(r"--executor \{([^}]*)\}", run_help)
+        self.executors = found.group(1).split(",") if found else []
         self.dj_venv = envs.dj_venv_path(args.dj_venv)
         self.corpus_dir = Path(args.corpus) if args.corpus else corpus_mod.default_dir()
         self.cache: dict[tuple[str, str], dict[str, Any]] = {}  # (recipe, input) -> compared runs, reused
-
-    def _executors(self) -> list[str]:
-        help_text = subprocess.run(
-            [*h.sluice_cmd(Path("x"))[:-1], "--help"], env=h.base_env(), capture_output=True, text=True, check=False
-        ).stdout
-        found = re.search(r"--executor \{([^}]*)\}", help_text)
-        return found.group(1).split(",") if found else []
 
     # --- setup ----------------------------------------------------------------------------------------------
 
