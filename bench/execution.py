@@ -96,6 +96,7 @@ def measure_case(name: str, case: dict[str, Any], work: Path, repeats: int, time
         if first.ok and base.ok and agree is None:
             export = Path(summary.get("export_path") or "")
             agree = h.agreement(h.read_rows(export), h.read_rows(out), limit=20) if export.name else None
+        shutil.rmtree(run_dir, ignore_errors=True)  # checkpoints and exports of a full run: gigabytes per round
 
     docs = case["docs"]
     wall = h.median(m.wall_s for m in rows["sluice"] if m.ok)

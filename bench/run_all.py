@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shutil
 import sys
 import time
 import traceback
@@ -174,6 +175,8 @@ class Bench:
         )
         summary = h.job_summary(home)
         seconds = h.op_seconds(summary)
+        # A full run leaves a checkpoint per op and shard: gigabytes over all runs. The export stays.
+        shutil.rmtree(home / "checkpoints", ignore_errors=True)
         m.extra = {
             "op_seconds": round(sum(seconds.values()), 3),
             "per_step_seconds": seconds,
@@ -191,12 +194,17 @@ class Bench:
         """Run every configuration `repeats` times, interleaved; medians, ratios to Data-Juicer, last exports."""
         runs: dict[str, list[h.Measured]] = {label: [] for label in runners}
         exports: dict[str, Path] = {}
+        kept_dirs: dict[str, Path] = {}
         for r in range(self.repeats):
             for label, runner in runners.items():
-                m, export = runner(self.work / "runs" / name / f"{label}_r{r}")
+                slug = re.sub(r"\W+", "_", label).strip("_")
+                run_dir = self.work / "runs" / name / f"{slug}_r{r}"
+                m, export = runner(run_dir)
                 runs[label].append(m)
-                if m.ok:
-                    exports[label] = export
+                if m.ok:  # keep only the newest good run's files (its export is compared); free the older one
+                    if label in kept_dirs:
+                        shutil.rmtree(kept_dirs[label], ignore_errors=True)
+                    exports[label], kept_dirs[label] = export, run_dir
                 status = "ok" if m.ok else f"FAILED rc={m.rc}"
                 print(f"  [{name}] {label:<28} run {r + 1}: {m.wall_s:8.2f} s {m.peak_rss_mb:8.0f} MB  {status}")
                 if not m.ok:
