@@ -1,0 +1,217 @@
+"""Issue 8's targets: what orchestration costs Sluice beside the ops' own work, and beside a plain script.
+
+Two inputs: the demo (`recipes/demo.yaml` on its corpus) and the bench corpus (>= 25k real-text docs, built by
+bench/corpus.py) with the 5-op recipe. For each, --repeats interleaved rounds of:
+
+* `sluice run RECIPE` as a subprocess in a fresh SLUICE_HOME (the corpus already built: the demo corpus is copied
+  in, the bench corpus is read where it lies): whole-process wall, and from the job's `job_summary.json` the ops'
+  own seconds (`computed_this_run.*.seconds`, the source parse included), the job's wall and its Dagster runs;
+* the same command again in the same home (nothing changed: every checkpoint valid): the re-run wall;
+* bench/plain_baseline.py on the same recipe: one polars frame, `Op.run` per op, no Dagster; whole-process wall.
+
+Printed: medians, overhead = (wall - op seconds) / op seconds (job wall and process wall), Sluice / baseline,
+and whether both kept the same rows. Targets (issue 8): overhead <= 15 %, Sluice <= 1.3x the baseline at
+>= 25k docs on 2 cores, demo <= 8 s from a fresh home, unchanged re-run <= 3 s.
+
+    python bench/execution.py [--repeats 3] [--quick] [--cases demo,bench5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import corpus as corpus_mod
+import harness as h
+import run_all
+
+TARGETS = {"overhead": 0.15, "vs_baseline": 1.3, "demo_wall_s": 8.0, "rerun_wall_s": 3.0}
+
+
+def demo_case(work: Path) -> dict[str, Any]:
+    """The demo recipe as shipped; its corpus built once here and copied into every fresh home."""
+    sys.path.insert(0, str(h.ROOT))
+    from pipeline_defs.corpus import ensure_demo_corpus
+
+    built = ensure_demo_corpus(work / "demo_corpus")
+    return {
+        "recipe": h.ROOT / "recipes" / "demo.yaml",
+        "seed_home": lambda home: shutil.copytree(built.out_dir, home / "corpus" / "demo"),
+        "docs": built.total_docs,
+    }
+
+
+def bench5_case(work: Path, corpus_dir: Path, docs: int | None, np: int) -> dict[str, Any]:
+    manifest = corpus_mod.ensure(corpus_dir)
+    if docs:
+        source = h.corpus_input(corpus_dir, work / "inputs" / f"docs_{docs}.jsonl", docs)
+        dataset, n = Path(source["path"]), source["docs"]
+    else:
+        dataset, n = corpus_dir / "jsonl", manifest["docs"]
+    recipe = work / "recipes" / "bench5.yaml"
+    recipe.parent.mkdir(parents=True, exist_ok=True)
+    recipe.write_text(run_all.recipe_yaml("bench5", dataset, run_all.RECIPE_5, np))
+    return {"recipe": recipe, "seed_home": lambda home: None, "docs": n}
+
+
+def measure_case(name: str, case: dict[str, Any], work: Path, repeats: int, timeout: float) -> dict[str, Any]:
+    rows: dict[str, list[h.Measured]] = {"sluice": [], "rerun": [], "baseline": []}
+    op_seconds, job_walls, dagster_runs, agree = [], [], [], None
+    for r in range(repeats):
+        run_dir = h.fresh_dir(work / "runs" / name / f"r{r}")
+        home = run_dir / "home"
+        home.mkdir()
+        case["seed_home"](home)
+        env = h.sluice_env(home)
+        cmd = h.sluice_cmd(case["recipe"])
+        first = h.measure("sluice", cmd, env, cwd=run_dir, timeout=timeout, log=run_dir / "sluice.log")
+        summary = h.job_summary(home)
+        seconds = h.op_seconds(summary)
+        first.extra = {
+            "op_seconds": round(sum(seconds.values()), 3),
+            "per_step_seconds": seconds,
+            "job_wall_s": h.summary_wall(summary),
+            "dagster_runs": h.summary_runs(summary),
+        }
+        rows["sluice"].append(first)
+        if first.ok and seconds:
+            op_seconds.append(sum(seconds.values()))
+            job_walls.append(h.summary_wall(summary))
+            dagster_runs.append(h.summary_runs(summary))
+        rerun = h.measure("rerun", cmd, env, cwd=run_dir, timeout=timeout, log=run_dir / "rerun.log")
+        rows["rerun"].append(rerun)
+        out = run_dir / "baseline.jsonl"
+        base_cmd = [sys.executable, str(h.BENCH / "plain_baseline.py"), str(case["recipe"]), str(out)]
+        base = h.measure("baseline", base_cmd, env, cwd=run_dir, timeout=timeout, log=run_dir / "baseline.log")
+        rows["baseline"].append(base)
+        for m in (first, rerun, base):
+            status = "ok" if m.ok else f"FAILED rc={m.rc}\n    " + m.tail.replace("\n", "\n    ")
+            print(f"  [{name}] {m.label:<9} run {r + 1}: {m.wall_s:7.2f} s {m.peak_rss_mb:7.0f} MB  {status}")
+        if first.ok and base.ok and agree is None:
+            export = Path(summary.get("export_path") or "")
+            agree = h.agreement(h.read_rows(export), h.read_rows(out), limit=20) if export.name else None
+        shutil.rmtree(run_dir, ignore_errors=True)  # checkpoints and exports of a full run: gigabytes per round
+
+    docs = case["docs"]
+    wall = h.median(m.wall_s for m in rows["sluice"] if m.ok)
+    base_wall = h.median(m.wall_s for m in rows["baseline"] if m.ok)
+    ops = h.median(op_seconds)
+    job_wall = h.median(job_walls)
+    return {
+        "recipe": str(case["recipe"]),
+        "docs": docs,
+        "sluice_wall_s": wall,
+        "sluice_job_wall_s": job_wall,
+        "op_seconds": ops,
+        "per_step_seconds": rows["sluice"][-1].extra.get("per_step_seconds"),
+        "overhead_job": round((job_wall - ops) / ops, 3) if ops and job_wall else None,
+        "overhead_process": round((wall - ops) / ops, 3) if ops and wall else None,
+        "rerun_wall_s": h.median(m.wall_s for m in rows["rerun"] if m.ok),
+        "dagster_runs": dagster_runs[-1] if dagster_runs else None,
+        "baseline_wall_s": base_wall,
+        "sluice_vs_baseline": round(wall / base_wall, 2) if wall and base_wall else None,
+        "sluice_docs_per_s": round(docs / wall) if wall else None,
+        "baseline_docs_per_s": round(docs / base_wall) if base_wall else None,
+        "sluice_peak_rss_mb": h.median(m.peak_rss_mb for m in rows["sluice"] if m.ok),
+        "baseline_peak_rss_mb": h.median(m.peak_rss_mb for m in rows["baseline"] if m.ok),
+        "agreement_with_baseline": agree,
+        "runs": {k: [m.as_dict() for m in v] for k, v in rows.items()},
+    }
+
+
+def fmt(value: Any, spec: str = ".2f", suffix: str = "") -> str:
+    return "-" if value is None else f"{value:{spec}}{suffix}"
+
+
+def print_table(cases: dict[str, dict[str, Any]], machine: dict[str, Any]) -> None:
+    print(f"\nmachine: {machine['cores']} cores ({machine['cpu_model']}), {machine['ram_gb']} GB RAM")
+    head = (
+        "case",
+        "docs",
+        "wall s",
+        "job s",
+        "op s",
+        "ovh job",
+        "ovh proc",
+        "re-run s",
+        "runs",
+        "plain s",
+        "sluice/plain",
+        "same rows",
+    )
+    print("".join(f"{c:>13}" for c in head))
+    for name, c in cases.items():
+        agree = c.get("agreement_with_baseline")
+        same = "-" if not agree else ("yes" if agree["disagreements"] == 0 else f"{agree['disagreements']} differ")
+        cells = (
+            name,
+            fmt(c["docs"], ","),
+            fmt(c["sluice_wall_s"]),
+            fmt(c["sluice_job_wall_s"]),
+            fmt(c["op_seconds"]),
+            fmt(c["overhead_job"], ".0%"),
+            fmt(c["overhead_process"], ".0%"),
+            fmt(c["rerun_wall_s"]),
+            fmt(c["dagster_runs"], "d"),
+            fmt(c["baseline_wall_s"]),
+            fmt(c["sluice_vs_baseline"], ".2f", "x"),
+            same,
+        )
+        print("".join(f"{x!s:>13}" for x in cells))
+    print(
+        f"targets: overhead <= {TARGETS['overhead']:.0%}, sluice/plain <= {TARGETS['vs_baseline']}x at >= 25k docs, "
+        f"demo wall <= {TARGETS['demo_wall_s']:.0f} s, unchanged re-run <= {TARGETS['rerun_wall_s']:.0f} s"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=None, help="interleaved rounds (default 3; quick 1)")
+    parser.add_argument("--quick", action="store_true", help="smoke: bench corpus cut to 3,000 docs, 1 round")
+    parser.add_argument("--cases", default="demo,bench5")
+    parser.add_argument("--docs", type=int, default=None, help="bench case: first N corpus docs (one file)")
+    parser.add_argument("--np", type=int, default=None, help="np of the bench recipe (default: usable cores)")
+    parser.add_argument("--corpus", default=None, help="bench corpus directory (default $SLUICE_HOME/corpus/bench)")
+    parser.add_argument("--results", default=None, help="default bench/results[/quick]")
+    parser.add_argument("--timeout", type=float, default=1800)
+    args = parser.parse_args()
+    repeats = args.repeats or (1 if args.quick else 3)
+    work = h.fresh_dir(h.BENCH / ".work" / time.strftime("execution_%Y%m%d_%H%M%S"))
+    corpus_dir = Path(args.corpus) if args.corpus else corpus_mod.default_dir()
+    docs = args.docs or (3000 if args.quick else None)
+    machine = h.machine()
+    cases = {}
+    for name in args.cases.split(","):
+        if name == "demo":
+            case = demo_case(work)
+        elif name == "bench5":
+            case = bench5_case(work, corpus_dir, docs, args.np or h.cores())
+        else:
+            sys.exit(f"execution: unknown case {name!r} (demo, bench5)")
+        print(f"== {name}: {case['recipe']} ({case['docs']:,} docs), {repeats} round(s)", flush=True)
+        cases[name] = measure_case(name, case, work, repeats, args.timeout)
+    print_table(cases, machine)
+    results = Path(args.results) if args.results else h.RESULTS / ("quick" if args.quick else "")
+    path = h.write_result(
+        "execution",
+        {
+            "workload": "execution",
+            "quick": args.quick,
+            "repeats": repeats,
+            "machine": machine,
+            "targets": TARGETS,
+            "cases": cases,
+        },
+        results,
+    )
+    print(f"-> {path}")
+
+
+if __name__ == "__main__":
+    main()
