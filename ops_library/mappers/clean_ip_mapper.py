@@ -1,0 +1,44 @@
+"""clean_ip_mapper: remove (or replace) IPv4 and IPv6 addresses."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import polars as pl
+from pydantic import Field
+
+from ops_library.base import Mapper, OpParams
+from ops_library.patterns import Substitution
+from ops_library.registry import register
+
+# Data-Juicer's default, verbatim: a dotted quad of 0..255 (no word boundaries, so "1.2.3.456" loses "1.2.3.45"),
+# or eight colon-separated groups of 1-4 hex digits (no "::" shorthand). No look-around: Rust's leftmost-first
+# matching finds what the `regex` module finds, and both read `\d` as any Unicode decimal digit.
+DJ_DEFAULT_PATTERN = (
+    r"(?:(?:1[0-9][0-9]\.)|(?:2[0-4][0-9]\.)|"
+    r"(?:25[0-5]\.)|(?:[1-9][0-9]\.)|(?:[0-9]\.))"
+    r"{3}(?:(?:1[0-9][0-9])|(?:2[0-4][0-9])|"
+    r"(?:25[0-5])|(?:[1-9][0-9])|(?:[0-9]))|"
+    r"([\da-fA-F]{1,4}:){7}[\da-fA-F]{1,4}"
+)
+
+
+@register("clean_ip_mapper")
+class CleanIpMapper(Mapper):
+    """Replaces IPv4 addresses and full (8-group) IPv6 addresses with `repl`, by default removing them. Matches
+    Data-Juicer's op of the same name."""
+
+    class Params(OpParams):
+        pattern: str | None = Field(
+            None, description="Regex to replace (Data-Juicer syntax, r'...' accepted); None: Data-Juicer's IP regex."
+        )
+        repl: str = Field("", description="Replacement, Python `re.sub` syntax (backslash escapes, \\1, \\g<name>).")
+
+    def __init__(self, params: OpParams | Mapping[str, Any] | None = None, *, text_key: str = "text"):
+        super().__init__(params, text_key=text_key)
+        p = self.params
+        self._sub = Substitution(self.name, p.pattern, p.repl, DJ_DEFAULT_PATTERN, f"(?s){DJ_DEFAULT_PATTERN}")
+
+    def map_text(self, text: pl.Expr) -> pl.Expr:
+        return self._sub.expr(text)
