@@ -23,6 +23,8 @@ _SPLITS = (
     (re.compile("(\\…{2})([^’”])"), r"\1\n\2"),
     (re.compile(r"([.。!！？\?\.{6}\…{2}][’”])([^’”])"), r"\1\n\2"),
 )
+# Where the splitter can cut (or a line ends): a document without any of these is one sentence, left unchanged.
+_MAY_SPLIT = r"[.。！!？?\n]|…|[{}26][’”]"
 # What `ignore_special_character` deletes before comparing: all but ASCII letters and digits, U+4E00..U+9FA5,
 # newline, tab and space.
 _SPECIAL = re.compile(r"[^a-zA-Z0-9\u4e00-\u9fa5\n\t ]")
@@ -63,7 +65,8 @@ class RemoveRepeatSentencesMapper(Mapper):
     default only letters, digits, CJK and spaces kept) appeared earlier in it; normalized forms shorter than
     `min_repeat_sentence_length` always stay. Lines stay lines. Matches Data-Juicer's op of the same name.
 
-    Row by row in Python: the set of sentences seen is per document, which no polars expression keeps.
+    Row by row in Python: the set of sentences seen is per document, which no polars expression keeps. With the
+    default splitter, only rows where it can cut (a sentence end or a newline) are visited.
     """
 
     class Params(OpParams):
@@ -108,4 +111,5 @@ class RemoveRepeatSentencesMapper(Mapper):
         return "\n".join(new_lines)
 
     def map_text(self, text: pl.Expr) -> pl.Expr:
-        return map_rows(text, self.dedup)
+        needs = text.str.contains(_MAY_SPLIT) if self.params.tokenizer is None else None
+        return map_rows(text, self.dedup, needs)
