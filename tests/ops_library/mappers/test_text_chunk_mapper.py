@@ -49,7 +49,7 @@ def test_max_len_and_pattern_cut_at_the_last_match_that_fits() -> None:
     # No "\n\n" within the first 5 characters: forced cuts, each window starting overlap_len before the last end.
     assert chunks("abcdefgh\n\nij", max_len=5, overlap_len=1) == ["abcde", "efgh\n", "\n\nij"]
     assert chunks("short\n\n", max_len=10) == ["short\n\n"]  # fits: left whole
-    assert chunks("a. b. c. d.", max_len=5, split_pattern=r"\. ") == ["a. b", "c", "d."]
+    assert chunks("a. b. c. d.", max_len=5, split_pattern=r"\. ") == ["a", "b", "c. d."]
     assert chunks("abcdef", max_len=2, split_pattern="^") == ["ab", "cd", "ef"]  # Data-Juicer recurses forever
 
 
