@@ -33,8 +33,9 @@ class ChineseConvertMapper(Mapper):
     s2hk, hk2s, s2twp, tw2sp (with regional idioms), t2tw, tw2t, hk2t, t2hk, t2jp, jp2t. Matches Data-Juicer's op
     of the same name, with the same package and pin (opencc 1.1.9, whose wheel carries the conversion tables).
 
-    Converts row by row (OpenCC is a C++ library called per string), only rows with a non-ASCII character: the
-    tables have no ASCII entries.
+    Converts row by row (OpenCC is a C++ library called per string), only rows with a non-ASCII character or a
+    NUL: the tables have no ASCII entries. OpenCC ends a text at its first NUL ("a\x00b" becomes "a"); so does
+    this op, to give Data-Juicer's results.
     """
 
     class Params(OpParams):
@@ -46,4 +47,4 @@ class ChineseConvertMapper(Mapper):
 
     def map_text(self, text: pl.Expr) -> pl.Expr:
         convert = converter(self.params.mode).convert
-        return map_rows(text, convert, text.str.contains(r"[^\x00-\x7f]"))
+        return map_rows(text, convert, text.str.contains(r"[^\x01-\x7f]"))

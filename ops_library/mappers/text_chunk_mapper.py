@@ -28,8 +28,9 @@ class TextChunkMapper(Mapper):
     A row split into n > 1 chunks becomes rows with ROW_ID "<parent ROW_ID>#1".."#n" and PARENT_ID the parent's
     ROW_ID; a row left whole keeps its ROW_ID. A row with no non-blank chunk (a blank text with `split_pattern`
     only) is dropped, as in Data-Juicer, and reported as filtered. Deviations: `tokenizer` (Hugging Face,
-    tiktoken, DashScope, all downloaded at run time) is refused at validation; a pattern whose last match ends at
-    0 (e.g. "^") is force-cut where Data-Juicer recurses without end.
+    tiktoken, DashScope, all downloaded at run time) is refused at validation; the recursive cut is a loop, so
+    texts needing more than ~1000 chunks work (Data-Juicer raises RecursionError), and a pattern whose last match
+    ends at 0 (e.g. "^") is force-cut where Data-Juicer recurses without end.
     """
 
     class Params(OpParams):

@@ -54,3 +54,7 @@ def test_unknown_mode_and_missing_package() -> None:
         "chinese_convert_mapper: needs the Python package opencc==1.1.9 (OpenCC and its conversion tables), "
         "which is not installed: pip install 'opencc==1.1.9'"
     )
+
+
+def test_text_ends_at_a_nul_as_in_opencc() -> None:
+    assert apply(OP, "ascii\x00tail", "汉\x00字") == ["ascii", "漢"]
