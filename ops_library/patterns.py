@@ -8,11 +8,13 @@ leftmost-first matches, and Python's replacement template translates to Rust's (
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
 
 import polars as pl
 import regex
 
+from ops_library.base import Mapper, OpParams
 from ops_library.rowwise import map_rows
 
 # Constructs that compile in both Python and Rust but mean different things: Python's `$` also matches
@@ -172,3 +174,19 @@ class Substitution:
         assert compiled is not None
         sub: Callable[[str], str] = lambda t: compiled.sub(repl, t)  # noqa: E731
         return map_rows(text, sub)
+
+
+class SubstitutionMapper(Mapper):
+    """A Data-Juicer mapper that is `Substitution` with its `pattern`/`repl` params (clean_email, clean_ip):
+    subclasses give their Params and Data-Juicer's default pattern."""
+
+    default_pattern: ClassVar[str] = ""
+
+    def __init__(self, params: OpParams | Mapping[str, Any] | None = None, *, text_key: str = "text"):
+        super().__init__(params, text_key=text_key)
+        pattern, repl = self.params.pattern, self.params.repl  # type: ignore[attr-defined]
+        default = self.default_pattern
+        self._sub = Substitution(self.name, pattern, repl, default, f"(?s){default}")
+
+    def map_text(self, text: pl.Expr) -> pl.Expr:
+        return self._sub.expr(text)

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
-import polars as pl
 from pydantic import Field
 
-from ops_library.base import Mapper, OpParams
-from ops_library.patterns import Substitution
+from ops_library.base import OpParams
+from ops_library.patterns import SubstitutionMapper
 from ops_library.registry import register
 
 # Data-Juicer's default, verbatim. The domain part is lower-case only: "x@EXAMPLE.COM" stays. ASCII classes and no
@@ -18,9 +14,11 @@ DJ_DEFAULT_PATTERN = r"[A-Za-z0-9.\-+_]+@[a-z0-9.\-+_]+\.[a-z]+"
 
 
 @register("clean_email_mapper")
-class CleanEmailMapper(Mapper):
+class CleanEmailMapper(SubstitutionMapper):
     """Replaces e-mail addresses (`local@domain.tld`, domain in lower case) with `repl`, by default removing
     them. Matches Data-Juicer's op of the same name."""
+
+    default_pattern = DJ_DEFAULT_PATTERN
 
     class Params(OpParams):
         pattern: str | None = Field(
@@ -28,11 +26,3 @@ class CleanEmailMapper(Mapper):
             description="Regex to replace (Data-Juicer syntax, r'...' accepted); None: Data-Juicer's e-mail regex.",
         )
         repl: str = Field("", description="Replacement, Python `re.sub` syntax (backslash escapes, \\1, \\g<name>).")
-
-    def __init__(self, params: OpParams | Mapping[str, Any] | None = None, *, text_key: str = "text"):
-        super().__init__(params, text_key=text_key)
-        p = self.params
-        self._sub = Substitution(self.name, p.pattern, p.repl, DJ_DEFAULT_PATTERN, f"(?s){DJ_DEFAULT_PATTERN}")
-
-    def map_text(self, text: pl.Expr) -> pl.Expr:
-        return self._sub.expr(text)
