@@ -27,4 +27,8 @@ class RemoveHeaderMapper(Mapper):
     def map_text(self, text: pl.Expr) -> pl.Expr:
         pattern = f"(?s){DJ_PATTERN}"
         without_head = pl.lit("", dtype=pl.String) if self.params.drop_no_head else text
-        return pl.when(text.str.contains(pattern)).then(text.str.replace(pattern, "${2}")).otherwise(without_head)
+        return (
+            pl.when(text.str.contains(pattern) | text.is_null())
+            .then(text.str.replace(pattern, "${2}"))
+            .otherwise(without_head)
+        )

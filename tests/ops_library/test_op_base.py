@@ -31,6 +31,15 @@ def test_every_op_with_default_params_is_available_here(name: str) -> None:
     assert op.unavailable(op.Params()) is None
 
 
+TEXT_MAPPERS = sorted(n for n, op in load_all().items() if issubclass(op, Mapper) and n != "text_embedding_mapper")
+
+
+@pytest.mark.parametrize("name", TEXT_MAPPERS)
+def test_a_null_text_stays_null(name: str) -> None:
+    df = pl.DataFrame({"text": [None, "x"]}, schema={"text": pl.String})
+    assert load_all()[name]().run(df).kept["text"][0] is None
+
+
 def test_op_output_counts_added_rows() -> None:
     out = OpOutput(pl.DataFrame({"x": [1, 2, 3]}))
     assert (out.added, out.dropped_count) == (0, 0)
