@@ -137,8 +137,8 @@ def rust_replacement(repl: str, groups: int | None = None, names: frozenset[str]
 
 class Substitution:
     """`regex.sub(pattern, repl, text, flags=DOTALL)` as Data-Juicer's clean_*_mapper ops run it: a polars
-    expression when Rust reads the pattern the same way, else the `regex` module row by row (only on rows where
-    the pattern is found, as Data-Juicer skips the others).
+    expression when Rust reads the pattern the same way, else the `regex` module row by row (a look-around, a `$`,
+    inline flags: see `same_in_rust`), which has no polars form.
 
     `default` is Data-Juicer's pattern for `pattern=None`, `rust_default` its Rust spelling (checked by tests).
     """
