@@ -13,6 +13,7 @@ from pydantic import Field
 from ops_library.base import Mapper, OpParams
 from ops_library.registry import register
 from ops_library.rowwise import map_rows
+from ops_library.text import PYTHON_WHITESPACE
 
 # Data-Juicer's sentence splitter, verbatim: a newline after sentence-ending punctuation (and after a closing
 # quote that follows it). Its last class really holds ".", "{", "6", "}", "2" and "…" (the `\.{6}` and `\…{2}`
@@ -23,8 +24,9 @@ _SPLITS = (
     (re.compile("(\\…{2})([^’”])"), r"\1\n\2"),
     (re.compile(r"([.。!！？\?\.{6}\…{2}][’”])([^’”])"), r"\1\n\2"),
 )
-# Where the splitter can cut (or a line ends): a document without any of these is one sentence, left unchanged.
-_MAY_SPLIT = r"[.。！!？?\n]|…|[{}26][’”]"
+# The same four substitutions for polars: literal classes and no look-around, so Rust matches as Python does.
+_RUST_SPLITS = tuple((pattern.pattern.replace("\\…", "…"), "${1}\n${2}") for pattern, _ in _SPLITS)
+_RUST_SPECIAL = r"[^a-zA-Z0-9\x{4e00}-\x{9fa5}\n\t ]"
 # What `ignore_special_character` deletes before comparing: all but ASCII letters and digits, U+4E00..U+9FA5,
 # newline, tab and space.
 _SPECIAL = re.compile(r"[^a-zA-Z0-9\u4e00-\u9fa5\n\t ]")
@@ -65,8 +67,10 @@ class RemoveRepeatSentencesMapper(Mapper):
     default only letters, digits, CJK and spaces kept) appeared earlier in it; normalized forms shorter than
     `min_repeat_sentence_length` always stay. Lines stay lines. Matches Data-Juicer's op of the same name.
 
-    Row by row in Python: the set of sentences seen is per document, which no polars expression keeps. With the
-    default splitter, only rows where it can cut (a sentence end or a newline) are visited.
+    In polars: lines and sentences exploded into rows, the first occurrence of each (document, sentence) kept,
+    then joined back. Row by row in Python (Data-Juicer's loop) with a custom `tokenizer`, a Python function,
+    and with `lowercase` but not `ignore_special_character`, where Python's and Rust's Unicode case tables (of
+    different Unicode versions) could differ.
     """
 
     class Params(OpParams):
@@ -110,6 +114,43 @@ class RemoveRepeatSentencesMapper(Mapper):
             new_lines.append(new_line)
         return "\n".join(new_lines)
 
+    def dedup_all(self, texts: pl.Series) -> pl.Series:
+        """`dedup` of every text, in polars: one row per sentence, the first of each (document, key) kept."""
+        p = self.params
+        line = pl.col("line")
+        for pattern, repl in _RUST_SPLITS:
+            line = line.str.replace_all(pattern, repl)
+        key = pl.col("sentence").str.strip_chars(PYTHON_WHITESPACE)
+        if p.lowercase:
+            key = key.str.to_lowercase()
+        if p.ignore_special_character:
+            key = key.str.replace_all(_RUST_SPECIAL, "")
+        present = texts.is_not_null()
+        sentences = (
+            pl.DataFrame({"text": texts.filter(present)})
+            .select(pl.int_range(pl.len(), dtype=pl.UInt32).alias("doc"), pl.col("text").str.split("\n").alias("line"))
+            .with_columns(pl.int_ranges(pl.col("line").list.len(), dtype=pl.UInt32).alias("line_no"))
+            .explode("line", "line_no")
+            # Data-Juicer skips empty lines: they neither lose nor register a sentence.
+            .with_columns(line.str.split("\n").alias("sentence"), (pl.col("line") == "").alias("empty"))
+            .explode("sentence")
+            .with_columns(pl.when(~pl.col("empty")).then(key).alias("key"))
+        )
+        keep = (
+            pl.col("empty")
+            | (pl.col("key").str.len_chars() < p.min_repeat_sentence_length)
+            | pl.struct("doc", "key").is_first_distinct()
+        )
+        lines = (
+            sentences.select("doc", "line_no", pl.when(keep).then(pl.col("sentence")).otherwise(pl.lit("")))
+            .group_by("doc", "line_no", maintain_order=True)
+            .agg(pl.col("sentence").str.join(""))
+        )
+        docs = lines.group_by("doc", maintain_order=True).agg(pl.col("sentence").str.join("\n"))["sentence"]
+        return texts.clone().scatter(present.arg_true(), docs) if docs.len() else texts
+
     def map_text(self, text: pl.Expr) -> pl.Expr:
-        needs = text.str.contains(_MAY_SPLIT) if self.params.tokenizer is None else None
-        return map_rows(text, self.dedup, needs)
+        p = self.params
+        if p.tokenizer is not None or (p.lowercase and not p.ignore_special_character):
+            return map_rows(text, self.dedup)
+        return text.map_batches(self.dedup_all, return_dtype=pl.String, is_elementwise=True)

@@ -92,6 +92,7 @@ CASES: list[tuple[str, dict[str, Any]]] = [
     ("remove_specific_chars_mapper", {"chars_to_remove": ["ab", "-", "]", "\\", "^"]}),
     ("remove_repeat_sentences_mapper", {}),
     ("remove_repeat_sentences_mapper", {"lowercase": True, "ignore_special_character": False}),
+    ("remove_repeat_sentences_mapper", {"lowercase": True, "min_repeat_sentence_length": 0}),
     ("remove_repeat_sentences_mapper", {"min_repeat_sentence_length": 8, "tokenizer": "lambda t: t.split(', ')"}),
     ("remove_table_text_mapper", {}),
     ("remove_table_text_mapper", {"min_col": 3, "max_col": 4}),

@@ -1,7 +1,7 @@
 import pytest
 
 from ops_library.mappers.remove_repeat_sentences_mapper import RemoveRepeatSentencesMapper, split_sentence
-from tests.ops_library.mappers.helpers import apply
+from tests.ops_library.mappers.helpers import apply, frame
 
 OP = "remove_repeat_sentences_mapper"
 
@@ -46,3 +46,9 @@ def test_lambda_tokenizer() -> None:
     for bad in ("len", "lambda a, b: a", "lambda: x", "lambda t: ("):
         with pytest.raises(ValueError, match="Invalid tokenizer lambda"):
             RemoveRepeatSentencesMapper({"tokenizer": bad})
+
+
+def test_frames_without_text() -> None:
+    assert RemoveRepeatSentencesMapper().run(frame()).kept.height == 0
+    assert RemoveRepeatSentencesMapper().run(frame(None, None)).kept["text"].to_list() == [None, None]
+    assert apply(OP, "Aa. Aa.", None, "\n\nBb. Bb.\n") == ["Aa.", None, "\n\nBb.\n"]
