@@ -60,16 +60,23 @@ class ResourceNeeds:
 
 @dataclass
 class OpOutput:
-    """What an op returns: the rows that go on, the rows it removed (with DROP_* columns), and for mappers
-    how many rows it changed."""
+    """What an op returns: the rows that go on, the rows it removed (with DROP_* columns), for mappers how
+    many rows it changed, and how many rows it created beyond its input."""
 
     kept: pl.DataFrame
     dropped: pl.DataFrame | None = None
     changed: int | None = None
+    # Rows created beyond the input (an op that splits one row into many): rows in + added == kept + dropped.
+    added: int = 0
 
     @property
     def dropped_count(self) -> int:
         return 0 if self.dropped is None else self.dropped.height
+
+
+class OpUnavailableError(RuntimeError):
+    """An op's package or model is not installed: raised when the op is built, so a recipe fails at validation
+    rather than running an op that cannot work."""
 
 
 class Op(ABC):
@@ -86,17 +93,20 @@ class Op(ABC):
 
     def __init__(self, params: OpParams | Mapping[str, Any] | None = None, *, text_key: str = "text"):
         self.params = params if isinstance(params, self.Params) else self.Params.model_validate(params or {})
+        missing = self.unavailable(self.params)
+        if missing:
+            raise OpUnavailableError(missing)
         self.text_key = text_key
+
+    @classmethod
+    def unavailable(cls, params: OpParams) -> str | None:
+        """Why this op cannot run with these (validated) params on this machine, in one line naming the op,
+        what is missing and how to get it; None when it can. Recipe validation calls it for every step."""
+        return None
 
     @property
     def text(self) -> pl.Expr:
         return pl.col(self.text_key)
-
-    @classmethod
-    def unavailable(cls, params: OpParams) -> str | None:
-        """Why this op cannot run with `params` on this install (a package or a model that is absent: what is
-        missing and how to get it), or None when it can. Recipe validation reports it as a problem of the op."""
-        return None
 
     @classmethod
     def summary(cls) -> str:

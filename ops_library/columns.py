@@ -10,6 +10,9 @@ DROP_OP = "__sluice_op__"
 DROP_KIND = "__sluice_drop__"  # one of DROP_KINDS
 DROP_REASON = "__sluice_reason__"
 DUPLICATE_OF = "__sluice_duplicate_of__"
+# Set on rows an op derived from another row (text_chunk_mapper): the ROW_ID of the row they came from. The
+# derived rows' own ROW_ID is "<parent ROW_ID>#<1-based chunk number>".
+PARENT_ID = "__sluice_parent_id__"
 # Dedup key produced by a Deduplicator's hash stage.
 HASH = "__sluice_hash__"
 
