@@ -23,6 +23,7 @@ from ops_library.columns import (
     DUPLICATE_OF,
     FILTERED,
     INTERNAL_PREFIX,
+    PARENT_ID,
     QUARANTINED,
     ROW_ID,
     STATS,
@@ -41,10 +42,13 @@ def sidecar(export_path: str | Path, what: str) -> Path:
 
 
 def _public(df: pl.DataFrame, keep_stats: bool) -> pl.DataFrame:
+    """Exported rows: internal columns dropped, but a row cut from a longer one says which (`sluice_parent_id`)."""
     drop = [
-        c for c in df.columns if (c.startswith(INTERNAL_PREFIX) and c != RAW_JSON) or (c == STATS and not keep_stats)
+        c
+        for c in df.columns
+        if (c.startswith(INTERNAL_PREFIX) and c not in (RAW_JSON, PARENT_ID)) or (c == STATS and not keep_stats)
     ]
-    return df.drop(drop)
+    return df.drop(drop).rename({PARENT_ID: "sluice_parent_id"}, strict=False)
 
 
 def json_rows(df: pl.DataFrame) -> pl.Series:
@@ -158,7 +162,7 @@ class ExportReport:
             records=[dg.TableRecord({"partition": k, **v}) for k, v in self.per_partition.items()],
             schema=dg.TableSchema(
                 columns=[dg.TableColumn("partition", "string")]
-                + [dg.TableColumn(c, "int") for c in ("input", "kept", *DROP_KINDS)]
+                + [dg.TableColumn(c, "int") for c in ("input", "kept", *DROP_KINDS, CREATED)]
             ),
         )
         return {
@@ -198,30 +202,28 @@ def export_recipe(
     quarantine_frames: list[pl.DataFrame] = []
     for k in keys:
         counts = {"input": shard_rows.get(k, -1), "kept": final[k].height} | dict.fromkeys(DROP_KINDS, 0)
+        parents = [final[k]]
         for asset_key in row_assets:
             dropped = store.read_dropped(asset_key.path, k)
             if dropped is None or dropped.height == 0:
                 continue
+            parents.append(dropped)
             for op_name, kind, n in dropped.group_by(DROP_OP, DROP_KIND, maintain_order=True).len().iter_rows():
                 counts[kind] += n
                 per_op[op_name][kind] += n
             (quarantine_frames if asset_key.path[-1] == "source" else dropped_frames).append(dropped)
+        counts[CREATED] = created_rows(parents)
         per_partition[k] = counts
 
     _write([_public_dropped(f) for f in dropped_frames], sidecar(recipe.export_path, "dropped"))
     _write([_public_dropped(f) for f in quarantine_frames], sidecar(recipe.export_path, "quarantine"))
 
-    mismatches = [
-        {"partition": k, **c}
-        for k, c in per_partition.items()
-        if c["input"] != c["kept"] + c[FILTERED] + c[DUPLICATE] + c[QUARANTINED]
-    ]
     return ExportReport(
         export_path=str(recipe.export_path),
         rows=kept_rows,
         per_partition=per_partition,
         per_op={op: dict(per_op[op]) for op in _recipe_order(recipe, per_op)},
-        mismatches=mismatches,
+        mismatches=mismatches({"per_partition": per_partition}),
     )
 
 
@@ -232,6 +234,7 @@ _PROVENANCE = {
     DROP_KIND: "sluice_drop",
     DROP_REASON: "sluice_reason",
     DUPLICATE_OF: "sluice_duplicate_of",
+    PARENT_ID: "sluice_parent_id",
 }
 
 
@@ -246,12 +249,26 @@ def _public_dropped(df: pl.DataFrame) -> pl.DataFrame:
     return df.select(*[pl.col(c).alias(_PROVENANCE[c]) for c in present], *rest)
 
 
+# Rows an op made from one input row beyond the first (text_chunk_mapper's chunks): they reconcile as
+# input + created = kept + filtered + duplicates + quarantined.
+CREATED = "created"
+
+
+def created_rows(frames: Sequence[pl.DataFrame]) -> int:
+    """Rows derived from a parent row (PARENT_ID set) beyond one per parent, over the kept and dropped frames."""
+    parts = [f.select(PARENT_ID) for f in frames if PARENT_ID in f.columns]
+    if not parts:
+        return 0
+    ids = pl.concat(parts)[PARENT_ID].drop_nulls()
+    return ids.len() - ids.n_unique()
+
+
 def mismatches(summary: dict[str, Any]) -> list[dict[str, Any]]:
-    """Shards of an export summary whose input rows != kept + filtered + duplicates + quarantined."""
+    """Shards of an export summary whose input + created rows != kept + filtered + duplicates + quarantined."""
     return [
         {"partition": k, **c}
         for k, c in (summary.get("per_partition") or {}).items()
-        if c["input"] != c["kept"] + c[FILTERED] + c[DUPLICATE] + c[QUARANTINED]
+        if c["input"] + c.get(CREATED, 0) != c["kept"] + c[FILTERED] + c[DUPLICATE] + c[QUARANTINED]
     ]
 
 

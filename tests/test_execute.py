@@ -159,3 +159,23 @@ def definitions_for_recipe(recipe) -> dg.ScheduleDefinition:
     schedule = recipe_schedule(build_recipe_graph(recipe))
     assert schedule is not None
     return schedule
+
+
+def test_text_chunk_rows_reconcile_and_name_their_parent(tmp_path: Path, sluice_home: Path) -> None:
+    """One row → many: the chunks carry their parent's id and the export reconciles input + created rows."""
+    data = tmp_path / "data"
+    data.mkdir()
+    texts = ["first paragraph of one\n\nsecond paragraph of one", "a single paragraph", "x\n\ny\n\nz"]
+    (data / "a.jsonl").write_text("".join(json.dumps({"text": t, "n": i}) + "\n" for i, t in enumerate(texts)))
+    path = _recipe(
+        tmp_path, "chunk", data=data, ops=[{"text_chunk_mapper": None}, {"text_length_filter": {"min_len": 2}}]
+    )
+    report = run_recipe(path, echo=lambda _: None)
+    e = report.export
+    # 3 rows → 2 + 1 + 3 chunks (3 created); "x", "y", "z" are too short
+    assert (e["input"], e["kept"], e["filtered"]) == (3, 3, 3)
+    assert e["per_partition"].records[0].data["created"] == 3
+    rows = [json.loads(line) for line in Path(report.recipe.export_path).read_text().splitlines()]
+    assert [r["text"] for r in rows] == ["first paragraph of one", "second paragraph of one", "a single paragraph"]
+    assert [r.get("sluice_parent_id") for r in rows] == ["a.jsonl:1", "a.jsonl:1", None]
+    assert [r["n"] for r in rows] == [0, 0, 1]
