@@ -22,10 +22,12 @@ checkpoint's fingerprint is derived (pipeline_defs/fingerprints.py).
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -106,6 +108,7 @@ class RecipeGraph:
     # Assets whose dropped rows count in the accounting, in recipe order.
     row_assets: list[dg.AssetKey]
     checks: list[dg.AssetChecksDefinition] = field(default_factory=list)
+    shard_fns: dict[dg.AssetKey, Any] = field(default_factory=dict)
 
     @property
     def group(self) -> str:
@@ -168,6 +171,9 @@ class _Factory:
         self.nodes: dict[dg.AssetKey, Node] = {}
         self.row_assets: list[dg.AssetKey] = []
         self.checks: list[dg.AssetChecksDefinition] = []
+        # asset -> fn(store, alloc, shard, upstream fps, retries): one shard of the step (also in a worker)
+        self.shard_fns: dict[dg.AssetKey, Any] = {}
+        self.gpu_nodes: set[dg.AssetKey] = set()  # steps whose ops take a device: never in worker processes
         self.io_key = io_manager_key(recipe)
         self.store_key = store_key(recipe)
         self.pool_key = pool_key(recipe)
@@ -181,6 +187,9 @@ class _Factory:
 
     def key(self, name: str) -> dg.AssetKey:
         return dg.AssetKey([self.prefix, name])
+
+    def on_gpu(self, node: Node) -> bool:
+        return node.key in self.gpu_nodes
 
     def _add(self, asset: dg.AssetsDefinition, node: Node) -> dg.AssetKey:
         if self.phases[-1].partitioned != node.partitioned:
@@ -314,27 +323,49 @@ class _Factory:
             keys, targeted = factory._shards(context, factory.nodes[node.key])  # with its phase, set by _add
             store: CheckpointStore = getattr(context.resources, factory.store_key)
             deadline = Deadline(node.key.path[-1], settings.step_timeout_s)
-            results: list[ShardResult] = []
+            results: dict[str, ShardResult] = {}
+            todo: list[tuple[str, list[str] | None]] = []
+            for k in keys:
+                if node.kind == "source":
+                    todo.append((k, None))  # its input hash is read inside the shard's own work
+                    continue
+                fps = upstream_fingerprints(store, upstream, k)
+                if fps is None:
+                    raise dg.Failure(
+                        description=f"{node.key.to_user_string()} [{k}]: an upstream checkpoint is "
+                        "missing; materialize the assets before it for this shard first",
+                        allow_retries=False,
+                    )
+                fp = node_fingerprint(node, fps)
+                if is_current(store, node.key.path, k, fp):
+                    results[k] = ShardResult(k, {"fingerprint": fp}, reused=True)
+                else:
+                    todo.append((k, fps))
+            workers = min(settings.shard_workers, len(todo))
             with compute.prepare(context, keys) as run_shard:
-                for k in keys:
-                    deadline.check(k)
-                    if node.kind == "source":
-                        fps: list[str] | None = None
-                    else:
-                        fps = upstream_fingerprints(store, upstream, k)
-                        if fps is None:
-                            raise dg.Failure(
-                                description=f"{node.key.to_user_string()} [{k}]: an upstream checkpoint is "
-                                "missing; materialize the assets before it for this shard first",
-                                allow_retries=False,
-                            )
-                        fp = node_fingerprint(node, fps)
-                        if is_current(store, node.key.path, k, fp):
-                            results.append(ShardResult(k, {"fingerprint": fp}, reused=True))
-                            continue
-                    results.append(run_shard(k, fps))
-                    deadline.check(k)
-            summary = factory._record(context, node.key, results, targeted)
+                if workers > 1 and not factory.on_gpu(node):
+                    tasks = [
+                        ShardTask(
+                            factory.recipe.source,
+                            shard_env(),
+                            tuple(node.key.path),
+                            k,
+                            fps,
+                            run_shard.alloc,
+                            context.retry_number,
+                        )
+                        for k, fps in todo
+                    ]
+                    for result in run_in_workers(tasks, workers):
+                        results[result.shard] = result
+                        deadline.check(result.shard)
+                else:
+                    for k, fps in todo:
+                        deadline.check(k)
+                        results[k] = run_shard(k, fps)
+                        deadline.check(k)
+            ordered = [results[k] for k in keys]
+            summary = factory._record(context, node.key, ordered, targeted)
             return dg.MaterializeResult(metadata=summary) if targeted else None
 
         return body
@@ -360,6 +391,7 @@ class _Factory:
         def source(context):
             return body(context)
 
+        self.shard_fns[node.key] = lambda store, _alloc, k, _fps, _retries: factory._source_shard(node, store, k)
         body = self._partitioned_body(node, Compute, [])
         key = self._add(source, node)
         self.row_assets.append(key)
@@ -433,6 +465,10 @@ class _Factory:
         def row_asset(context):
             return body(context)
 
+        self.shard_fns[node.key] = lambda store, alloc, k, fps, retries: factory._row_shard(
+            node, ops, store, alloc, k, fps, upstream, index_key, retries
+        )
+        self.gpu_nodes |= {node.key} if any(s.op_class.accepts_placement for s in step.ops) else set()
         body = self._partitioned_body(node, Compute, ups)
         key = self._add(row_asset, node)
         self.row_assets.append(key)
@@ -473,24 +509,7 @@ class _Factory:
             def prepare(context: dg.AssetExecutionContext, keys: list[str]):
                 store: CheckpointStore = getattr(context.resources, factory.store_key)
 
-                def one(k: str, fps: list[str]) -> ShardResult:
-                    t0 = time.perf_counter()
-                    out = StepOutput(
-                        op.hashes(store.read(store.path(upstream_key.path, k))),
-                        None,
-                        node_fingerprint(hashes_node, fps),
-                    )
-                    store.write_step(hashes_node.key.path, k, out)
-                    return ShardResult(
-                        k,
-                        {
-                            "rows": out.kept.height,
-                            "seconds": round(time.perf_counter() - t0, 4),
-                            "fingerprint": out.fingerprint,
-                        },
-                    )
-
-                return _single(one)
+                return _single(lambda k, fps: hashes_shard(store, None, k, fps, 0))
 
         @dg.asset(
             description=f"{spec.name}, stage 1 of 3: the dedup key of every row of one shard.",
@@ -501,6 +520,15 @@ class _Factory:
         def hashes(context):
             return hashes_body(context)
 
+        def hashes_shard(store: CheckpointStore, _alloc: Any, k: str, fps: list[str], _retries: int) -> ShardResult:
+            t0 = time.perf_counter()
+            frame = op.hashes(store.read(store.path(upstream_key.path, k)))
+            out = StepOutput(frame, None, node_fingerprint(hashes_node, fps))
+            store.write_step(hashes_node.key.path, k, out)
+            seconds = round(time.perf_counter() - t0, 4)
+            return ShardResult(k, {"rows": out.kept.height, "seconds": seconds, "fingerprint": out.fingerprint})
+
+        self.shard_fns[hashes_node.key] = hashes_shard
         hashes_body = self._partitioned_body(hashes_node, Compute, [(upstream_key.path, True)])
         hashes_key = self._add(hashes, hashes_node)
         index_node = Node(self.key(index_name), "index", code_hash("index", [spec]), (hashes_key,), False)
@@ -614,14 +642,24 @@ class _Factory:
         return self._add(export, node)
 
 
+class _ShardFn:
+    """The per-shard function a `prepare` block yields; `alloc` is the step's allocation (None without a pool)."""
+
+    def __init__(self, fn, alloc=None):
+        self.fn, self.alloc = fn, alloc
+
+    def __call__(self, k: str, fps: list[str] | None) -> ShardResult:
+        return self.fn(self.alloc, k, fps)
+
+
 class _single:
     """`prepare` result for steps that need no pool slot: a context manager yielding the per-shard function."""
 
     def __init__(self, fn):
         self.fn = fn
 
-    def __enter__(self):
-        return self.fn
+    def __enter__(self) -> _ShardFn:
+        return _ShardFn(lambda _alloc, k, fps: self.fn(k, fps))
 
     def __exit__(self, *exc: object) -> None:
         return None
@@ -634,12 +672,65 @@ class _held:
         self.cm = pool.hold(request, key=keys[0] if keys else "")
         self.fn = fn
 
-    def __enter__(self):
-        alloc = self.cm.__enter__()
-        return lambda k, fps: self.fn(alloc, k, fps)
+    def __enter__(self) -> _ShardFn:
+        return _ShardFn(self.fn, self.cm.__enter__())
 
     def __exit__(self, *exc: object) -> None:
         self.cm.__exit__(*exc)
+
+
+# --- shards of one step in worker processes (engine.shard_workers) -------------------------------------------
+
+
+@dataclass(frozen=True)
+class ShardTask:
+    recipe_source: str
+    env: tuple[tuple[str, str], ...]
+    asset_path: tuple[str, ...]
+    shard: str
+    fps: list[str] | None
+    alloc: Any
+    retries: int
+
+
+def shard_env() -> tuple[tuple[str, str], ...]:
+    """What a worker needs of this process's environment to read the same recipe into the same home."""
+    return tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith(("SLUICE_", "DAGSTER_"))))
+
+
+@functools.lru_cache(maxsize=8)
+def _worker_graph(source: str, env: tuple[tuple[str, str], ...]) -> RecipeGraph:
+    from pipeline_defs.recipe import load_recipe
+
+    return build_recipe_graph(load_recipe(source))
+
+
+def compute_shard(task: ShardTask) -> ShardResult:
+    """One shard of one step in a worker process: the same function the step runs in its own process."""
+    os.environ.update(dict(task.env))
+    graph = _worker_graph(task.recipe_source, task.env)
+    fn = graph.shard_fns[dg.AssetKey(list(task.asset_path))]
+    result = fn(graph.store(), task.alloc, task.shard, task.fps, task.retries)
+    result.metadata["worker_pid"] = os.getpid()
+    return result
+
+
+_POOLS: dict[int, Any] = {}
+
+
+def run_in_workers(tasks: Sequence[ShardTask], workers: int) -> Iterator[ShardResult]:
+    """Results of `tasks` as they finish, on `workers` processes forked from a server that preloaded Sluice (so a
+    worker starts in milliseconds and never inherits a parent's polars threads)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    if workers not in _POOLS:
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["pipeline_defs.graph"])
+        _POOLS[workers] = ProcessPoolExecutor(workers, mp_context=ctx)
+    futures = [_POOLS[workers].submit(compute_shard, t) for t in tasks]
+    for future in as_completed(futures):
+        yield future.result()
 
 
 def sync_shards(
@@ -680,6 +771,7 @@ def build_recipe_graph(recipe: Recipe) -> RecipeGraph:
         export_key=export_key,
         row_assets=factory.row_assets,
         checks=factory.checks,
+        shard_fns=factory.shard_fns,
     )
 
 

@@ -36,6 +36,9 @@ class EngineSettings(BaseSettings):
     max_parallel_runs: int | None = Field(
         None, gt=0, description="Runs of one phase in flight at once (with max_partitions_per_run); unset: usable CPUs."
     )
+    shard_workers: int = Field(
+        1, gt=0, description="Processes one step spreads its shards over (1: the step's own process). CPU ops only."
+    )
     step_timeout_s: float | None = Field(None, gt=0, description="Fail a step that runs longer; unset: no limit.")
     monitor_interval_s: float = Field(1.0, gt=0, description="Seconds between resource-usage samples of a step.")
     memory_safety_factor: float = Field(

@@ -4,6 +4,7 @@ runs, and the schedule and sensor that start them."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import dagster as dg
@@ -179,3 +180,20 @@ def test_text_chunk_rows_reconcile_and_name_their_parent(tmp_path: Path, sluice_
     assert [r["text"] for r in rows] == ["first paragraph of one", "second paragraph of one", "a single paragraph"]
     assert [r.get("sluice_parent_id") for r in rows] == ["a.jsonl:1", "a.jsonl:1", None]
     assert [r["n"] for r in rows] == [0, 0, 1]
+
+
+def test_shard_workers_spread_a_steps_shards_over_processes_with_the_same_output(
+    tmp_path: Path, sluice_home: Path
+) -> None:
+    data = _corpus(tmp_path / "data")
+    ops = [
+        {"whitespace_normalization_mapper": None},
+        {"text_length_filter": {"min_len": 12}},
+        {"document_deduplicator": {"lowercase": True}},
+    ]
+    one = run_recipe(_recipe(tmp_path, "one", data=data, ops=ops), echo=lambda _: None)
+    two = run_recipe(_recipe(tmp_path, "two", data=data, ops=ops, engine={"shard_workers": 2}), echo=lambda _: None)
+    assert Path(two.recipe.export_path).read_bytes() == Path(one.recipe.export_path).read_bytes()
+    pids = {m.metadata["worker_pid"].value for m in _materializations(["two", "op01_text_length_filter"])}
+    assert len(pids) >= 1 and os.getpid() not in pids  # every shard ran in a worker process
+    assert all("worker_pid" not in m.metadata for m in _materializations(["one", "op01_text_length_filter"]))
