@@ -63,7 +63,10 @@ def missing_words(op: str, words_type: str, lang: str, words_dir: str | None, di
     if words_dir is None:
         package = _PACKAGE[words_type]
         if find_spec(package) is None:
-            return f"{op}: the {words_type} list ships in the Python package '{package}', which is not installed; pip install {package}"
+            return (
+                f"{op}: the {words_type} list ships in the Python package '{package}', which is not installed; "
+                f"pip install {package}"
+            )
         source = f"the shipped lists (package {package})"
     else:
         path = Path(words_dir)

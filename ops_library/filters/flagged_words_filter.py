@@ -50,7 +50,11 @@ class FlaggedWordsFilter(Filter):
     def unavailable(cls, params: OpParams) -> str | None:
         p = params
         return sentencepiece_refusal("flagged_words_filter", p) or missing_words(
-            "flagged_words_filter", FLAGGED_WORDS, p.lang, p.flagged_words_dir, "flagged_words_dir"  # type: ignore[attr-defined]
+            "flagged_words_filter",
+            FLAGGED_WORDS,
+            p.lang,
+            p.flagged_words_dir,
+            "flagged_words_dir",  # type: ignore[attr-defined]
         )
 
     def stats(self, text: pl.Expr) -> dict[str, pl.Expr]:

@@ -49,7 +49,11 @@ class StopwordsFilter(Filter):
     def unavailable(cls, params: OpParams) -> str | None:
         p = params
         return sentencepiece_refusal("stopwords_filter", p) or missing_words(
-            "stopwords_filter", STOPWORDS, p.lang, p.stopwords_dir, "stopwords_dir"  # type: ignore[attr-defined]
+            "stopwords_filter",
+            STOPWORDS,
+            p.lang,
+            p.stopwords_dir,
+            "stopwords_dir",  # type: ignore[attr-defined]
         )
 
     def stats(self, text: pl.Expr) -> dict[str, pl.Expr]:

@@ -18,7 +18,8 @@ def word_rep_ratio(words: list[str], n: int) -> float:
     total = len(words) - n + 1
     if total <= 0:
         return 0.0
-    freq = Counter(zip(*(words[i:] for i in range(n))))  # words hold no space: tuples equal " ".join equality
+    # Words hold no space, so equal tuples are equal " ".join()s.
+    freq = Counter(zip(*(words[i:] for i in range(n)), strict=False))
     return sum(f for f in freq.values() if f > 1) / total
 
 
