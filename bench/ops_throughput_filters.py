@@ -2,9 +2,9 @@
 
 Each run hands the op a fresh frame of the whole corpus (text, id, kind; no stats yet), so stats are computed,
 not read back. "docs/s" is wall clock; "docs/cpu-s" divides by the process's CPU time (all its threads), which
-a busy shared machine disturbs less. One process: polars spreads expression work over the machine's cores (POLARS_MAX_THREADS), a
-Python row loop uses one core (the engine's process pool runs shards side by side). The corpus is built once
-into a temp dir (or read from --corpus).
+a busy shared machine disturbs less. One process: polars spreads expression work over the machine's cores
+(POLARS_MAX_THREADS), a Python row loop uses one core (the engine's process pool runs shards side by side).
+The corpus is built once into a temp dir (or read from --corpus).
 
     python bench/ops_throughput_filters.py [--repeat 3] [--ops alphanumeric_filter,...] [--corpus DIR]
 """
