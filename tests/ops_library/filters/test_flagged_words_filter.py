@@ -54,7 +54,9 @@ def test_flagged_words_dir_and_augmentation(tmp_path: Path) -> None:
 
 
 def test_languages_without_a_shipped_list_are_refused() -> None:
-    with pytest.raises(OpUnavailableError, match=r"flagged_words_filter: no flagged_words list for lang 'zh'.*\(it has all, en\)"):
+    with pytest.raises(
+        OpUnavailableError, match=r"flagged_words_filter: no flagged_words list for lang 'zh'.*\(it has all, en\)"
+    ):
         FlaggedWordsFilter({"lang": "zh"})
     with pytest.raises(OpUnavailableError, match="sentencepiece"):
         FlaggedWordsFilter({"tokenization": True})

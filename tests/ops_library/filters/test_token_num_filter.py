@@ -66,7 +66,7 @@ def test_a_local_tokenizer_json_can_be_named(tmp_path: Path) -> None:
 
 
 def test_data_juicers_default_tokenizer_is_refused() -> None:
-    with pytest.raises(OpUnavailableError, match="token_num_filter: tokenizer 'EleutherAI/pythia-6.9b-deduped'"):
+    with pytest.raises(OpUnavailableError, match=r"token_num_filter: tokenizer 'EleutherAI/pythia-6\.9b-deduped'"):
         TokenNumFilter({"hf_tokenizer": "EleutherAI/pythia-6.9b-deduped"})
 
 
