@@ -48,6 +48,6 @@ class CharacterRepetitionFilter(Filter):
         n = self.params.rep_len
 
         def ratios(texts: pl.Series) -> pl.Series:
-            return pl.Series([None if t is None else char_rep_ratio(t, n) for t in texts], dtype=pl.Float64)
+            return pl.Series([None if t is None else char_rep_ratio(t, n) for t in texts.to_list()], dtype=pl.Float64)
 
         return {self.stat: text.map_batches(ratios, return_dtype=pl.Float64, is_elementwise=True)}

@@ -65,6 +65,6 @@ class WordRepetitionFilter(Filter):
         n = self.params.rep_len
 
         def ratios(words: pl.Series) -> pl.Series:
-            return pl.Series([None if w is None else word_rep_ratio(w, n) for w in words], dtype=pl.Float64)
+            return pl.Series([None if w is None else word_rep_ratio(w, n) for w in words.to_list()], dtype=pl.Float64)
 
         return {self.stat: lower_refined_words(text).map_batches(ratios, return_dtype=pl.Float64, is_elementwise=True)}
