@@ -11,7 +11,8 @@ downloads nothing, so its default lists are those that ship inside PyPI packages
 
 A recipe that names a directory (`stopwords_dir` / `flagged_words_dir`) gets Data-Juicer's loader instead:
 every `*.json` file whose name contains the list type, merged per language, so Data-Juicer's own files give
-Data-Juicer's exact lists.
+Data-Juicer's exact lists. A directory that is absent or holds no such file falls back to the shipped lists,
+as Data-Juicer falls back to its download.
 """
 
 from __future__ import annotations
@@ -48,11 +49,27 @@ def _from_directory(words_dir: Path, words_type: str) -> dict[str, list[str]]:
     return merged
 
 
-@cache
+def _directory_files(words_type: str, words_dir: str | None) -> tuple[tuple[str, int, int], ...]:
+    """(path, size, mtime) of the directory's list files: the cache key, so edited files are read again."""
+    if words_dir is None or not Path(words_dir).is_dir():
+        return ()
+    files = sorted(p for p in Path(words_dir).iterdir() if p.name.endswith(".json") and words_type in p.name)
+    return tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files)
+
+
 def load_words(words_type: str, words_dir: str | None = None) -> dict[str, frozenset[str]]:
-    """Language -> word set (plus "all", their union, unless the source has its own)."""
-    lists = _from_packages(words_type) if words_dir is None else _from_directory(Path(words_dir), words_type)
-    sets = {lang: frozenset(words) for lang, words in lists.items()}
+    """Language -> word set (plus "all", their union, unless the source has its own).
+
+    The lists of `words_dir` when it holds matching files, else the shipped ones: Data-Juicer likewise reads
+    the directory and falls back to its download (so its recipes' `stopwords_dir: ./assets` still run).
+    """
+    return _load_words(words_type, words_dir, _directory_files(words_type, words_dir))
+
+
+@cache
+def _load_words(words_type: str, words_dir: str | None, files: tuple) -> dict[str, frozenset[str]]:
+    lists = _from_directory(Path(words_dir), words_type) if files and words_dir else {}
+    sets = {lang: frozenset(words) for lang, words in (lists or _from_packages(words_type)).items()}
     if sets and ALL not in sets:
         sets[ALL] = frozenset().union(*sets.values())
     return sets
@@ -60,7 +77,9 @@ def load_words(words_type: str, words_dir: str | None = None) -> dict[str, froze
 
 def missing_words(op: str, words_type: str, lang: str, words_dir: str | None, dir_param: str) -> str | None:
     """Why the list for `lang` cannot be had here (one line, with how to get it), or None."""
-    if words_dir is None:
+    if _directory_files(words_type, words_dir):
+        source = f"{dir_param} '{words_dir}'"
+    else:
         package = _PACKAGE[words_type]
         if find_spec(package) is None:
             return (
@@ -68,14 +87,7 @@ def missing_words(op: str, words_type: str, lang: str, words_dir: str | None, di
                 f"pip install {package}"
             )
         source = f"the shipped lists (package {package})"
-    else:
-        path = Path(words_dir)
-        if not path.is_dir():
-            return f"{op}: {dir_param} '{words_dir}' is not a directory"
-        source = f"{dir_param} '{words_dir}'"
     langs = load_words(words_type, words_dir)
-    if not langs:
-        return f"{op}: {source} holds no *{words_type}*.json file; copy Data-Juicer's {words_type}.json there"
     if lang not in langs:
         return (
             f"{op}: no {words_type} list for lang '{lang}' in {source} (it has {', '.join(sorted(langs))}); "

@@ -34,8 +34,8 @@ class FlaggedWordsFilter(Filter):
         max_ratio: float = Field(0.045, description="Largest flagged-word ratio kept.")
         flagged_words_dir: str | None = Field(
             None,
-            description="Directory of *flagged_words*.json files ({lang: [words]}, merged); "
-            "default: the English list shipped in the better_profanity package.",
+            description="Directory of *flagged_words*.json files ({lang: [words]}, merged); without such files "
+            "(or none given): the English list shipped in the better_profanity package.",
         )
         use_words_aug: bool = Field(
             False, description="Also count runs of consecutive words joined together (for Chinese, Vietnamese)."

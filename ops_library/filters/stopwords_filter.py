@@ -33,8 +33,8 @@ class StopwordsFilter(Filter):
         max_ratio: float = Field(1.0, description="Largest stopword ratio kept.")
         stopwords_dir: str | None = Field(
             None,
-            description="Directory of *stopwords*.json files ({lang: [words]}, merged); "
-            "default: the lists shipped in the stopwordsiso package.",
+            description="Directory of *stopwords*.json files ({lang: [words]}, merged); without such files "
+            "(or none given): the lists shipped in the stopwordsiso package.",
         )
         use_words_aug: bool = Field(
             False, description="Also count runs of consecutive words joined together (for Chinese, Vietnamese)."

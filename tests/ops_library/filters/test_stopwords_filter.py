@@ -70,15 +70,24 @@ def test_stopwords_dir_reads_data_juicer_style_files(tmp_path: Path) -> None:
     assert stats_of(StopwordsFilter({**directory, "lang": "all"}), "foo cat the") == [2 / 3]
 
 
-def test_missing_list_is_refused_at_validation(tmp_path: Path) -> None:
+def test_missing_list_is_refused_at_validation() -> None:
     with pytest.raises(OpUnavailableError, match="stopwords_filter: no stopwords list for lang 'tlh'"):
         StopwordsFilter({"lang": "tlh"})
-    with pytest.raises(OpUnavailableError, match=r"holds no \*stopwords\*\.json file"):
-        StopwordsFilter({"stopwords_dir": str(tmp_path)})
-    with pytest.raises(OpUnavailableError, match="is not a directory"):
-        StopwordsFilter({"stopwords_dir": str(tmp_path / "nope")})
     with pytest.raises(OpUnavailableError, match=r"sentencepiece model .en\.sp\.model."):
         StopwordsFilter({"tokenization": True})
+
+
+def test_a_directory_without_lists_falls_back_to_the_shipped_ones(tmp_path: Path) -> None:
+    # Data-Juicer recipes name `stopwords_dir: ./assets`; Data-Juicer downloads when it is empty or absent.
+    shipped = stats_of(StopwordsFilter(), "The cat and the dog")
+    assert shipped == [0.6]
+    assert stats_of(StopwordsFilter({"stopwords_dir": str(tmp_path)}), "The cat and the dog") == shipped
+    assert stats_of(StopwordsFilter({"stopwords_dir": str(tmp_path / "nope")}), "The cat and the dog") == shipped
+    (tmp_path / "stopwords.json").write_text(json.dumps({"xx": ["cat"]}))
+    with pytest.raises(
+        OpUnavailableError, match=r"no stopwords list for lang 'en' in stopwords_dir .*\(it has all, xx\)"
+    ):
+        StopwordsFilter({"stopwords_dir": str(tmp_path)})
 
 
 def test_stored_stat_is_reused() -> None:
