@@ -52,6 +52,9 @@ class SpecifiedFieldFilter(Filter):
     def stats(self, text: pl.Expr) -> dict[str, pl.Expr]:
         raise NotImplementedError("specified_field_filter reads its field in run()")
 
+    def keep(self) -> pl.Expr:
+        raise NotImplementedError(f"{self.name} decides in run(): the field and its type depend on the frame")
+
     def run(self, df: pl.DataFrame) -> OpOutput:
         key, targets = self.params.field_key, self.params.target_value
         if not key:

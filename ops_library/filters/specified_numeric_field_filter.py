@@ -74,6 +74,9 @@ class SpecifiedNumericFieldFilter(Filter):
     def stats(self, text: pl.Expr) -> dict[str, pl.Expr]:
         raise NotImplementedError("specified_numeric_field_filter reads its field in run()")
 
+    def keep(self) -> pl.Expr:
+        raise NotImplementedError(f"{self.name} decides in run(): the field and its type depend on the frame")
+
     def run(self, df: pl.DataFrame) -> OpOutput:
         p = self.params
         if not p.field_key:

@@ -49,6 +49,9 @@ class SuffixFilter(Filter):
     def stats(self, text: pl.Expr) -> dict[str, pl.Expr]:
         return {}
 
+    def keep(self) -> pl.Expr:
+        raise NotImplementedError(f"{self.name} decides in run(): the suffix column depends on the frame")
+
     def run(self, df: pl.DataFrame) -> OpOutput:
         suffix = pl.col(SUFFIX_FIELD) if SUFFIX_FIELD in df.columns else suffix_of_row_id(pl.col(ROW_ID))
         if not self.suffixes:
