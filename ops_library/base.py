@@ -177,9 +177,12 @@ class Filter(Op):
 
     def run(self, df: pl.DataFrame) -> OpOutput:
         df = self.add_stats(df)
-        mask = df.select(self.keep().fill_null(False)).to_series()
-        dropped = self._mark_dropped(df.filter(~mask), FILTERED, self.reason())
-        return OpOutput(df.filter(mask), dropped)
+        return self.split(df, self.keep(), self.reason())
+
+    def split(self, df: pl.DataFrame, keep: pl.Expr, reason: pl.Expr) -> OpOutput:
+        """Rows where `keep` is true go on; the others (and rows where it is null) are dropped with `reason`."""
+        mask = df.select(keep.fill_null(False)).to_series()
+        return OpOutput(df.filter(mask), self._mark_dropped(df.filter(~mask), FILTERED, reason))
 
 
 def stat_field(name: str) -> pl.Expr:

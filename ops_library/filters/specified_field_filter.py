@@ -8,7 +8,6 @@ import polars as pl
 from pydantic import Field
 
 from ops_library.base import Filter, FilterParams, OpOutput, present_stats, stat_field, with_stats
-from ops_library.columns import FILTERED
 from ops_library.fields import nested_field
 from ops_library.registry import register
 
@@ -58,11 +57,11 @@ class SpecifiedFieldFilter(Filter):
     def run(self, df: pl.DataFrame) -> OpOutput:
         key, targets = self.params.field_key, self.params.target_value
         if not key:
-            return OpOutput(df, self._mark_dropped(df.clear(), FILTERED, pl.lit("")))
+            return self.split(df, pl.lit(True), pl.lit(""))
         value, dtype = nested_field(df, key, self.name)
         df = self.with_field_stat(df, key, value)
         if not targets:
-            return OpOutput(df, self._mark_dropped(df.clear(), FILTERED, pl.lit("")))
+            return self.split(df, pl.lit(True), pl.lit(""))
         stored = stat_field(key)
         if isinstance(dtype, (pl.List, pl.Array)):
             inner = member(pl.element(), dtype.inner, targets, self.name)
@@ -70,11 +69,10 @@ class SpecifiedFieldFilter(Filter):
         else:
             keep = member(stored, dtype, targets, self.name)
         keep = keep.fill_null(False)
-        mask = df.select(~keep if self.params.reversed_range else keep).to_series()
         where = "in" if self.params.reversed_range else "not in"
         shown = stored.cast(pl.String) if dtype.is_numeric() or dtype in (pl.String, pl.Boolean) else pl.lit("…")
         reason = pl.format(f"{key}={{}} {where} {targets}", shown.fill_null("None"))
-        return OpOutput(df.filter(mask), self._mark_dropped(df.filter(~mask), FILTERED, reason))
+        return self.split(df, ~keep if self.params.reversed_range else keep, reason)
 
     def with_field_stat(self, df: pl.DataFrame, key: str, value: pl.Expr) -> pl.DataFrame:
         return df if key in present_stats(df) else with_stats(df, {key: value})

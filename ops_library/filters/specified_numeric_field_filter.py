@@ -17,7 +17,7 @@ from ops_library.base import (
     stat_field,
     with_stats,
 )
-from ops_library.columns import FILTERED
+from ops_library.columns import STATS
 from ops_library.fields import nested_field
 from ops_library.registry import register
 
@@ -80,18 +80,17 @@ class SpecifiedNumericFieldFilter(Filter):
     def run(self, df: pl.DataFrame) -> OpOutput:
         p = self.params
         if not p.field_key:
-            return OpOutput(df, self._mark_dropped(df.clear(), FILTERED, pl.lit("")))
+            return self.split(df, pl.lit(True), pl.lit(""))
         if p.field_key not in present_stats(df):
             value, _ = nested_field(df, p.field_key, self.name)
             df = with_stats(df, {p.field_key: value})
-        stats_dtype = df.schema["__dj__stats__"]
+        stats_dtype = df.schema[STATS]
         dtype = {f.name: f.dtype for f in stats_dtype.fields}[p.field_key]  # type: ignore[union-attr]
         number = as_number(stat_field(p.field_key), dtype, self.name)
         in_range = (
             pl.when(number.is_nan()).then(p.reversed_range).otherwise(range_keep(number, p.min_value, p.max_value, p))
         )
-        keep = (number.is_not_null() & in_range).fill_null(False)
-        mask = df.select(keep).to_series()
+        keep = number.is_not_null() & in_range
         lo, hi = effective_closedness(p)
         where = "inside" if p.reversed_range else "outside"
         interval = f"{'[' if lo else '('}{p.min_value!r}, {p.max_value!r}{']' if hi else ')'}"
@@ -99,4 +98,4 @@ class SpecifiedNumericFieldFilter(Filter):
             pl.format(f"{p.field_key}={{}} is no number", stat_field(p.field_key).cast(pl.String).fill_null("None"))
         )
         reason = reason.otherwise(pl.format(f"{p.field_key}={{}} {where} {interval}", number))
-        return OpOutput(df.filter(mask), self._mark_dropped(df.filter(~mask), FILTERED, reason))
+        return self.split(df, keep, reason)

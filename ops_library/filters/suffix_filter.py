@@ -6,7 +6,7 @@ import polars as pl
 from pydantic import Field
 
 from ops_library.base import Filter, FilterParams, OpOutput
-from ops_library.columns import FILTERED, ROW_ID
+from ops_library.columns import ROW_ID
 from ops_library.registry import register
 from ops_library.stats import SUFFIX_FIELD
 
@@ -55,9 +55,8 @@ class SuffixFilter(Filter):
     def run(self, df: pl.DataFrame) -> OpOutput:
         suffix = pl.col(SUFFIX_FIELD) if SUFFIX_FIELD in df.columns else suffix_of_row_id(pl.col(ROW_ID))
         if not self.suffixes:
-            return OpOutput(df, self._mark_dropped(df.clear(), FILTERED, pl.lit("")))
+            return self.split(df, pl.lit(True), pl.lit(""))
         keep = suffix.is_in(self.suffixes).fill_null(False)
-        mask = df.select(~keep if self.params.reversed_range else keep).to_series()
         where = "in" if self.params.reversed_range else "not in"
         reason = pl.format(f"suffix {{}} {where} {self.suffixes}", suffix)
-        return OpOutput(df.filter(mask), self._mark_dropped(df.filter(~mask), FILTERED, reason))
+        return self.split(df, ~keep if self.params.reversed_range else keep, reason)
