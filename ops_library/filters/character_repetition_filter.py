@@ -32,8 +32,9 @@ class CharacterRepetitionFilter(Filter):
     The ratio counts every overlapping n-gram of code points (n = rep_len, case-sensitive) and takes the summed
     frequency of the k most frequent over the total, k = min(floor(sqrt(#distinct)), #distinct - #singletons);
     0.0 when the text is shorter than n. The n-gram count is a Python loop per row (a dict of slices, as in
-    Data-Juicer): the vectorized form (explode to characters, n shifted columns concatenated, two group-bys)
-    took 2.3 s on the 30k-document demo corpus against 1.0 s for the loop, so the loop stays.
+    Data-Juicer), because both vectorized forms tried were slower on the 30k-document demo corpus: n shifted
+    one-character columns concatenated and grouped took 2.3 s, and code points packed losslessly into four
+    u64 keys (numpy) grouped by polars took 2.9 CPU-s, against 1.0 CPU-s for the loop.
     """
 
     class Params(FilterParams):
