@@ -33,6 +33,10 @@ from ops_library.columns import (
 INF = sys.maxsize  # Data-Juicer's "no upper bound"
 
 
+class OpUnavailableError(RuntimeError):
+    """An op whose package, model or word list is absent here (the message says which, and how to get it)."""
+
+
 class OpParams(BaseModel):
     """Typed params of one op: the recipe schema, its validation and the UI docs in one place."""
 
@@ -97,6 +101,18 @@ class Op(ABC):
         if missing:
             raise OpUnavailableError(missing)
         self.text_key = text_key
+        missing = type(self).unavailable(self.params)
+        if missing:  # never an op that runs and drops every row because its package or model is absent
+            raise OpUnavailableError(missing)
+
+    @classmethod
+    def unavailable(cls, params: OpParams) -> str | None:
+        """Why this op cannot run here with these params, or None when it can.
+
+        A one-line message naming the op, what is missing (package, model, word list) and how to get it.
+        Recipe validation calls it, so an absent dependency fails `sluice validate`, never a run.
+        """
+        return None
 
     @classmethod
     def unavailable(cls, params: OpParams) -> str | None:
@@ -172,24 +188,37 @@ class Filter(Op):
         return pl.format(f"{self.stat}={{}} {where} {interval}", stat_field(self.stat))
 
     def add_stats(self, df: pl.DataFrame) -> pl.DataFrame:
-        dtype = df.schema.get(STATS)
-        present = [f.name for f in dtype.fields] if isinstance(dtype, pl.Struct) else []
-        new = {k: v for k, v in self.stats(self.text).items() if k not in present}
-        if not new:
-            return df
-        # Rebuilt rather than `struct.with_fields`, which leaves a null struct null (rows of a frame without
-        # stats, concatenated with one with stats): Data-Juicer gives every row a stats dict.
-        return df.with_columns(pl.struct(*(stat_field(k) for k in present), **new).alias(STATS))
+        present = present_stats(df)
+        return with_stats(df, {k: v for k, v in self.stats(self.text).items() if k not in present})
 
     def run(self, df: pl.DataFrame) -> OpOutput:
         df = self.add_stats(df)
-        mask = df.select(self.keep().fill_null(False)).to_series()
-        dropped = self._mark_dropped(df.filter(~mask), FILTERED, self.reason())
-        return OpOutput(df.filter(mask), dropped)
+        return self.split(df, self.keep(), self.reason())
+
+    def split(self, df: pl.DataFrame, keep: pl.Expr, reason: pl.Expr) -> OpOutput:
+        """Rows where `keep` is true go on; the others (and rows where it is null) are dropped with `reason`."""
+        mask = df.select(keep.fill_null(False)).to_series()
+        return OpOutput(df.filter(mask), self._mark_dropped(df.filter(~mask), FILTERED, reason))
 
 
 def stat_field(name: str) -> pl.Expr:
     return pl.col(STATS).struct.field(name)
+
+
+def present_stats(df: pl.DataFrame) -> list[str]:
+    """Names of the stats the frame already holds (they are not recomputed)."""
+    dtype = df.schema.get(STATS)
+    return [f.name for f in dtype.fields] if isinstance(dtype, pl.Struct) else []
+
+
+def with_stats(df: pl.DataFrame, new: Mapping[str, pl.Expr | pl.Series]) -> pl.DataFrame:
+    """The frame with `new` stats (expressions, or series of the frame's height) added to `__dj__stats__`."""
+    if not new:
+        return df
+    # Rebuilt rather than `struct.with_fields`, which leaves a null struct null (rows of a frame without
+    # stats, concatenated with one with stats): Data-Juicer gives every row a stats dict.
+    fields = {k: v if isinstance(v, pl.Expr) else pl.lit(v) for k, v in new.items()}
+    return df.with_columns(pl.struct(*(stat_field(k) for k in present_stats(df)), **fields).alias(STATS))
 
 
 def effective_closedness(params: FilterParams) -> tuple[bool, bool]:

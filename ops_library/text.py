@@ -83,3 +83,42 @@ def refine_words(words: pl.Expr) -> pl.Expr:
 def count_refined_words(text: pl.Expr) -> pl.Expr:
     """`len(refine_words(split_words(text)))`, in one regex pass without building the word lists."""
     return text.str.count_matches(_REFINED_WORD).cast(pl.Int64)
+
+
+# A refined word, matched in place: from the first to the last non-special character of a whitespace word. A
+# match cannot start on a leading special character, and greedily runs to the word's last non-special one.
+_PLAIN = char_class(SPECIAL_CHARACTERS | set(WORD_SEPARATORS), negated=True)
+_REFINED_CORE = f"{_PLAIN}(?:{_WORD[:-1]}*{_PLAIN})?"
+
+
+def lower_refined_words(text: pl.Expr) -> pl.Expr:
+    """Data-Juicer's `words_refinement(split_on_whitespace(text), lower_case=True, strip_chars=SPECIAL_CHARACTERS)`.
+
+    Lower-casing comes first, as in Data-Juicer ('Г' is special, 'г' is not). Lower-casing the whole text equals
+    lower-casing each word: the only contextual rule (final sigma) looks no further than a space, newline or tab.
+    """
+    return text.str.to_lowercase().str.extract_all(_REFINED_CORE)
+
+
+# Python's `str.isalnum()` as a character class (letters of every script, decimal digits and other numerics).
+ALNUM_CLASS = char_class(c for c in map(chr, range(sys.maxunicode + 1)) if c.isalnum())
+SPECIAL_CLASS = _SPECIAL
+
+# Where `str.splitlines()` breaks: "\r\n" counts as one break.
+LINE_BREAK_CHARS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+_BREAK = char_class(LINE_BREAK_CHARS)
+_LINE_BREAK = f"\\r\\n|{_BREAK}"
+_LINE_CONTENT = char_class(LINE_BREAK_CHARS, negated=True)
+
+
+def count_lines(text: pl.Expr) -> pl.Expr:
+    """`len(text.splitlines())`: one line per break, plus one when the text does not end in a break."""
+    breaks = text.str.count_matches(_LINE_BREAK).cast(pl.Int64)
+    unterminated = text.str.contains(f"{_LINE_CONTENT}$").cast(pl.Int64)
+    return breaks + unterminated
+
+
+def max_line_length(text: pl.Expr) -> pl.Expr:
+    """`max(map(len, text.splitlines()))`, 0 for a text without lines."""
+    lines = text.str.extract_all(f"{_LINE_CONTENT}+")
+    return lines.list.eval(pl.element().str.len_chars()).list.max().fill_null(0).cast(pl.Int64)
