@@ -78,11 +78,6 @@ class OpOutput:
         return 0 if self.dropped is None else self.dropped.height
 
 
-class OpUnavailableError(RuntimeError):
-    """An op's package or model is not installed: raised when the op is built, so a recipe fails at validation
-    rather than running an op that cannot work."""
-
-
 class Op(ABC):
     name: ClassVar[str] = ""  # set by @register
     kind: ClassVar[str] = ""
@@ -97,9 +92,6 @@ class Op(ABC):
 
     def __init__(self, params: OpParams | Mapping[str, Any] | None = None, *, text_key: str = "text"):
         self.params = params if isinstance(params, self.Params) else self.Params.model_validate(params or {})
-        missing = self.unavailable(self.params)
-        if missing:
-            raise OpUnavailableError(missing)
         self.text_key = text_key
         missing = type(self).unavailable(self.params)
         if missing:  # never an op that runs and drops every row because its package or model is absent
@@ -112,12 +104,6 @@ class Op(ABC):
         A one-line message naming the op, what is missing (package, model, word list) and how to get it.
         Recipe validation calls it, so an absent dependency fails `sluice validate`, never a run.
         """
-        return None
-
-    @classmethod
-    def unavailable(cls, params: OpParams) -> str | None:
-        """Why this op cannot run with these (validated) params on this machine, in one line naming the op,
-        what is missing and how to get it; None when it can. Recipe validation calls it for every step."""
         return None
 
     @property
