@@ -43,6 +43,7 @@ _ASCII_BOUNDARY_PATTERN = RUST_DEFAULT_PATTERN.replace(r"\b", r"(?-u:\b)", 1)
 _FIRST_GROUP = RUST_DEFAULT_PATTERN[RUST_DEFAULT_PATTERN.index("(?:") : RUST_DEFAULT_PATTERN.index(r"\/)") + 3]
 _NEEDS_UNICODE_BOUNDARY = rf"[\w&&[^\x00-\x7F]](?i:{_FIRST_GROUP})|[\x{{130}}\x{{17F}}\x{{212A}}]"
 
+
 def _replace_default_links(texts: pl.Series, repl: str) -> pl.Series:
     """Data-Juicer's default link pattern replaced by `repl` (Rust syntax), with an ASCII `\\b` on the rows
     where it gives the same matches and the Unicode one on the others (see `_NEEDS_UNICODE_BOUNDARY`)."""
