@@ -19,6 +19,7 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
 from ops_library.columns import (
+    CLUSTER_ID,
     DROP_KIND,
     DROP_OP,
     DROP_REASON,
@@ -91,6 +92,11 @@ class Op(ABC):
     @property
     def text(self) -> pl.Expr:
         return pl.col(self.text_key)
+
+    @classmethod
+    def unavailable(cls, params: OpParams) -> str | None:
+        """Why the op cannot run with these (valid) params here, in one line; None when it can."""
+        return None
 
     @classmethod
     def summary(cls) -> str:
@@ -225,13 +231,16 @@ class Deduplicator(Op):
             .select(ROW_ID, DUPLICATE_OF)
         )
 
+    def duplicate_reason(self) -> pl.Expr:
+        return pl.format("duplicate of {}", pl.col(DUPLICATE_OF))
+
     def apply(self, df: pl.DataFrame, index: pl.DataFrame) -> OpOutput:
-        joined = df.join(index.select(ROW_ID, DUPLICATE_OF), on=ROW_ID, how="left", maintain_order="left")
+        """Drop the rows the index names; they keep DUPLICATE_OF (and CLUSTER_ID when the index has it)."""
+        provenance = [c for c in (DUPLICATE_OF, CLUSTER_ID) if c in index.columns]
+        joined = df.join(index.select(ROW_ID, *provenance), on=ROW_ID, how="left", maintain_order="left")
         is_dup = pl.col(DUPLICATE_OF).is_not_null()
-        kept = joined.filter(~is_dup).drop(DUPLICATE_OF)
-        dropped = self._mark_dropped(
-            joined.filter(is_dup), DUPLICATE, pl.format("duplicate of {}", pl.col(DUPLICATE_OF))
-        )
+        kept = joined.filter(~is_dup).drop(provenance)
+        dropped = self._mark_dropped(joined.filter(is_dup), DUPLICATE, self.duplicate_reason())
         return OpOutput(kept, dropped)
 
     def run(self, df: pl.DataFrame) -> OpOutput:

@@ -10,6 +10,8 @@ DROP_OP = "__sluice_op__"
 DROP_KIND = "__sluice_drop__"  # one of DROP_KINDS
 DROP_REASON = "__sluice_reason__"
 DUPLICATE_OF = "__sluice_duplicate_of__"
+# Near-duplicate cluster of a dropped row (the input-order number of the row its cluster keeps).
+CLUSTER_ID = "__sluice_cluster__"
 # Dedup key produced by a Deduplicator's hash stage.
 HASH = "__sluice_hash__"
 
