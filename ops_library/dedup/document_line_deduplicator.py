@@ -127,13 +127,10 @@ class DocumentLineDeduplicator(Deduplicator):
             .agg(pl.col(_LINE).filter(~pl.col("_drop")).str.join("\n").alias("_new"))
         )
         self.last_removed_lines = int(lines["_drop"].sum())
-        out = (
-            df.with_row_index(_ROW)
-            .join(rewritten, on=_ROW, how="left", maintain_order="left")
-            .with_columns(pl.coalesce("_new", self.text).alias(self.text_key))
-            .drop(_ROW, "_new")
-        )
-        return OpOutput(out, None, changed_rows.len())
+        joined = df.with_row_index(_ROW).join(rewritten, on=_ROW, how="left", maintain_order="left")
+        changed = int(joined.select(pl.col("_new").is_not_null() & (pl.col("_new") != self.text)).to_series().sum())
+        out = joined.with_columns(pl.coalesce("_new", self.text).alias(self.text_key)).drop(_ROW, "_new")
+        return OpOutput(out, None, changed)
 
     def run(self, df: pl.DataFrame, **_: Any) -> OpOutput:
         return self.apply(df, self.index([self.hashes(df)]))
