@@ -22,13 +22,19 @@ UTF-8 byte buffer and the token boundaries, token hashes and shingle hashes are 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import polars as pl
-import pyarrow as pa
+
+if TYPE_CHECKING:
+    import polars as pl
+
+# polars and pyarrow are imported where texts become bytes: the byte-level functions (`tokenize`,
+# `fast_shingle_hashes`, `exact_shingles`) need numpy only, so the GPU check script runs where only numpy and
+# torch are installed.
 
 Tokenization = Literal["space", "punctuation", "character", "sentencepiece"]
 
@@ -57,6 +63,8 @@ def normalized_texts(
     it), `ignore_pattern` removed (Rust regex syntax, which agrees with the `regex` module on common patterns),
     and, for punctuation tokenization, every `\\p{P}` character replaced by `punctuation_marker`. Nulls become
     empty texts (no shingles)."""
+    import polars as pl
+
     expr = pl.col("t").fill_null("")
     if lowercase:
         expr = expr.str.to_lowercase()
@@ -78,6 +86,8 @@ def marker_absent_from(texts: pl.Series) -> str:
 
 def utf8_buffer(texts: pl.Series) -> tuple[np.ndarray, np.ndarray]:
     """(bytes, offsets): all texts as one uint8 array and the int64 start of each (n + 1 entries)."""
+    import pyarrow as pa
+
     arr = texts.to_arrow()
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
@@ -103,10 +113,71 @@ def _doc_of(offsets: np.ndarray, positions: np.ndarray) -> np.ndarray:
     return np.searchsorted(offsets, positions, side="right") - 1
 
 
-def tokenize(data: np.ndarray, offsets: np.ndarray, tokenization: str, marker: str | None = None) -> Tokens:
-    """Token spans of the buffer as Data-Juicer splits each text (see the module docstring)."""
+@functools.cache
+def _numba_split():  # -> the compiled splitter, or None without numba
+    try:
+        import numba
+    except ImportError:
+        return None
+
+    @numba.njit(cache=True, nogil=True)
+    def split(data, offsets, sep, keep_empty):  # pragma: no cover - compiled
+        n_docs = len(offsets) - 1
+        counts = np.zeros(n_docs, dtype=np.int64)
+        for d in range(n_docs):
+            c = 0
+            prev_sep = True
+            for p in range(offsets[d], offsets[d + 1]):
+                is_sep = data[p] == sep
+                if keep_empty:
+                    c += is_sep
+                elif not is_sep and prev_sep:
+                    c += 1
+                prev_sep = is_sep
+            counts[d] = c + 1 if keep_empty else c
+        total = counts.sum()
+        starts = np.empty(total, dtype=np.int64)
+        ends = np.empty(total, dtype=np.int64)
+        doc = np.empty(total, dtype=np.int64)
+        k = 0
+        for d in range(n_docs):
+            start = offsets[d]
+            in_token = False
+            for p in range(offsets[d], offsets[d + 1]):
+                is_sep = data[p] == sep
+                if keep_empty:
+                    if is_sep:
+                        starts[k], ends[k], doc[k] = start, p, d
+                        k += 1
+                        start = p + 1
+                elif is_sep:
+                    if in_token:
+                        starts[k], ends[k], doc[k] = start, p, d
+                        k += 1
+                        in_token = False
+                elif not in_token:
+                    start = p
+                    in_token = True
+            if keep_empty or in_token:
+                starts[k], ends[k], doc[k] = start, offsets[d + 1], d
+                k += 1
+        return starts, ends, doc
+
+    return split
+
+
+def tokenize(
+    data: np.ndarray, offsets: np.ndarray, tokenization: str, marker: str | None = None, *, backend: str | None = None
+) -> Tokens:
+    """Token spans of the buffer as Data-Juicer splits each text (see the module docstring): a numba loop over
+    the bytes for space and punctuation splits, else (or with `backend="numpy"`) whole-buffer numpy masks."""
     n_docs = len(offsets) - 1
     n = len(data)
+    split = _numba_split() if backend != "numpy" and tokenization in ("space", "punctuation") else None
+    if split is not None:
+        sep = _SPACE if tokenization == "space" else ord(marker or " ")
+        starts, ends, doc = split(data, offsets.astype(np.int64), np.uint8(sep), tokenization == "punctuation")
+        return Tokens(data, starts, ends, doc, n_docs)
     if tokenization == "space":
         sep = data == _SPACE
         boundary = np.zeros(n + 1, dtype=bool)  # a text starts (or the buffer ends) before this byte
@@ -145,8 +216,37 @@ def tokenize(data: np.ndarray, offsets: np.ndarray, tokenization: str, marker: s
     return Tokens(data, starts.astype(np.int64), ends.astype(np.int64), doc.astype(np.int64), n_docs)
 
 
-def fnv1a_token_hashes(tokens: Tokens) -> np.ndarray:
-    """fmix64(FNV-1a-64 of each token's bytes), one numpy pass per byte position (tokens that have a byte there)."""
+@functools.cache
+def _numba_fnv():  # -> the compiled token hasher, or None without numba
+    try:
+        import numba
+    except ImportError:
+        return None
+
+    @numba.njit(cache=True, nogil=True)
+    def fnv(data, starts, ends, out):  # pragma: no cover - compiled
+        for i in range(len(starts)):
+            h = _FNV_OFFSET
+            for j in range(starts[i], ends[i]):
+                h = (h ^ np.uint64(data[j])) * _FNV_PRIME
+            h ^= h >> np.uint64(33)
+            h *= _FMIX_C1
+            h ^= h >> np.uint64(33)
+            h *= _FMIX_C2
+            h ^= h >> np.uint64(33)
+            out[i] = h
+
+    return fnv
+
+
+def fnv1a_token_hashes(tokens: Tokens, *, backend: str | None = None) -> np.ndarray:
+    """fmix64(FNV-1a-64 of each token's bytes): a numba loop over the bytes, or (without numba, or with
+    `backend="numpy"`) one numpy pass per byte position over the tokens that have a byte there."""
+    kernel = _numba_fnv() if backend != "numpy" else None
+    if kernel is not None:
+        out = np.empty(len(tokens.starts), dtype=np.uint64)
+        kernel(tokens.data, tokens.starts, tokens.ends, out)
+        return out
     lengths = tokens.ends - tokens.starts
     h = np.full(len(lengths), _FNV_OFFSET, dtype=np.uint64)
     active = np.flatnonzero(lengths > 0)
@@ -187,9 +287,9 @@ def _window_starts(doc: np.ndarray, window: int, n_docs: int) -> tuple[np.ndarra
     return valid, offsets
 
 
-def fast_shingle_hashes(tokens: Tokens, window: int) -> ShingleHashes:
-    """fmix64(sum_t token_hash[i + t] * M**t) for every full window of tokens inside one text."""
-    token_hashes = fnv1a_token_hashes(tokens)
+def fast_shingle_hashes(tokens: Tokens, window: int, *, backend: str | None = None) -> ShingleHashes:
+    """fmix64(sum_t token_hash[i + t] * M**(window-1-t)) for every full window of tokens inside one text."""
+    token_hashes = fnv1a_token_hashes(tokens, backend=backend)
     first, offsets = _window_starts(tokens.doc, window, tokens.num_docs)
     with np.errstate(over="ignore"):
         acc = np.zeros(len(first), dtype=np.uint64)

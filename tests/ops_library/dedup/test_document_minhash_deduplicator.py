@@ -12,7 +12,15 @@ from ops_library.clusters import BandIndex
 from ops_library.columns import CLUSTER_ID, DROP_REASON, DUPLICATE_OF, HASH, ROW_ID
 from ops_library.dedup.document_minhash_deduplicator import DocumentMinhashDeduplicator
 from ops_library.minhash import minhash_signatures, numba_available, optimal_param
-from ops_library.shingles import ShingleHashes, exact_shingles, shingle_tokens
+from ops_library.shingles import (
+    ShingleHashes,
+    exact_shingles,
+    fast_shingle_hashes,
+    marker_absent_from,
+    shingle_tokens,
+    tokenize,
+    utf8_buffer,
+)
 
 WORDS = (
     "river stone cloud maple silver orbit candle harbor velvet meadow lantern copper thistle ember glacier "
@@ -149,6 +157,20 @@ def test_backends_agree_bit_for_bit(mode: str) -> None:
     if numba_available():
         assert (op.signatures(texts, backend="numba") == numpy_sig).all()
     assert (numpy_sig[-2:] == (1 << 32) - 1).all()  # no shingle: all MAX_HASH, as in Data-Juicer
+
+
+@pytest.mark.parametrize("tokenization", ["space", "punctuation"])
+def test_numba_and_numpy_tokens_and_shingle_hashes_agree(tokenization: str) -> None:
+    texts = pl.Series([doc(i, 5 + i) for i in range(30)] + ["", "  a  b ", ",x,,y,", "...", " ", "ΟΔΟΣ, κόσμε!"])
+    tokens, norm = shingle_tokens(texts, tokenization=tokenization, lowercase=True, ignore_pattern=None)
+    data, offsets = utf8_buffer(norm)
+    marker = marker_absent_from(texts) if tokenization == "punctuation" else None  # what shingle_tokens cut at
+    slow_tokens = tokenize(data, offsets, tokenization, marker, backend="numpy")
+    for field in ("starts", "ends", "doc"):
+        assert (getattr(tokens, field) == getattr(slow_tokens, field)).all()
+    fast = fast_shingle_hashes(tokens, 3)
+    slow = fast_shingle_hashes(slow_tokens, 3, backend="numpy")
+    assert (fast.hashes == slow.hashes).all() and (fast.offsets == slow.offsets).all()
 
 
 def test_fast_permutations_are_rensa_cores() -> None:
