@@ -13,7 +13,6 @@ import argparse
 import hashlib
 import json
 import sys
-import sysconfig
 import time
 import types
 from pathlib import Path
@@ -29,30 +28,10 @@ except ImportError:  # the package __init__ needs polars; the two modules used h
     stub.__path__ = [str(ROOT / "ops_library")]
     sys.modules["ops_library"] = stub
 
+from _docs import stdlib_docs  # noqa: E402
+
 from ops_library.minhash import minhash_signatures, numba_available  # noqa: E402
 from ops_library.shingles import ShingleHashes, exact_shingles, fast_shingle_hashes, tokenize  # noqa: E402
-
-
-def stdlib_docs(n: int, lo: int = 1000, hi: int = 2000) -> list[str]:
-    """Consecutive lines of stdlib .py files grouped into docs of lo..hi bytes, in sorted file order."""
-    docs: list[str] = []
-    for path in sorted(Path(sysconfig.get_paths()["stdlib"]).rglob("*.py")):
-        try:
-            lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-        except (UnicodeDecodeError, OSError):
-            continue
-        chunk: list[str] = []
-        size = 0
-        for line in lines:
-            chunk.append(line)
-            size += len(line.encode())
-            if size >= lo:
-                if size <= hi:
-                    docs.append("".join(chunk))
-                    if len(docs) == n:
-                        return docs
-                chunk, size = [], 0
-    return docs
 
 
 def buffer(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
