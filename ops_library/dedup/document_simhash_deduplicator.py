@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 from collections.abc import Sequence
@@ -27,10 +28,41 @@ def md5_hash64(data: bytes) -> int:
     return int.from_bytes(hashlib.md5(data).digest()[:8], "big")
 
 
-def simhash64(sh: ShingleHashes) -> np.ndarray:
+@functools.cache
+def _numba_simhash():  # -> the compiled kernel, or None without numba
+    try:
+        import numba
+    except ImportError:
+        return None
+
+    @numba.njit(parallel=True, cache=True, nogil=True)
+    def kernel(hashes, offsets, out):  # pragma: no cover - compiled
+        one = np.uint64(1)
+        for d in numba.prange(len(offsets) - 1):
+            counts = np.zeros(_BITS, dtype=np.int64)
+            for i in range(offsets[d], offsets[d + 1]):
+                x = hashes[i]
+                for b in range(_BITS):
+                    counts[b] += (x >> np.uint64(b)) & one
+            n = offsets[d + 1] - offsets[d]
+            result = np.uint64(0)
+            for b in range(_BITS):
+                if 2 * counts[b] > n:
+                    result |= one << np.uint64(b)
+            out[d] = result
+
+    return kernel
+
+
+def simhash64(sh: ShingleHashes, *, backend: str | None = None) -> np.ndarray:
     """seomoz simhash's `compute` per text: bit i is set when more than half of the shingle hashes have it
-    (each hash counts once per occurrence); a text without shingles gets 0."""
+    (each hash counts once per occurrence); a text without shingles gets 0. A numba loop (parallel over texts),
+    else (or with `backend="numpy"`) numpy bit counts in blocks of texts."""
     out = np.zeros(sh.num_docs, dtype=np.uint64)
+    kernel = _numba_simhash() if backend != "numpy" else None
+    if kernel is not None:
+        kernel(sh.hashes, sh.offsets.astype(np.int64), out)
+        return out
     counts = np.diff(sh.offsets)
     docs = np.flatnonzero(counts)
     weights = np.left_shift(np.uint64(1), np.arange(_BITS, dtype=np.uint64))

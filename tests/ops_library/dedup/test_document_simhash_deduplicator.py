@@ -7,7 +7,8 @@ import polars as pl
 import pytest
 
 from ops_library.columns import CLUSTER_ID, DROP_REASON, DUPLICATE_OF, HASH, ROW_ID
-from ops_library.dedup.document_simhash_deduplicator import DocumentSimhashDeduplicator, near_pairs
+from ops_library.dedup.document_simhash_deduplicator import DocumentSimhashDeduplicator, near_pairs, simhash64
+from ops_library.shingles import ShingleHashes
 
 WORDS = (
     "river stone cloud maple silver orbit candle harbor velvet meadow lantern copper thistle ember glacier "
@@ -51,6 +52,16 @@ def test_datajuicer_mode_equals_simhash_pybind_when_installed() -> None:
         tokens = text.split(" ")
         shingles = [" ".join(tokens[i : i + 6]).encode() for i in range(len(tokens) - 5)]
         assert value == int(np.uint64(simhash.compute(map(simhash.unsigned_hash, shingles))))
+
+
+def test_numba_and_numpy_simhashes_agree() -> None:
+    rng = np.random.default_rng(3)
+    counts = rng.integers(0, 50, size=200)
+    counts[::9] = 0
+    offsets = np.zeros(201, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    sh = ShingleHashes(rng.integers(0, 2**64 - 1, size=offsets[-1], dtype=np.uint64, endpoint=True), offsets)
+    assert (simhash64(sh) == simhash64(sh, backend="numpy")).all()
 
 
 def test_pairs_are_exactly_those_within_the_distance() -> None:
