@@ -234,6 +234,14 @@ class Deduplicator(Op):
     def duplicate_reason(self) -> pl.Expr:
         return pl.format("duplicate of {}", pl.col(DUPLICATE_OF))
 
+    def index_stats(
+        self, index: pl.DataFrame, total_rows: int | None = None, index_bytes: int | None = None
+    ) -> dict[str, Any]:
+        """Asset metadata of an index: removed rows, clusters and their size histogram, bytes per row."""
+        from ops_library.clusters import index_stats
+
+        return index_stats(index, total_rows, index_bytes)
+
     def apply(self, df: pl.DataFrame, index: pl.DataFrame) -> OpOutput:
         """Drop the rows the index names; they keep DUPLICATE_OF (and CLUSTER_ID when the index has it)."""
         provenance = [c for c in (DUPLICATE_OF, CLUSTER_ID) if c in index.columns]

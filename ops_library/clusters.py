@@ -68,8 +68,10 @@ def index_frame(row_ids: pl.Series, roots: np.ndarray) -> pl.DataFrame:
 
 
 def index_stats(index: pl.DataFrame, total_rows: int | None = None, index_bytes: int | None = None) -> dict:
-    """Cluster-size histogram (kept row included), removed rows and clusters; bytes per row when given."""
-    sizes = index.group_by(CLUSTER_ID).len()["len"] + 1 if index.height else pl.Series([], dtype=pl.UInt32)
+    """Cluster-size histogram (kept row included), removed rows and clusters (rows that share a kept row, the
+    CLUSTER_ID when the index has one); the index's bytes per row when given."""
+    by = CLUSTER_ID if CLUSTER_ID in index.columns else DUPLICATE_OF
+    sizes = index.group_by(by).len()["len"] + 1 if index.height else pl.Series([], dtype=pl.UInt32)
     edges = [2, 3, 5, 9, 17, 33, 65, 129, 257, 1025]
     histogram: dict[str, int] = {}
     for lo, hi in zip(edges, [*edges[1:], None], strict=True):

@@ -112,6 +112,22 @@ class DocumentLineDeduplicator(Deduplicator):
         )
         return counts.cast({DOC_FREQUENCY: pl.UInt32}).sort(DOC_FREQUENCY, HASH, descending=[True, False])
 
+    def index_stats(
+        self, index: pl.DataFrame, total_rows: int | None = None, index_bytes: int | None = None
+    ) -> dict[str, Any]:
+        """Asset metadata: how many line hashes are frequent, and their document frequencies."""
+        freq = index[DOC_FREQUENCY]
+        stats: dict[str, Any] = {
+            "frequent_lines": index.height,
+            "max_doc_frequency": int(freq.max()) if index.height else 0,  # type: ignore[arg-type]
+            "median_doc_frequency": float(freq.median()) if index.height else 0.0,  # type: ignore[arg-type]
+        }
+        if total_rows is not None:
+            stats["rows"] = total_rows
+        if index_bytes is not None:
+            stats["index_bytes"] = index_bytes
+        return stats
+
     def apply(self, df: pl.DataFrame, index: pl.DataFrame) -> OpOutput:
         """The rows of `df` with the frequent lines removed from their texts (the other lines, in order, joined
         by newlines); no row is dropped; `changed` counts the rewritten texts."""

@@ -12,7 +12,7 @@ import polars as pl
 from pydantic import Field, PositiveInt, model_validator
 
 from ops_library.base import Deduplicator, OpOutput, OpParams, ResourceNeeds
-from ops_library.clusters import BandIndex, index_stats
+from ops_library.clusters import BandIndex
 from ops_library.columns import CLUSTER_ID, DUPLICATE_OF, HASH, ROW_ID
 from ops_library.minhash import HashMode, band_keys, minhash_signatures, numba_available, optimal_param
 from ops_library.registry import register
@@ -175,11 +175,6 @@ class DocumentMinhashDeduplicator(Deduplicator):
     def index(self, hashes_in_order: Sequence[pl.DataFrame]) -> pl.DataFrame:
         """ROW_ID, DUPLICATE_OF (the first row of its cluster), CLUSTER_ID for every removed row."""
         return self.index_state(hashes_in_order).index_frame()
-
-    @staticmethod
-    def index_stats(index: pl.DataFrame, total_rows: int | None = None, index_bytes: int | None = None) -> dict:
-        """Cluster-size histogram, removed rows, clusters, and the index's bytes per row when given."""
-        return index_stats(index, total_rows, index_bytes)
 
     def duplicate_reason(self) -> pl.Expr:
         return pl.format("near-duplicate of {} (minhash cluster {})", pl.col(DUPLICATE_OF), pl.col(CLUSTER_ID))

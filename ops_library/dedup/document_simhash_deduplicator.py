@@ -6,14 +6,14 @@ import functools
 import hashlib
 import itertools
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import polars as pl
 from pydantic import Field, PositiveInt, model_validator
 
 from ops_library.base import Deduplicator, OpParams
-from ops_library.clusters import index_frame, index_stats, union
+from ops_library.clusters import index_frame, union
 from ops_library.columns import CLUSTER_ID, DUPLICATE_OF, HASH, ROW_ID
 from ops_library.registry import register
 from ops_library.shingles import ShingleHashes, exact_shingles, fast_shingle_hashes, shingle_tokens
@@ -177,13 +177,6 @@ class DocumentSimhashDeduplicator(Deduplicator):
                 roots, linked["rep"].to_numpy().astype(np.int64), linked["rep_right"].to_numpy().astype(np.int64)
             )
         return index_frame(rows[ROW_ID], roots)
-
-    @staticmethod
-    def index_stats(
-        index: pl.DataFrame, total_rows: int | None = None, index_bytes: int | None = None
-    ) -> dict[str, Any]:
-        """Cluster-size histogram, removed rows, clusters, and the index's bytes per row when given."""
-        return index_stats(index, total_rows, index_bytes)
 
     def duplicate_reason(self) -> pl.Expr:
         return pl.format("near-duplicate of {} (simhash cluster {})", pl.col(DUPLICATE_OF), pl.col(CLUSTER_ID))

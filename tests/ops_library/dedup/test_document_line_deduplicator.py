@@ -169,3 +169,15 @@ def test_empty_frames() -> None:
     assert op.hashes(empty)[HASH].dtype == pl.List(pl.UInt64)
     assert op.index([]).height == 0
     assert op.run(empty).kept.height == 0
+
+
+def test_index_stats_describe_the_frequent_lines() -> None:
+    texts = ["boiler plate\nown line a", "boiler plate\nown line b", "boiler plate", "other"]
+    op = DocumentLineDeduplicator({"frequency_threshold": 2})
+    index = op.index([op.hashes(frame(texts))])
+    assert op.index_stats(index, total_rows=4) == {
+        "frequent_lines": 1,
+        "max_doc_frequency": 3,
+        "median_doc_frequency": 3.0,
+        "rows": 4,
+    }
