@@ -231,7 +231,8 @@ class Deduplicator(Op):
             .select(ROW_ID, DUPLICATE_OF)
         )
 
-    def duplicate_reason(self) -> pl.Expr:
+    def duplicate_reason(self, provenance: Sequence[str]) -> pl.Expr:
+        """The DROP_REASON of removed rows, over the provenance columns the index has."""
         return pl.format("duplicate of {}", pl.col(DUPLICATE_OF))
 
     def index_stats(
@@ -248,7 +249,7 @@ class Deduplicator(Op):
         joined = df.join(index.select(ROW_ID, *provenance), on=ROW_ID, how="left", maintain_order="left")
         is_dup = pl.col(DUPLICATE_OF).is_not_null()
         kept = joined.filter(~is_dup).drop(provenance)
-        dropped = self._mark_dropped(joined.filter(is_dup), DUPLICATE, self.duplicate_reason())
+        dropped = self._mark_dropped(joined.filter(is_dup), DUPLICATE, self.duplicate_reason(provenance))
         return OpOutput(kept, dropped)
 
     def run(self, df: pl.DataFrame) -> OpOutput:

@@ -176,7 +176,9 @@ class DocumentMinhashDeduplicator(Deduplicator):
         """ROW_ID, DUPLICATE_OF (the first row of its cluster), CLUSTER_ID for every removed row."""
         return self.index_state(hashes_in_order).index_frame()
 
-    def duplicate_reason(self) -> pl.Expr:
+    def duplicate_reason(self, provenance: Sequence[str]) -> pl.Expr:
+        if CLUSTER_ID not in provenance:
+            return pl.format("near-duplicate of {}", pl.col(DUPLICATE_OF))
         return pl.format("near-duplicate of {} (minhash cluster {})", pl.col(DUPLICATE_OF), pl.col(CLUSTER_ID))
 
     def run(self, df: pl.DataFrame, *, device: str = "cpu", **placement: Any) -> OpOutput:

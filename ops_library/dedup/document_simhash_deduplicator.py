@@ -178,5 +178,7 @@ class DocumentSimhashDeduplicator(Deduplicator):
             )
         return index_frame(rows[ROW_ID], roots)
 
-    def duplicate_reason(self) -> pl.Expr:
+    def duplicate_reason(self, provenance: Sequence[str]) -> pl.Expr:
+        if CLUSTER_ID not in provenance:
+            return pl.format("near-duplicate of {}", pl.col(DUPLICATE_OF))
         return pl.format("near-duplicate of {} (simhash cluster {})", pl.col(DUPLICATE_OF), pl.col(CLUSTER_ID))

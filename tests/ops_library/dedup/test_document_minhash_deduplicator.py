@@ -235,6 +235,16 @@ def test_keeps_the_first_of_each_group_across_partitions(mode: str) -> None:
     assert op.apply(frames[0], index).dropped_count == 0
 
 
+def test_apply_works_with_an_index_without_cluster_ids() -> None:
+    op = DocumentMinhashDeduplicator()
+    frames, _ = groups_frames()
+    index = op.index([op.hashes(f) for f in frames]).select(ROW_ID, DUPLICATE_OF)
+    out = op.apply(frames[1], index)
+    assert out.dropped is not None
+    assert out.dropped[DROP_REASON].to_list() == ["near-duplicate of p1:3", "near-duplicate of p1:1"]
+    assert CLUSTER_ID not in out.dropped.columns
+
+
 def test_kept_row_does_not_depend_on_the_order_edges_arrive() -> None:
     # p1:2 links to p1:1 only through p1:3 (a chain): the whole chain is one cluster kept at p1:1.
     base = doc(40, 80)
