@@ -241,9 +241,10 @@ def band_keys(signatures: np.ndarray, bands: int, rows: int) -> np.ndarray:
     """
     if bands * rows > signatures.shape[1]:
         raise ValueError(f"{bands} bands x {rows} rows need {bands * rows} permutations, have {signatures.shape[1]}")
-    sig = signatures[:, : bands * rows].astype(np.uint64).reshape(len(signatures), bands, rows)
+    sig = signatures[:, : bands * rows].reshape(len(signatures), bands, rows)
     key = np.zeros((len(signatures), bands), dtype=np.uint64)
     with np.errstate(over="ignore"):
         for t in range(rows):
-            key = key * np.uint64(0x9E3779B97F4A7C15) + sig[:, :, t]
+            key *= np.uint64(0x9E3779B97F4A7C15)
+            key += sig[:, :, t]
     return key

@@ -287,9 +287,48 @@ def _window_starts(doc: np.ndarray, window: int, n_docs: int) -> tuple[np.ndarra
     return valid, offsets
 
 
+@functools.cache
+def _numba_windows():  # -> the compiled window hasher, or None without numba
+    try:
+        import numba
+    except ImportError:
+        return None
+
+    @numba.njit(cache=True, nogil=True)
+    def windows(token_hashes, doc, window, n_docs):  # pragma: no cover - compiled
+        n = len(doc)
+        offsets = np.zeros(n_docs + 1, dtype=np.int64)
+        for i in range(n - window + 1):
+            if doc[i] == doc[i + window - 1]:
+                offsets[doc[i] + 1] += 1
+        for d in range(n_docs):
+            offsets[d + 1] += offsets[d]
+        out = np.empty(offsets[n_docs], dtype=np.uint64)
+        k = 0
+        for i in range(n - window + 1):
+            if doc[i] == doc[i + window - 1]:
+                acc = np.uint64(0)
+                for t in range(window):
+                    acc = acc * _WINDOW_MULTIPLIER + token_hashes[i + t]
+                acc ^= acc >> np.uint64(33)
+                acc *= _FMIX_C1
+                acc ^= acc >> np.uint64(33)
+                acc *= _FMIX_C2
+                acc ^= acc >> np.uint64(33)
+                out[k] = acc
+                k += 1
+        return out, offsets
+
+    return windows
+
+
 def fast_shingle_hashes(tokens: Tokens, window: int, *, backend: str | None = None) -> ShingleHashes:
-    """fmix64(sum_t token_hash[i + t] * M**(window-1-t)) for every full window of tokens inside one text."""
+    """fmix64(sum_t token_hash[i + t] * M**(window-1-t)) for every full window of tokens inside one text: a
+    numba loop, else (or with `backend="numpy"`) one numpy pass per window position."""
     token_hashes = fnv1a_token_hashes(tokens, backend=backend)
+    kernel = _numba_windows() if backend != "numpy" else None
+    if kernel is not None:
+        return ShingleHashes(*kernel(token_hashes, tokens.doc, window, tokens.num_docs))
     first, offsets = _window_starts(tokens.doc, window, tokens.num_docs)
     with np.errstate(over="ignore"):
         acc = np.zeros(len(first), dtype=np.uint64)
