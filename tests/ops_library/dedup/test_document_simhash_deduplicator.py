@@ -28,11 +28,23 @@ def frame(*texts: str, file: str = "f.jsonl") -> pl.DataFrame:
     )
 
 
-def dj_simhash(text: str, window: int = 6) -> int:
+def dj_simhash(
+    text: str, window: int = 6, tokenization: str = "space", lowercase: bool = True, ignore: str | None = None
+) -> int:
     """Data-Juicer + simhash-pybind, written out: md5[:8] big-endian per shingle (a list, repeats count),
     bit i set when more shingle hashes have it than not."""
-    tokens = [w for w in re.split(" ", text.lower()) if w]
-    shingles = [" ".join(tokens[i : i + window]).encode() for i in range(len(tokens) - window + 1)]
+    if lowercase:
+        text = text.lower()
+    if ignore:
+        text = re.sub(ignore, "", text)
+    if tokenization == "character":
+        shingles = [text[i : i + window].encode() for i in range(len(text) - window + 1)]
+    else:
+        if tokenization == "punctuation":  # \p{P} of these ASCII texts
+            tokens = re.split(r"[!-/:-@\[-`{-~]", text)
+        else:
+            tokens = [w for w in re.split(" ", text) if w]
+        shingles = [" ".join(tokens[i : i + window]).encode() for i in range(len(tokens) - window + 1)]
     hashes = [int.from_bytes(hashlib.md5(s).digest()[:8], "big") for s in shingles]
     counts = [sum(1 if (h >> i) & 1 else -1 for h in hashes) for i in range(64)]
     return sum(1 << i for i in range(64) if counts[i] > 0)
@@ -42,6 +54,33 @@ def test_datajuicer_mode_simhash_equals_the_formula() -> None:
     texts = [doc(1), doc(2, 7), "Mixed CASE text with  double  spaces and\nnewlines inside it", "short", ""]
     got = DocumentSimhashDeduplicator({"hash_mode": "datajuicer"}).simhashes(pl.Series(texts))
     assert [int(v) for v in got] == [dj_simhash(t) for t in texts]
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"tokenization": "character", "window_size": 4},
+        {"tokenization": "punctuation", "window_size": 2},
+        {"window_size": 3},
+        {"lowercase": False},
+        {"ignore_pattern": r"\d+"},
+    ],
+)
+def test_shingling_params_follow_data_juicer(params: dict) -> None:
+    texts = ["Alpha, Beta; gamma 12 delta. Epsilon-zeta 345 eta: theta iota kappa!", doc(4, 30)]
+    got = DocumentSimhashDeduplicator({"hash_mode": "datajuicer", **params}).simhashes(pl.Series(texts))
+    expected = [
+        dj_simhash(
+            t,
+            window=params.get("window_size", 6),
+            tokenization=params.get("tokenization", "space"),
+            lowercase=params.get("lowercase", True),
+            ignore=params.get("ignore_pattern"),
+        )
+        for t in texts
+    ]
+    assert [int(v) for v in got] == expected
+    assert got.tolist() != DocumentSimhashDeduplicator({"hash_mode": "datajuicer"}).simhashes(pl.Series(texts)).tolist()
 
 
 def test_datajuicer_mode_equals_simhash_pybind_when_installed() -> None:
