@@ -18,6 +18,7 @@ from typing import Any, ClassVar, Literal
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
+from ops_library import clusters
 from ops_library.columns import (
     CLUSTER_ID,
     DROP_KIND,
@@ -239,9 +240,7 @@ class Deduplicator(Op):
         self, index: pl.DataFrame, total_rows: int | None = None, index_bytes: int | None = None
     ) -> dict[str, Any]:
         """Asset metadata of an index: removed rows, clusters and their size histogram, bytes per row."""
-        from ops_library.clusters import index_stats
-
-        return index_stats(index, total_rows, index_bytes)
+        return clusters.index_stats(index, total_rows, index_bytes)
 
     def apply(self, df: pl.DataFrame, index: pl.DataFrame) -> OpOutput:
         """Drop the rows the index names; they keep DUPLICATE_OF (and CLUSTER_ID when the index has it)."""
