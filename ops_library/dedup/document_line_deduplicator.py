@@ -6,13 +6,14 @@ import string
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import polars as pl
 from pydantic import Field, NonNegativeInt
-from xxhash import xxh3_64_intdigest
 
 from ops_library.base import Deduplicator, OpOutput, OpParams
 from ops_library.columns import HASH
 from ops_library.registry import register
+from ops_library.shingles import Tokens, fnv1a_token_hashes, utf8_buffer
 from ops_library.text import PYTHON_WHITESPACE, char_class
 
 DOC_FREQUENCY = "doc_frequency"
@@ -30,8 +31,8 @@ _HTML_TAG = r"(?i)^</?[a-z][a-z0-9]*[^>]*>?$"
 class DocumentLineDeduplicator(Deduplicator):
     """Removes, from every text, the lines that occur in more than `frequency_threshold` texts of the whole
     dataset (boilerplate: licence headers, navigation, footers); rows are kept, even when emptied. Data-Juicer
-    1.6's op of the same name, with its params, skip rules and defaults, hashing lines with xxh3-64 in place
-    of MD5.
+    1.6's op of the same name, with its params, skip rules and defaults, hashing lines with FNV-1a-64
+    (fmix64-finalized) in place of MD5.
 
     Stages: `hashes` gives each row's distinct line hashes (List(UInt64) in HASH); `index` counts in how many
     rows of all partitions each hash occurs and returns the frequent ones (HASH, doc_frequency), not a
@@ -80,10 +81,13 @@ class DocumentLineDeduplicator(Deduplicator):
             .explode(_LINE)
             .with_columns(pl.when(~self._skipped(pl.col(_LINE))).then(self._normalized(pl.col(_LINE))).alias(_KEY))
         )
-        distinct = lines[_KEY].drop_nulls().unique()
-        # xxh3 has no polars expression (and `Expr.hash` changes across versions): one C call per distinct line.
-        digests = pl.Series([xxh3_64_intdigest(s.encode("utf-8")) for s in distinct], dtype=pl.UInt64)
-        return lines.with_columns(pl.col(_KEY).replace_strict(distinct, digests, default=None, return_dtype=pl.UInt64))
+        # `Expr.hash` changes across polars versions: the normalized lines are hashed from their UTF-8 bytes.
+        keys = lines[_KEY]
+        data, offsets = utf8_buffer(keys.fill_null(""))
+        n = len(keys)
+        spans = Tokens(data, offsets[:-1], offsets[1:], np.arange(n, dtype=np.int64), n)
+        digests = pl.Series(_KEY, fnv1a_token_hashes(spans), dtype=pl.UInt64)
+        return lines.with_columns(pl.when(keys.is_not_null()).then(digests).alias(_KEY))
 
     def hash_column(self, df: pl.DataFrame) -> pl.Series:
         """The distinct hashes of each row's non-skipped lines (List(UInt64))."""
