@@ -23,7 +23,6 @@ from ops_library.columns import CLUSTER_ID, DUPLICATE_OF, HASH, ROW_ID
 
 _POS = "__pos__"
 _KEY = "__key__"
-_REP = "__rep__"
 
 
 def index_schema() -> dict[str, pl.DataType]:
@@ -95,17 +94,19 @@ def index_stats(index: pl.DataFrame, total_rows: int | None = None, index_bytes:
 
 @dataclass
 class BandIndex:
-    """LSH buckets of every row seen so far: per band, the first row of each key; and every row's root."""
+    """LSH buckets of every row seen so far: per band, the distinct keys (sorted) and the first row of each;
+    and every row's root."""
 
     bands: int
     row_ids: pl.Series = field(default_factory=lambda: pl.Series(ROW_ID, [], dtype=pl.String))
     roots: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    tables: list[pl.DataFrame] = field(default_factory=list)
+    keys: list[np.ndarray] = field(default_factory=list)
+    firsts: list[np.ndarray] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        if not self.tables:
-            empty = pl.DataFrame(schema={_KEY: pl.UInt64, _POS: pl.Int64})
-            self.tables = [empty] * self.bands
+        if not self.keys:
+            self.keys = [np.zeros(0, dtype=np.uint64)] * self.bands
+            self.firsts = [np.zeros(0, dtype=np.int64)] * self.bands
 
     @property
     def num_rows(self) -> int:
@@ -113,9 +114,10 @@ class BandIndex:
 
     def add(self, hash_frames: Sequence[pl.DataFrame]) -> BandIndex:
         """A new index with the rows of `hash_frames` (ROW_ID, HASH = Array(UInt64, bands)) after the current
-        ones. Only the new rows are hashed into the buckets, one band at a time; an old row's root can only
-        change when a new row links its cluster to an earlier cluster (its kept row then becomes a duplicate,
-        as it would in a one-shot run)."""
+        ones. Only the new rows are bucketed, one band at a time: each new row is linked to the first row of
+        its key (an old row if the key was seen, else the first new one). An old row's root can only change when
+        a new row links its cluster to an earlier cluster (its kept row then becomes a duplicate, as it would in
+        a one-shot run)."""
         frames = [f.select(ROW_ID, HASH) for f in hash_frames if f.height]
         if not frames:
             return self
@@ -124,23 +126,32 @@ class BandIndex:
         if width != self.bands:
             raise ValueError(f"hash frames carry {width} band keys, the index has {self.bands} bands")
         start = self.num_rows
-        pos = pl.Series(_POS, np.arange(start, start + new.height, dtype=np.int64))
-        keys = new[HASH].to_numpy()
-        roots = np.concatenate([self.roots, np.arange(start, start + new.height, dtype=np.int64)])
-        tables = []
+        pos = np.arange(start, start + new.height, dtype=np.int64)
+        band_keys = new[HASH].to_numpy()
+        roots = np.concatenate([self.roots, pos])
+        keys, firsts = [], []
         for j in range(self.bands):
-            band = pl.DataFrame({_KEY: keys[:, j], _POS: pos})
-            firsts = band.group_by(_KEY).agg(pl.col(_POS).min())
-            # The representative of a key: its first row among the old rows, else among the new.
-            rep = firsts.join(self.tables[j], on=_KEY, how="left", suffix="_old").select(
-                _KEY, pl.coalesce(f"{_POS}_old", _POS).alias(_REP)
-            )
-            edges = band.join(rep, on=_KEY).filter(pl.col(_POS) != pl.col(_REP))
-            if edges.height:
-                roots = union(roots, edges[_POS].to_numpy(), edges[_REP].to_numpy())
-            fresh = rep.join(self.tables[j], on=_KEY, how="anti").rename({_REP: _POS})
-            tables.append(pl.concat([self.tables[j], fresh], how="vertical") if fresh.height else self.tables[j])
-        return BandIndex(self.bands, pl.concat([self.row_ids, new[ROW_ID].alias(ROW_ID)]), roots, tables)
+            uniq, first, inverse = np.unique(band_keys[:, j], return_index=True, return_inverse=True)
+            old_keys, old_firsts = self.keys[j], self.firsts[j]
+            at = np.searchsorted(old_keys, uniq)
+            seen = at < len(old_keys)
+            seen[seen] = old_keys[at[seen]] == uniq[seen]
+            rep = start + first
+            rep[seen] = old_firsts[at[seen]]
+            linked = rep[inverse.reshape(-1)]
+            differ = linked != pos
+            if differ.any():
+                roots = union(roots, pos[differ], linked[differ])
+            if seen.all():
+                keys.append(old_keys)
+                firsts.append(old_firsts)
+            else:
+                merged_keys = np.concatenate([old_keys, uniq[~seen]])
+                merged_firsts = np.concatenate([old_firsts, rep[~seen]])
+                order = np.argsort(merged_keys, kind="stable")
+                keys.append(merged_keys[order])
+                firsts.append(merged_firsts[order])
+        return BandIndex(self.bands, pl.concat([self.row_ids, new[ROW_ID].alias(ROW_ID)]), roots, keys, firsts)
 
     def index_frame(self) -> pl.DataFrame:
         return index_frame(self.row_ids, self.roots)
@@ -154,19 +165,16 @@ class BandIndex:
 
     @property
     def nbytes(self) -> int:
-        return (
-            int(self.roots.nbytes)
-            + int(self.row_ids.estimated_size())
-            + sum(int(t.estimated_size()) for t in self.tables)
-        )
+        buckets = sum(int(k.nbytes) + int(f.nbytes) for k, f in zip(self.keys, self.firsts, strict=True))
+        return buckets + int(self.roots.nbytes) + int(self.row_ids.estimated_size())
 
     def save(self, directory: str | Path) -> None:
         """Parquet files: the rows and roots, and one bucket table per band."""
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
         pl.DataFrame({ROW_ID: self.row_ids, "root": self.roots}).write_parquet(d / "rows.parquet")
-        for j, table in enumerate(self.tables):
-            table.write_parquet(d / f"band_{j:03d}.parquet")
+        for j, (keys, firsts) in enumerate(zip(self.keys, self.firsts, strict=True)):
+            pl.DataFrame({_KEY: keys, _POS: firsts}).write_parquet(d / f"band_{j:03d}.parquet")
         (d / "index.json").write_text(json.dumps({"bands": self.bands, "rows": self.num_rows}))
 
     @classmethod
@@ -175,4 +183,10 @@ class BandIndex:
         meta = json.loads((d / "index.json").read_text())
         rows = pl.read_parquet(d / "rows.parquet")
         tables = [pl.read_parquet(d / f"band_{j:03d}.parquet") for j in range(meta["bands"])]
-        return cls(meta["bands"], rows[ROW_ID], rows["root"].to_numpy().astype(np.int64), tables)
+        return cls(
+            meta["bands"],
+            rows[ROW_ID],
+            rows["root"].to_numpy().astype(np.int64),
+            [t[_KEY].to_numpy().astype(np.uint64) for t in tables],
+            [t[_POS].to_numpy().astype(np.int64) for t in tables],
+        )

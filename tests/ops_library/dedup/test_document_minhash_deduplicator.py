@@ -255,6 +255,49 @@ def test_kept_row_does_not_depend_on_the_order_edges_arrive() -> None:
     assert dict(index.select(ROW_ID, DUPLICATE_OF).rows()) == {"p1:2": "p1:1", "p1:3": "p1:1"}
 
 
+def dj_clusters(band_keys: list[list[int]]) -> dict[int, int]:
+    """Data-Juicer's clustering, written out: a dict per band of key -> rows, union with the smallest row,
+    roots always the smaller (`UnionFind`), kept = rows whose root is themselves. Returns removed -> root."""
+    parent: dict[int, int] = {}
+
+    def find(x: int) -> int:
+        parent.setdefault(x, x)
+        if parent[x] != x:
+            parent[x] = find(parent[x])
+        return parent[x]
+
+    for band in range(len(band_keys[0])):
+        table: dict[int, set[int]] = {}
+        for row, keys in enumerate(band_keys):
+            table.setdefault(keys[band], set()).add(row)
+        for rows in table.values():
+            first = min(rows)
+            for x in rows:
+                px, py = find(x), find(first)
+                parent[px] = parent[py] = min(px, py)
+    return {x: find(x) for x in range(len(band_keys)) if find(x) != x}
+
+
+def test_index_equals_data_juicers_clustering_and_incremental_equals_one_shot() -> None:
+    rng = random.Random(0)
+    bases = [doc(200 + i, 40) for i in range(12)]
+    texts = [edit(rng.choice(bases), rng.randrange(0, 8), seed) for seed in range(160)]
+    op = DocumentMinhashDeduplicator({"jaccard_threshold": 0.5, "num_permutations": 64})
+    hashes = op.hashes(frame(*texts, file="all"))
+    expected = dj_clusters(hashes[HASH].to_list())
+    index = op.index([hashes])
+    ids = hashes[ROW_ID].to_list()
+    assert dict(index.select(ROW_ID, DUPLICATE_OF).rows()) == {ids[r]: ids[k] for r, k in expected.items()}
+    assert 20 < len(expected) < 150
+    for trial in range(5):
+        cuts = sorted(rng.sample(range(1, 160), trial + 1))
+        parts = [hashes.slice(a, b - a) for a, b in zip([0, *cuts], [*cuts, 160], strict=True)]
+        state = op.index_state(parts[:1])
+        for part in parts[1:]:
+            state = op.index_incremental(state, [part])
+        assert_frame_equal(state.index_frame(), index, check_row_order=False)
+
+
 def test_incremental_index_equals_one_shot() -> None:
     op = DocumentMinhashDeduplicator()
     frames, _ = groups_frames()
