@@ -96,7 +96,8 @@ class Op(ABC):
 
     @classmethod
     def unavailable(cls, params: OpParams) -> str | None:
-        """Why the op cannot run with these (valid) params here, in one line; None when it can."""
+        """Why this op cannot run with `params` on this install (a package or a model that is absent: what is
+        missing and how to get it), or None when it can. Recipe validation reports it as a problem of the op."""
         return None
 
     @classmethod
