@@ -1,7 +1,8 @@
 """Dedup throughput, end to end (shingle -> signature -> LSH -> clusters -> apply), beside datasketch and rensa.
 
 ~20k real 1-2 KB docs (standard-library source chunks, `_docs.stdlib_docs`) in 4 partitions. Sluice's ops run
-their three stages as the engine does (hashes per partition, one index over all, apply per partition). The
+their three stages as the engine does (hashes per partition, one index over all, apply per partition), on one
+thread (an op's `needs.cpus`), and MinHash also on two. The
 reference libraries shingle like Data-Juicer (space tokens, 5-word windows, lower-cased), then build signatures
 and cluster with union-find over their LSH's query results (datasketch `MinHashLSH`, rensa `RMinHashLSH`), or,
 for "rensa batch", rensa's bulk digest and Sluice's index. Medians of --repeat runs, wall clock and process CPU
@@ -53,9 +54,9 @@ def partitions(texts: list[str], parts: int = 4) -> list[pl.DataFrame]:
     ]
 
 
-def sluice_run(op: Deduplicator, frames: list[pl.DataFrame]) -> dict:
+def sluice_run(op: Deduplicator, frames: list[pl.DataFrame], threads: int | None = None) -> dict:
     """The engine's three stages; returns what was removed and what the index holds."""
-    hashes = [op.hashes(f) for f in frames]
+    hashes = [op.hashes(f, threads=threads) if threads else op.hashes(f) for f in frames]
     if isinstance(op, DocumentMinhashDeduplicator):
         state = op.index_state(hashes)
         index = state.index_frame()
@@ -195,6 +196,12 @@ def main() -> None:
             "sluice exact (document_deduplicator)", lambda: sluice_run(DocumentDeduplicator(), frames), n, args.repeat
         ),
         measure("sluice minhash fast", lambda: sluice_run(DocumentMinhashDeduplicator(), frames), n, args.repeat),
+        measure(
+            "sluice minhash fast, 2 threads",
+            lambda: sluice_run(DocumentMinhashDeduplicator(), frames, threads=2),
+            n,
+            args.repeat,
+        ),
         measure(
             "sluice minhash datajuicer",
             lambda: sluice_run(DocumentMinhashDeduplicator({"hash_mode": "datajuicer"}), frames),

@@ -13,7 +13,9 @@ Data-Juicer (so all texts too short for one shingle fall into one bucket, as the
 
 from __future__ import annotations
 
+import contextlib
 import functools
+from collections.abc import Iterator
 from typing import Literal
 
 import numpy as np
@@ -176,6 +178,23 @@ def _numba_kernels():  # -> tuple of two numba functions, or None when numba is 
 
 def numba_available() -> bool:
     return _numba_kernels() is not None
+
+
+@contextlib.contextmanager
+def numba_threads(threads: int | None) -> Iterator[None]:
+    """Run the numba kernels inside on at most `threads` threads (None: numba's default, every core). The
+    engine runs partitions in parallel processes, so an op uses the CPUs its step was granted, no more."""
+    if threads is None or not numba_available():
+        yield
+        return
+    import numba
+
+    previous = numba.get_num_threads()
+    numba.set_num_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))
+    try:
+        yield
+    finally:
+        numba.set_num_threads(previous)
 
 
 # --- GPU (torch) -----------------------------------------------------------------------------------------------

@@ -120,11 +120,11 @@ def _numba_split():  # -> the compiled splitter, or None without numba
     except ImportError:
         return None
 
-    @numba.njit(cache=True, nogil=True)
+    @numba.njit(cache=True, nogil=True, parallel=True)
     def split(data, offsets, sep, keep_empty):  # pragma: no cover - compiled
         n_docs = len(offsets) - 1
         counts = np.zeros(n_docs, dtype=np.int64)
-        for d in range(n_docs):
+        for d in numba.prange(n_docs):
             c = 0
             prev_sep = True
             for p in range(offsets[d], offsets[d + 1]):
@@ -135,12 +135,14 @@ def _numba_split():  # -> the compiled splitter, or None without numba
                     c += 1
                 prev_sep = is_sep
             counts[d] = c + 1 if keep_empty else c
-        total = counts.sum()
+        first = np.zeros(n_docs + 1, dtype=np.int64)
+        first[1:] = np.cumsum(counts)
+        total = first[n_docs]
         starts = np.empty(total, dtype=np.int64)
         ends = np.empty(total, dtype=np.int64)
         doc = np.empty(total, dtype=np.int64)
-        k = 0
-        for d in range(n_docs):
+        for d in numba.prange(n_docs):
+            k = first[d]
             start = offsets[d]
             in_token = False
             for p in range(offsets[d], offsets[d + 1]):
@@ -223,9 +225,9 @@ def _numba_fnv():  # -> the compiled token hasher, or None without numba
     except ImportError:
         return None
 
-    @numba.njit(cache=True, nogil=True)
+    @numba.njit(cache=True, nogil=True, parallel=True)
     def fnv(data, starts, ends, out):  # pragma: no cover - compiled
-        for i in range(len(starts)):
+        for i in numba.prange(len(starts)):
             h = _FNV_OFFSET
             for j in range(starts[i], ends[i]):
                 h = (h ^ np.uint64(data[j])) * _FNV_PRIME
@@ -294,19 +296,21 @@ def _numba_windows():  # -> the compiled window hasher, or None without numba
     except ImportError:
         return None
 
-    @numba.njit(cache=True, nogil=True)
+    @numba.njit(cache=True, nogil=True, parallel=True)
     def windows(token_hashes, doc, window, n_docs):  # pragma: no cover - compiled
-        n = len(doc)
+        # tokens are grouped by text in order: text d owns tokens [token_first[d], token_first[d + 1])
+        token_first = np.zeros(n_docs + 1, dtype=np.int64)
+        for i in range(len(doc)):
+            token_first[doc[i] + 1] += 1
         offsets = np.zeros(n_docs + 1, dtype=np.int64)
-        for i in range(n - window + 1):
-            if doc[i] == doc[i + window - 1]:
-                offsets[doc[i] + 1] += 1
         for d in range(n_docs):
-            offsets[d + 1] += offsets[d]
+            n_windows = token_first[d + 1] - window + 1
+            offsets[d + 1] = offsets[d] + (n_windows if n_windows > 0 else 0)
+            token_first[d + 1] += token_first[d]
         out = np.empty(offsets[n_docs], dtype=np.uint64)
-        k = 0
-        for i in range(n - window + 1):
-            if doc[i] == doc[i + window - 1]:
+        for d in numba.prange(n_docs):
+            k = offsets[d]
+            for i in range(token_first[d], token_first[d + 1] - window + 1):
                 acc = np.uint64(0)
                 for t in range(window):
                     acc = acc * _WINDOW_MULTIPLIER + token_hashes[i + t]

@@ -12,6 +12,7 @@ from pydantic import Field, NonNegativeInt
 
 from ops_library.base import Deduplicator, OpOutput, OpParams
 from ops_library.columns import HASH
+from ops_library.minhash import numba_threads
 from ops_library.registry import register
 from ops_library.shingles import Tokens, fnv1a_token_hashes, utf8_buffer
 from ops_library.text import PYTHON_WHITESPACE, char_class
@@ -86,7 +87,8 @@ class DocumentLineDeduplicator(Deduplicator):
         data, offsets = utf8_buffer(keys.fill_null(""))
         n = len(keys)
         spans = Tokens(data, offsets[:-1], offsets[1:], np.arange(n, dtype=np.int64), n)
-        digests = pl.Series(_KEY, fnv1a_token_hashes(spans), dtype=pl.UInt64)
+        with numba_threads(max(1, int(self.needs.cpus))):
+            digests = pl.Series(_KEY, fnv1a_token_hashes(spans), dtype=pl.UInt64)
         return lines.with_columns(pl.when(keys.is_not_null()).then(digests).alias(_KEY))
 
     def hash_column(self, df: pl.DataFrame) -> pl.Series:

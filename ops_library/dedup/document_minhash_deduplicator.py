@@ -14,7 +14,14 @@ from pydantic import Field, PositiveInt, model_validator
 from ops_library.base import Deduplicator, OpOutput, OpParams, ResourceNeeds
 from ops_library.clusters import BandIndex
 from ops_library.columns import CLUSTER_ID, DUPLICATE_OF, HASH, ROW_ID
-from ops_library.minhash import HashMode, band_keys, minhash_signatures, numba_available, optimal_param
+from ops_library.minhash import (
+    HashMode,
+    band_keys,
+    minhash_signatures,
+    numba_available,
+    numba_threads,
+    optimal_param,
+)
 from ops_library.registry import register
 from ops_library.shingles import ShingleHashes, Tokens, exact_shingles, fast_shingle_hashes, shingle_tokens
 
@@ -131,15 +138,20 @@ class DocumentMinhashDeduplicator(Deduplicator):
             self.shingle_hashes(texts), self.hash_mode, self.params.num_permutations, device=device, backend=backend
         )
 
-    def hashes(self, df: pl.DataFrame, *, device: str = "cpu", **_placement: Any) -> pl.DataFrame:
-        """ROW_ID and HASH = the LSH band keys, Array(UInt64, num_bands), per row."""
+    def hashes(
+        self, df: pl.DataFrame, *, device: str = "cpu", threads: int | None = None, **_placement: Any
+    ) -> pl.DataFrame:
+        """ROW_ID and HASH = the LSH band keys, Array(UInt64, num_bands), per row. `threads`: CPU threads of the
+        numba kernels (default: `needs.cpus`)."""
         t0 = time.perf_counter()
         run_on, why = usable_device(device)
-        t_shingle = time.perf_counter()
-        shingles = self.shingle_hashes(df[self.text_key])
-        t_sig = time.perf_counter()
-        sig = minhash_signatures(shingles, self.hash_mode, self.params.num_permutations, device=run_on)
-        t_end = time.perf_counter()
+        threads = threads or max(1, int(self.needs.cpus))
+        with numba_threads(threads):
+            t_shingle = time.perf_counter()
+            shingles = self.shingle_hashes(df[self.text_key])
+            t_sig = time.perf_counter()
+            sig = minhash_signatures(shingles, self.hash_mode, self.params.num_permutations, device=run_on)
+            t_end = time.perf_counter()
         keys = band_keys(sig, self.bands, self.rows_per_band)
         self.last_run_info = {
             "device": run_on,
@@ -147,6 +159,7 @@ class DocumentMinhashDeduplicator(Deduplicator):
             **({"device_fallback": why} if why else {}),
             "hash_mode": self.hash_mode,
             "backend": "torch" if run_on != "cpu" else ("numba" if numba_available() else "numpy"),
+            "threads": threads,
             "bands": self.bands,
             "rows_per_band": self.rows_per_band,
             "shingles": len(shingles.hashes),
@@ -180,5 +193,5 @@ class DocumentMinhashDeduplicator(Deduplicator):
             return pl.format("near-duplicate of {}", pl.col(DUPLICATE_OF))
         return pl.format("near-duplicate of {} (minhash cluster {})", pl.col(DUPLICATE_OF), pl.col(CLUSTER_ID))
 
-    def run(self, df: pl.DataFrame, *, device: str = "cpu", **placement: Any) -> OpOutput:
-        return self.apply(df, self.index([self.hashes(df, device=device, **placement)]))
+    def run(self, df: pl.DataFrame, *, device: str = "cpu", threads: int | None = None, **placement: Any) -> OpOutput:
+        return self.apply(df, self.index([self.hashes(df, device=device, threads=threads, **placement)]))

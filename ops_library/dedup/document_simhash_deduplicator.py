@@ -15,6 +15,7 @@ from pydantic import Field, PositiveInt, model_validator
 from ops_library.base import Deduplicator, OpParams
 from ops_library.clusters import index_frame, union
 from ops_library.columns import CLUSTER_ID, DUPLICATE_OF, HASH, ROW_ID
+from ops_library.minhash import numba_threads
 from ops_library.registry import register
 from ops_library.shingles import ShingleHashes, exact_shingles, fast_shingle_hashes, shingle_tokens
 
@@ -156,8 +157,9 @@ class DocumentSimhashDeduplicator(Deduplicator):
             offsets.append(len(hashes))
         return simhash64(ShingleHashes(np.array(hashes, dtype=np.uint64), np.array(offsets, dtype=np.int64)))
 
-    def hash_column(self, df: pl.DataFrame) -> pl.Series:
-        return pl.Series(HASH, self.simhashes(df[self.text_key]), dtype=pl.UInt64)
+    def hash_column(self, df: pl.DataFrame, threads: int | None = None) -> pl.Series:
+        with numba_threads(threads or max(1, int(self.needs.cpus))):
+            return pl.Series(HASH, self.simhashes(df[self.text_key]), dtype=pl.UInt64)
 
     def index(self, hashes_in_order: Sequence[pl.DataFrame]) -> pl.DataFrame:
         """ROW_ID, DUPLICATE_OF (the first row of its cluster), CLUSTER_ID for every removed row."""

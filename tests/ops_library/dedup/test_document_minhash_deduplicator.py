@@ -376,6 +376,15 @@ def test_cuda_signatures_equal_cpu() -> None:
         assert (op.signatures(texts, device="cuda") == op.signatures(texts)).all()
 
 
+def test_thread_count_does_not_change_the_hashes() -> None:
+    op = DocumentMinhashDeduplicator()
+    df = frame(*(doc(i, 40) for i in range(50)))
+    one = op.hashes(df)
+    assert op.last_run_info["threads"] == 1
+    assert_frame_equal(op.hashes(df, threads=2), one)
+    assert op.last_run_info["threads"] == 2
+
+
 def test_cuda_request_without_cuda_falls_back_to_cpu() -> None:
     torch = pytest.importorskip("torch")
     if torch.cuda.is_available():
