@@ -188,6 +188,13 @@ class DocumentMinhashDeduplicator(Deduplicator):
         """ROW_ID, DUPLICATE_OF (the first row of its cluster), CLUSTER_ID for every removed row."""
         return self.index_state(hashes_in_order).index_frame()
 
+    def index_stats(
+        self, index: pl.DataFrame, total_rows: int | None = None, index_bytes: int | None = None
+    ) -> dict[str, Any]:
+        """The base stats plus the hash mode and LSH shape the index was built with."""
+        lsh = {"hash_mode": self.hash_mode, "bands": self.bands, "rows_per_band": self.rows_per_band}
+        return {**super().index_stats(index, total_rows, index_bytes), **lsh}
+
     def duplicate_reason(self, provenance: Sequence[str]) -> pl.Expr:
         if CLUSTER_ID not in provenance:
             return pl.format("near-duplicate of {}", pl.col(DUPLICATE_OF))

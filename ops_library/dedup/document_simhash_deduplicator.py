@@ -180,6 +180,12 @@ class DocumentSimhashDeduplicator(Deduplicator):
             )
         return index_frame(rows[ROW_ID], roots)
 
+    def index_stats(
+        self, index: pl.DataFrame, total_rows: int | None = None, index_bytes: int | None = None
+    ) -> dict[str, Any]:
+        """The base stats plus the hash mode."""
+        return {**super().index_stats(index, total_rows, index_bytes), "hash_mode": self.params.hash_mode}
+
     def duplicate_reason(self, provenance: Sequence[str]) -> pl.Expr:
         if CLUSTER_ID not in provenance:
             return pl.format("near-duplicate of {}", pl.col(DUPLICATE_OF))

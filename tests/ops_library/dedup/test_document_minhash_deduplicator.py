@@ -336,6 +336,7 @@ def test_index_stats_histogram_and_bytes() -> None:
     assert stats["cluster_size_histogram"] == {"2": 1, "3-4": 2}
     assert stats["largest_cluster"] == 3
     assert stats["index_bytes_per_row"] == round(state.nbytes / 10, 1)
+    assert (stats["hash_mode"], stats["bands"], stats["rows_per_band"]) == ("fast", 25, 10)
 
 
 def test_empty_inputs() -> None:

@@ -125,6 +125,8 @@ def test_keeps_the_first_of_each_group_across_partitions() -> None:
     index = op.index([op.hashes(p) for p in (p1, p2, p3)])
     assert dict(index.select(ROW_ID, DUPLICATE_OF).rows()) == {"p2:2": "p1:1", "p3:1": "p1:2", "p3:2": "p1:1"}
     assert dict(index.select(ROW_ID, CLUSTER_ID).rows()) == {"p2:2": 0, "p3:1": 1, "p3:2": 0}
+    stats = op.index_stats(index, total_rows=6)
+    assert (stats["removed_rows"], stats["clusters"], stats["hash_mode"]) == (3, 2, "datajuicer")
     out = op.apply(p3, index)
     assert out.kept.height == 0
     assert out.dropped is not None
