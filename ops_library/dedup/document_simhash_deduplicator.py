@@ -6,7 +6,7 @@ import functools
 import hashlib
 import itertools
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import polars as pl
