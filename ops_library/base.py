@@ -18,7 +18,9 @@ from typing import Any, ClassVar, Literal
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
+from ops_library import clusters
 from ops_library.columns import (
+    CLUSTER_ID,
     DROP_KIND,
     DROP_OP,
     DROP_REASON,
@@ -109,6 +111,12 @@ class Op(ABC):
     @property
     def text(self) -> pl.Expr:
         return pl.col(self.text_key)
+
+    @classmethod
+    def unavailable(cls, params: OpParams) -> str | None:
+        """Why this op cannot run with `params` on this install (a package or a model that is absent: what is
+        missing and how to get it), or None when it can. Recipe validation reports it as a problem of the op."""
+        return None
 
     @classmethod
     def summary(cls) -> str:
@@ -256,13 +264,23 @@ class Deduplicator(Op):
             .select(ROW_ID, DUPLICATE_OF)
         )
 
+    def duplicate_reason(self, provenance: Sequence[str]) -> pl.Expr:
+        """The DROP_REASON of removed rows, over the provenance columns the index has."""
+        return pl.format("duplicate of {}", pl.col(DUPLICATE_OF))
+
+    def index_stats(
+        self, index: pl.DataFrame, total_rows: int | None = None, index_bytes: int | None = None
+    ) -> dict[str, Any]:
+        """Asset metadata of an index: removed rows, clusters and their size histogram, bytes per row."""
+        return clusters.index_stats(index, total_rows, index_bytes)
+
     def apply(self, df: pl.DataFrame, index: pl.DataFrame) -> OpOutput:
-        joined = df.join(index.select(ROW_ID, DUPLICATE_OF), on=ROW_ID, how="left", maintain_order="left")
+        """Drop the rows the index names; they keep DUPLICATE_OF (and CLUSTER_ID when the index has it)."""
+        provenance = [c for c in (DUPLICATE_OF, CLUSTER_ID) if c in index.columns]
+        joined = df.join(index.select(ROW_ID, *provenance), on=ROW_ID, how="left", maintain_order="left")
         is_dup = pl.col(DUPLICATE_OF).is_not_null()
-        kept = joined.filter(~is_dup).drop(DUPLICATE_OF)
-        dropped = self._mark_dropped(
-            joined.filter(is_dup), DUPLICATE, pl.format("duplicate of {}", pl.col(DUPLICATE_OF))
-        )
+        kept = joined.filter(~is_dup).drop(provenance)
+        dropped = self._mark_dropped(joined.filter(is_dup), DUPLICATE, self.duplicate_reason(provenance))
         return OpOutput(kept, dropped)
 
     def run(self, df: pl.DataFrame) -> OpOutput:

@@ -13,6 +13,8 @@ DUPLICATE_OF = "__sluice_duplicate_of__"
 # Set on rows an op derived from another row (text_chunk_mapper): the ROW_ID of the row they came from. The
 # derived rows' own ROW_ID is "<parent ROW_ID>#<1-based chunk number>".
 PARENT_ID = "__sluice_parent_id__"
+# Near-duplicate cluster of a dropped row (the input-order number of the row its cluster keeps).
+CLUSTER_ID = "__sluice_cluster__"
 # Dedup key produced by a Deduplicator's hash stage.
 HASH = "__sluice_hash__"
 

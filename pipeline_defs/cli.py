@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from ops_library.registry import get_op, load_all
+from pipeline_defs.explain import add_cli as add_explain_cli
 from pipeline_defs.recipe import RecipeError, load_recipe
 from pipeline_defs.shards import DatasetError
 from resources.analyzer import add_profile_cli
@@ -139,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     parts.set_defaults(fn=_cmd_partitions)
     add_metrics_cli(sub)
     add_profile_cli(sub)
+    add_explain_cli(sub)
     return parser
 
 

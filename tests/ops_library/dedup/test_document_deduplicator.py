@@ -110,3 +110,18 @@ def test_very_long_texts() -> None:
 def test_params_are_validated() -> None:
     with pytest.raises(ValueError, match="extra"):
         DocumentDeduplicator({"lower_case": True})
+
+
+def test_index_stats_group_by_the_kept_row() -> None:
+    op = DocumentDeduplicator()
+    index = op.index([op.hashes(frame("x", "y", "x", "x", "z", "y"))])
+    stats = op.index_stats(index, total_rows=6, index_bytes=60)
+    assert stats == {
+        "removed_rows": 3,
+        "clusters": 2,
+        "largest_cluster": 3,
+        "cluster_size_histogram": {"2": 1, "3-4": 1},
+        "rows": 6,
+        "index_bytes": 60,
+        "index_bytes_per_row": 10.0,
+    }

@@ -1,0 +1,192 @@
+"""Clusters of near-duplicate rows over all partitions: union-find on bucket collisions, first row kept.
+
+Rows are numbered in input order (partition order, then row order). Union-find roots are always the smallest
+row number of their component, so the row a cluster keeps is its first whatever order the edges arrive in,
+which is Data-Juicer's rule (`UnionFind.union` makes the smaller index the parent; rows whose root is
+themselves are kept).
+
+`BandIndex` is the MinHash-LSH index: for each band, the first row of every band key seen, and the root of
+every row. It grows by appending partitions (`add`) and gives the same clusters as building it at once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from ops_library.columns import CLUSTER_ID, DUPLICATE_OF, HASH, ROW_ID
+
+_POS = "__pos__"
+_KEY = "__key__"
+
+
+def index_schema() -> dict[str, pl.DataType]:
+    return {ROW_ID: pl.String(), DUPLICATE_OF: pl.String(), CLUSTER_ID: pl.Int64()}
+
+
+def union(roots: np.ndarray, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """Merge the components of each (left[i], right[i]) pair; `roots[x]` is the smallest row of x's component
+    before and after. Vectorized: the touched roots' components come from scipy's connected components."""
+    ru, rv = roots[left], roots[right]
+    differ = ru != rv
+    if not differ.any():
+        return roots
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    ru, rv = ru[differ], rv[differ]
+    nodes = np.unique(np.concatenate([ru, rv]))  # sorted: the first node of a component is its smallest
+    iu, iv = np.searchsorted(nodes, ru), np.searchsorted(nodes, rv)
+    graph = coo_matrix((np.ones(len(iu), dtype=np.int8), (iu, iv)), shape=(len(nodes), len(nodes)))
+    _, labels = connected_components(graph, directed=False)
+    _, first = np.unique(labels, return_index=True)
+    smallest = nodes[first][labels]
+    relabel = np.arange(len(roots), dtype=roots.dtype)
+    relabel[nodes] = smallest
+    return relabel[roots]
+
+
+def index_frame(row_ids: pl.Series, roots: np.ndarray) -> pl.DataFrame:
+    """ROW_ID, DUPLICATE_OF (the kept first row of its cluster), CLUSTER_ID (that row's number) per removed row."""
+    removed = np.flatnonzero(roots != np.arange(len(roots)))
+    if not len(removed):
+        return pl.DataFrame(schema=index_schema())
+    kept = roots[removed]
+    return pl.DataFrame(
+        {
+            ROW_ID: row_ids.gather(removed),
+            DUPLICATE_OF: row_ids.gather(kept),
+            CLUSTER_ID: pl.Series(kept, dtype=pl.Int64),
+        }
+    )
+
+
+def index_stats(index: pl.DataFrame, total_rows: int | None = None, index_bytes: int | None = None) -> dict:
+    """Cluster-size histogram (kept row included), removed rows and clusters (rows that share a kept row, the
+    CLUSTER_ID when the index has one); the index's bytes per row when given."""
+    by = CLUSTER_ID if CLUSTER_ID in index.columns else DUPLICATE_OF
+    sizes = index.group_by(by).len()["len"] + 1 if index.height else pl.Series([], dtype=pl.UInt32)
+    edges = [2, 3, 5, 9, 17, 33, 65, 129, 257, 1025]
+    histogram: dict[str, int] = {}
+    for lo, hi in zip(edges, [*edges[1:], None], strict=True):
+        n = int(((sizes >= lo) & (sizes < hi)).sum()) if hi else int((sizes >= lo).sum())
+        label = (str(lo) if hi == lo + 1 else f"{lo}-{hi - 1}") if hi else f"{lo}+"
+        if n:
+            histogram[label] = n
+    stats: dict = {
+        "removed_rows": index.height,
+        "clusters": len(sizes),
+        "largest_cluster": int(sizes.max()) if len(sizes) else 0,
+        "cluster_size_histogram": histogram,
+    }
+    if total_rows is not None:
+        stats["rows"] = total_rows
+        if index_bytes is not None and total_rows:
+            stats["index_bytes"] = index_bytes
+            stats["index_bytes_per_row"] = round(index_bytes / total_rows, 1)
+    return stats
+
+
+@dataclass
+class BandIndex:
+    """LSH buckets of every row seen so far: per band, the distinct keys (sorted) and the first row of each;
+    and every row's root."""
+
+    bands: int
+    row_ids: pl.Series = field(default_factory=lambda: pl.Series(ROW_ID, [], dtype=pl.String))
+    roots: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    keys: list[np.ndarray] = field(default_factory=list)
+    firsts: list[np.ndarray] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.keys:
+            self.keys = [np.zeros(0, dtype=np.uint64)] * self.bands
+            self.firsts = [np.zeros(0, dtype=np.int64)] * self.bands
+
+    @property
+    def num_rows(self) -> int:
+        return len(self.roots)
+
+    def add(self, hash_frames: Sequence[pl.DataFrame]) -> BandIndex:
+        """A new index with the rows of `hash_frames` (ROW_ID, HASH = Array(UInt64, bands)) after the current
+        ones. Only the new rows are bucketed, one band at a time: each new row is linked to the first row of
+        its key (an old row if the key was seen, else the first new one). An old row's root can only change when
+        a new row links its cluster to an earlier cluster (its kept row then becomes a duplicate, as it would in
+        a one-shot run)."""
+        frames = [f.select(ROW_ID, HASH) for f in hash_frames if f.height]
+        if not frames:
+            return self
+        new = pl.concat(frames, how="vertical")
+        width = new.schema[HASH].size  # type: ignore[union-attr]
+        if width != self.bands:
+            raise ValueError(f"hash frames carry {width} band keys, the index has {self.bands} bands")
+        start = self.num_rows
+        pos = np.arange(start, start + new.height, dtype=np.int64)
+        band_keys = new[HASH].to_numpy()
+        roots = np.concatenate([self.roots, pos])
+        keys, firsts = [], []
+        for j in range(self.bands):
+            uniq, first, inverse = np.unique(band_keys[:, j], return_index=True, return_inverse=True)
+            old_keys, old_firsts = self.keys[j], self.firsts[j]
+            at = np.searchsorted(old_keys, uniq)
+            seen = at < len(old_keys)
+            seen[seen] = old_keys[at[seen]] == uniq[seen]
+            rep = start + first
+            rep[seen] = old_firsts[at[seen]]
+            linked = rep[inverse.reshape(-1)]
+            differ = linked != pos
+            if differ.any():
+                roots = union(roots, pos[differ], linked[differ])
+            if seen.all():
+                keys.append(old_keys)
+                firsts.append(old_firsts)
+            else:
+                merged_keys = np.concatenate([old_keys, uniq[~seen]])
+                merged_firsts = np.concatenate([old_firsts, rep[~seen]])
+                order = np.argsort(merged_keys, kind="stable")
+                keys.append(merged_keys[order])
+                firsts.append(merged_firsts[order])
+        return BandIndex(self.bands, pl.concat([self.row_ids, new[ROW_ID].alias(ROW_ID)]), roots, keys, firsts)
+
+    def index_frame(self) -> pl.DataFrame:
+        return index_frame(self.row_ids, self.roots)
+
+    def changed_since(self, earlier: BandIndex) -> pl.Series:
+        """ROW_IDs of rows `earlier` already held whose fate changed here (kept rows that became duplicates,
+        or duplicates whose kept row changed): only their partitions need applying again."""
+        n = earlier.num_rows
+        changed = np.flatnonzero(self.roots[:n] != earlier.roots)
+        return self.row_ids.gather(changed)
+
+    @property
+    def nbytes(self) -> int:
+        buckets = sum(int(k.nbytes) + int(f.nbytes) for k, f in zip(self.keys, self.firsts, strict=True))
+        return buckets + int(self.roots.nbytes) + int(self.row_ids.estimated_size())
+
+    def save(self, directory: str | Path) -> None:
+        """Parquet files: the rows and roots, and one bucket table per band."""
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        pl.DataFrame({ROW_ID: self.row_ids, "root": self.roots}).write_parquet(d / "rows.parquet")
+        for j, (keys, firsts) in enumerate(zip(self.keys, self.firsts, strict=True)):
+            pl.DataFrame({_KEY: keys, _POS: firsts}).write_parquet(d / f"band_{j:03d}.parquet")
+        (d / "index.json").write_text(json.dumps({"bands": self.bands, "rows": self.num_rows}))
+
+    @classmethod
+    def load(cls, directory: str | Path) -> BandIndex:
+        d = Path(directory)
+        meta = json.loads((d / "index.json").read_text())
+        rows = pl.read_parquet(d / "rows.parquet")
+        tables = [pl.read_parquet(d / f"band_{j:03d}.parquet") for j in range(meta["bands"])]
+        return cls(
+            meta["bands"],
+            rows[ROW_ID],
+            rows["root"].to_numpy().astype(np.int64),
+            [t[_KEY].to_numpy().astype(np.uint64) for t in tables],
+            [t[_POS].to_numpy().astype(np.int64) for t in tables],
+        )

@@ -1,0 +1,269 @@
+"""MinHash signatures and LSH band keys, in two hash modes, on the CPU (numba, or numpy) or a CUDA device (torch).
+
+- `datajuicer`: Data-Juicer 1.6.1's formula. Base hash = SHA-1's first 4 bytes read little-endian; permutation k
+  maps it to `((a_k*h + b_k) mod 2**64) mod (2**61 - 1)) & (2**32 - 1)` (the product wraps at 64 bits in
+  Data-Juicer's numpy code, so it does here), with `(a_k, b_k)` drawn by `numpy.random.RandomState(42)` as
+  `randint(1, p)`, `randint(0, p)` per permutation.
+- `fast`: rensa-core's R-MinHash permutation, `(a_k*h + b_k) mod 2**64 >> 32` with `(a_k | 1, b_k)` from
+  Xoshiro256++ seeded by SplitMix64(42), over the shingle hashes of `shingles.fast_shingle_hashes`.
+
+Every backend computes the same uint32 values bit for bit; an empty text's signature is all `2**32 - 1`, as in
+Data-Juicer (so all texts too short for one shingle fall into one bucket, as there).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Iterator
+from typing import Literal
+
+import numpy as np
+
+from ops_library.shingles import ShingleHashes
+
+HashMode = Literal["fast", "datajuicer"]
+
+MERSENNE_PRIME = (1 << 61) - 1
+MAX_HASH = (1 << 32) - 1
+_MASK64 = (1 << 64) - 1
+_U64_P = np.uint64(MERSENNE_PRIME)
+_U32_MAX = np.uint32(MAX_HASH)
+# Shingles per numpy block: (block x permutations) uint64 products stay near 32 MB.
+_NUMPY_BLOCK_ELEMENTS = 1 << 22
+_TORCH_BLOCK_ELEMENTS = 1 << 25
+
+
+# --- permutations ----------------------------------------------------------------------------------------------
+
+
+def datajuicer_permutations(num_perm: int) -> tuple[np.ndarray, np.ndarray]:
+    """(a, b) as Data-Juicer draws them: `RandomState(42)`, a then b for each permutation."""
+    gen = np.random.RandomState(seed=42)
+    pairs = [
+        (gen.randint(1, _U64_P, dtype=np.uint64), gen.randint(0, _U64_P, dtype=np.uint64)) for _ in range(num_perm)
+    ]
+    a, b = np.array(pairs, dtype=np.uint64).T
+    return np.ascontiguousarray(a), np.ascontiguousarray(b)
+
+
+def _rotl(x: int, k: int) -> int:
+    return ((x << k) | (x >> (64 - k))) & _MASK64
+
+
+def fast_permutations(num_perm: int, seed: int = 42) -> tuple[np.ndarray, np.ndarray]:
+    """(a | 1, b) from Xoshiro256++ seeded by SplitMix64(seed), as rensa-core's `build_permutations`."""
+    state, s = [], seed
+    for _ in range(4):
+        s = (s + 0x9E3779B97F4A7C15) & _MASK64
+        z = s
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+        state.append(z ^ (z >> 31))
+    out = []
+    for _ in range(2 * num_perm):
+        out.append((_rotl((state[0] + state[3]) & _MASK64, 23) + state[0]) & _MASK64)
+        t = (state[1] << 17) & _MASK64
+        state[2] ^= state[0]
+        state[3] ^= state[1]
+        state[1] ^= state[2]
+        state[0] ^= state[3]
+        state[2] ^= t
+        state[3] = _rotl(state[3], 45)
+    a = np.array(out[0::2], dtype=np.uint64) | np.uint64(1)
+    return a, np.array(out[1::2], dtype=np.uint64)
+
+
+@functools.lru_cache(maxsize=16)
+def permutations(mode: HashMode, num_perm: int) -> tuple[np.ndarray, np.ndarray]:
+    return datajuicer_permutations(num_perm) if mode == "datajuicer" else fast_permutations(num_perm)
+
+
+# --- LSH parameters --------------------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=64)
+def optimal_param(
+    threshold: float, num_perm: int, false_positive_weight: float = 0.5, false_negative_weight: float = 0.5
+) -> tuple[int, int]:
+    """(bands, rows per band) minimizing the weighted false-positive and false-negative areas, Data-Juicer's
+    (and datasketch's) `optimal_param`, with the same scipy quadrature and the same first-minimum tie rule."""
+    from scipy import integrate
+
+    def false_positive(band: int, rows: int) -> float:
+        return integrate.quad(lambda s: 1 - (1 - s ** float(rows)) ** float(band), 0.0, threshold)[0]
+
+    def false_negative(band: int, rows: int) -> float:
+        return integrate.quad(lambda s: 1 - (1 - (1 - s ** float(rows)) ** float(band)), threshold, 1.0)[0]
+
+    min_error, best = float("inf"), (0, 0)
+    for b in range(1, num_perm + 1):
+        for r in range(1, num_perm // b + 1):
+            error = false_positive(b, r) * false_positive_weight + false_negative(b, r) * false_negative_weight
+            if error < min_error:
+                min_error, best = error, (b, r)
+    return best
+
+
+# --- CPU kernels -----------------------------------------------------------------------------------------------
+
+
+def _numpy_minhash(sh: ShingleHashes, a: np.ndarray, b: np.ndarray, mode: HashMode) -> np.ndarray:
+    out = np.full((sh.num_docs, len(a)), _U32_MAX, dtype=np.uint32)
+    counts = np.diff(sh.offsets)
+    docs = np.flatnonzero(counts)
+    if not len(docs):
+        return out
+    per_block = max(1, _NUMPY_BLOCK_ELEMENTS // len(a))
+    # Blocks of whole texts, so that each text's minimum is one reduceat over its rows.
+    cut = 0
+    while cut < len(docs):
+        start = sh.offsets[docs[cut]]
+        last = int(np.searchsorted(sh.offsets[docs + 1], start + per_block, side="right"))
+        last = max(last, cut + 1)
+        block_docs = docs[cut:last]
+        lo, hi = sh.offsets[block_docs[0]], sh.offsets[block_docs[-1] + 1]
+        h = sh.hashes[lo:hi]
+        with np.errstate(over="ignore"):
+            v = h[:, None] * a + b
+        if mode == "datajuicer":
+            v = (v & _U64_P) + (v >> np.uint64(61))
+            v = np.where(v >= _U64_P, v - _U64_P, v) & np.uint64(MAX_HASH)
+        else:
+            v = v >> np.uint64(32)
+        out[block_docs] = np.minimum.reduceat(v, sh.offsets[block_docs] - lo, axis=0).astype(np.uint32)
+        cut = last
+    return out
+
+
+@functools.cache
+def _numba_kernels():  # -> tuple of two numba functions, or None when numba is not installed
+    try:
+        import numba
+    except ImportError:
+        return None
+
+    @numba.njit(parallel=True, cache=True, nogil=True)
+    def fast_kernel(hashes, offsets, a, b, out):  # pragma: no cover - compiled
+        shift = np.uint64(32)
+        for d in numba.prange(len(offsets) - 1):
+            row = out[d]
+            for i in range(offsets[d], offsets[d + 1]):
+                x = hashes[i]
+                for k in range(len(a)):
+                    v = np.uint32((a[k] * x + b[k]) >> shift)
+                    if v < row[k]:
+                        row[k] = v
+
+    @numba.njit(parallel=True, cache=True, nogil=True)
+    def dj_kernel(hashes, offsets, a, b, out):  # pragma: no cover - compiled
+        p = np.uint64(MERSENNE_PRIME)
+        s61 = np.uint64(61)
+        mask = np.uint64(MAX_HASH)
+        for d in numba.prange(len(offsets) - 1):
+            row = out[d]
+            for i in range(offsets[d], offsets[d + 1]):
+                x = hashes[i]
+                for k in range(len(a)):
+                    v = a[k] * x + b[k]
+                    v = (v & p) + (v >> s61)
+                    if v >= p:
+                        v -= p
+                    w = np.uint32(v & mask)
+                    if w < row[k]:
+                        row[k] = w
+
+    return fast_kernel, dj_kernel
+
+
+def numba_available() -> bool:
+    return _numba_kernels() is not None
+
+
+@contextlib.contextmanager
+def numba_threads(threads: int | None) -> Iterator[None]:
+    """Run the numba kernels inside on at most `threads` threads (None: numba's default, every core). The
+    engine runs partitions in parallel processes, so an op uses the CPUs its step was granted, no more."""
+    if threads is None or not numba_available():
+        yield
+        return
+    import numba
+
+    previous = numba.get_num_threads()
+    numba.set_num_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))
+    try:
+        yield
+    finally:
+        numba.set_num_threads(previous)
+
+
+# --- GPU (torch) -----------------------------------------------------------------------------------------------
+
+
+def _torch_minhash(sh: ShingleHashes, a: np.ndarray, b: np.ndarray, mode: HashMode, device: str) -> np.ndarray:
+    """The same values with torch int64 tensors: the uint64 arithmetic wraps identically in two's complement;
+    shifts are masked back to logical shifts."""
+    import torch
+
+    n_docs, k = sh.num_docs, len(a)
+    out = torch.full((n_docs, k), MAX_HASH, dtype=torch.int64, device=device)
+    if len(sh.hashes):
+        ta = torch.from_numpy(a.view(np.int64)).to(device)
+        tb = torch.from_numpy(b.view(np.int64)).to(device)
+        hashes = torch.from_numpy(sh.hashes.view(np.int64)).to(device)
+        doc = torch.from_numpy(np.repeat(np.arange(n_docs), np.diff(sh.offsets))).to(device)
+        per_block = max(1, _TORCH_BLOCK_ELEMENTS // k)
+        for lo in range(0, len(sh.hashes), per_block):
+            x = hashes[lo : lo + per_block, None]
+            v = x * ta + tb
+            if mode == "datajuicer":
+                v = (v & MERSENNE_PRIME) + ((v >> 61) & 7)
+                v = torch.where(v >= MERSENNE_PRIME, v - MERSENNE_PRIME, v) & MAX_HASH
+            else:
+                v = (v >> 32) & MAX_HASH
+            index = doc[lo : lo + per_block, None].expand(-1, k)
+            out.scatter_reduce_(0, index, v, reduce="amin", include_self=True)
+    return out.cpu().numpy().astype(np.uint32)
+
+
+def minhash_signatures(
+    sh: ShingleHashes, mode: HashMode, num_perm: int, *, device: str = "cpu", backend: str | None = None
+) -> np.ndarray:
+    """uint32 (texts, num_perm): the minimum of each permutation over each text's shingle hashes.
+
+    `device` "cuda[:i]" runs on that GPU with torch; on the CPU the numba kernel runs (parallel over texts), else
+    numpy. `backend` ("numba", "numpy", "torch") forces one, for tests and benchmarks.
+    """
+    a, b = permutations(mode, num_perm)
+    if backend == "torch" or device.startswith("cuda"):
+        return _torch_minhash(sh, a, b, mode, device)
+    kernels = _numba_kernels() if backend in (None, "numba") else None
+    if backend == "numba" and kernels is None:
+        raise RuntimeError("the numba backend was asked for, but numba is not installed")
+    if kernels is None:
+        return _numpy_minhash(sh, a, b, mode)
+    out = np.full((sh.num_docs, num_perm), _U32_MAX, dtype=np.uint32)
+    if len(sh.hashes):
+        kernel = kernels[1] if mode == "datajuicer" else kernels[0]
+        kernel(sh.hashes, sh.offsets, a, b, out)
+    return out
+
+
+# --- LSH -------------------------------------------------------------------------------------------------------
+
+
+def band_keys(signatures: np.ndarray, bands: int, rows: int) -> np.ndarray:
+    """uint64 (texts, bands): band j's `rows` values folded into one key, sum_t v_t * M**(rows-1-t) mod 2**64.
+
+    Data-Juicer compares a band's 32·rows bits exactly; here two different bands share a key only on a 64-bit
+    collision of this polynomial (about 2**-64 per pair of bands).
+    """
+    if bands * rows > signatures.shape[1]:
+        raise ValueError(f"{bands} bands x {rows} rows need {bands * rows} permutations, have {signatures.shape[1]}")
+    sig = signatures[:, : bands * rows].reshape(len(signatures), bands, rows)
+    key = np.zeros((len(signatures), bands), dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for t in range(rows):
+            key *= np.uint64(0x9E3779B97F4A7C15)
+            key += sig[:, :, t]
+    return key

@@ -1,0 +1,397 @@
+import hashlib
+import random
+import re
+import struct
+
+import numpy as np
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from ops_library.clusters import BandIndex
+from ops_library.columns import CLUSTER_ID, DROP_REASON, DUPLICATE_OF, HASH, ROW_ID
+from ops_library.dedup.document_minhash_deduplicator import DocumentMinhashDeduplicator
+from ops_library.minhash import minhash_signatures, numba_available, optimal_param
+from ops_library.shingles import (
+    ShingleHashes,
+    exact_shingles,
+    fast_shingle_hashes,
+    marker_absent_from,
+    shingle_tokens,
+    tokenize,
+    utf8_buffer,
+)
+
+WORDS = (
+    "river stone cloud maple silver orbit candle harbor velvet meadow lantern copper thistle ember glacier "
+    "falcon willow prism quartz saddle tundra beacon cobalt dune fern grove haze iris jade kelp lotus moss "
+    "nectar onyx pebble quill reed sage thorn umber vale wren yarrow zephyr amber birch cedar delta"
+).split()
+
+
+def doc(seed: int, n: int = 60) -> str:
+    rng = random.Random(seed)
+    return " ".join(rng.choice(WORDS) for _ in range(n))
+
+
+def edit(text: str, changes: int, seed: int) -> str:
+    """`text` with `changes` words replaced by a word not in WORDS."""
+    rng = random.Random(seed)
+    words = text.split(" ")
+    for i in rng.sample(range(len(words)), changes):
+        words[i] = f"x{rng.randrange(10**6)}"
+    return " ".join(words)
+
+
+def frame(*texts: str, file: str = "f.jsonl") -> pl.DataFrame:
+    return pl.DataFrame(
+        {"text": list(texts), ROW_ID: [f"{file}:{i}" for i in range(1, len(texts) + 1)]},
+        schema={"text": pl.String, ROW_ID: pl.String},
+    )
+
+
+def dj_shingles(text: str, tokenization: str = "space", window: int = 5) -> set[bytes]:
+    """Data-Juicer's `compute_hash` shingling, written out."""
+    text = text.lower()
+    if tokenization == "character":
+        return {text[i : i + window].encode() for i in range(len(text) - window + 1)}
+    tokens = [w for w in re.split(" ", text) if w]
+    return {" ".join(tokens[i : i + window]).encode() for i in range(len(tokens) - window + 1)}
+
+
+def dj_signature(text: str, num_perm: int, tokenization: str = "space", window: int = 5) -> list[int]:
+    """Data-Juicer's signature from its formula, with Python integers: sha1 first 4 bytes little-endian, then
+    ((a*h + b) mod 2**64) mod (2**61 - 1) & (2**32 - 1), (a, b) from RandomState(42)."""
+    gen = np.random.RandomState(seed=42)
+    prime = (1 << 61) - 1
+    perms = [
+        (int(gen.randint(1, prime, dtype=np.uint64)), int(gen.randint(0, prime, dtype=np.uint64)))
+        for _ in range(num_perm)
+    ]
+    base = [struct.unpack("<I", hashlib.sha1(s).digest()[:4])[0] for s in dj_shingles(text, tokenization, window)]
+    if not base:
+        return [(1 << 32) - 1] * num_perm
+    return [min((((a * h + b) % (1 << 64)) % prime) & 0xFFFFFFFF for h in base) for a, b in perms]
+
+
+# --- parameters ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("threshold", "num_perm", "expected"), [(0.7, 256, (25, 10)), (0.8, 128, (9, 13)), (0.5, 64, (14, 4))]
+)
+def test_bands_and_rows_are_data_juicers_optimal_param(threshold: float, num_perm: int, expected: tuple) -> None:
+    # Expected values: Data-Juicer 1.6.1's own `optimal_param`, run once on these inputs.
+    assert optimal_param(threshold, num_perm) == expected
+    op = DocumentMinhashDeduplicator({"jaccard_threshold": threshold, "num_permutations": num_perm})
+    assert (op.bands, op.rows_per_band) == expected
+    assert op.hashes(frame("a b c d e f"))[HASH].dtype == pl.Array(pl.UInt64, expected[0])
+
+
+def test_explicit_bands_and_rows_are_used_and_validated() -> None:
+    op = DocumentMinhashDeduplicator({"num_bands": 4, "num_rows_per_band": 3})
+    assert (op.bands, op.rows_per_band) == (4, 3)
+    with pytest.raises(ValueError, match="exceeds num_permutations"):
+        DocumentMinhashDeduplicator({"num_permutations": 16, "num_bands": 5, "num_rows_per_band": 4})
+    with pytest.raises(ValueError, match="jaccard_threshold"):
+        DocumentMinhashDeduplicator({"jaccard_threshold": 1.5})
+
+
+def test_sentencepiece_is_refused_with_a_reason() -> None:
+    params = DocumentMinhashDeduplicator.Params(tokenization="sentencepiece")
+    assert "sentencepiece" in (DocumentMinhashDeduplicator.unavailable(params) or "")
+    assert DocumentMinhashDeduplicator.unavailable(DocumentMinhashDeduplicator.Params()) is None
+    with pytest.raises(ValueError, match="sentencepiece"):
+        DocumentMinhashDeduplicator(params).hashes(frame("a b c d e f"))
+
+
+# --- signatures ------------------------------------------------------------------------------------------------
+
+HAND_PICKED = [
+    "The quick brown fox jumps over the lazy dog again and again",
+    "ΟΔΟΣ  κόσμε,  καλημέρα σας φίλοι μου εδώ",  # double spaces: empty tokens are dropped
+    "line one\nline two\tthree four five six",  # only spaces split: newlines and tabs stay in tokens
+    "too short",
+    "",
+]
+
+
+@pytest.mark.parametrize("tokenization", ["space", "character"])
+def test_datajuicer_mode_signatures_equal_the_formula(tokenization: str) -> None:
+    op = DocumentMinhashDeduplicator({"hash_mode": "datajuicer", "num_permutations": 32, "tokenization": tokenization})
+    sig = op.signatures(pl.Series(HAND_PICKED))
+    expected = [dj_signature(t, 32, tokenization) for t in HAND_PICKED]
+    assert sig.tolist() == expected
+
+
+def test_shingles_are_data_juicers_for_each_tokenization() -> None:
+    texts = ["Hello, world! This is it.", "a,,b", "中文字符测试", "x  y z"]
+    for tokenization, window in [("space", 2), ("punctuation", 3), ("character", 3)]:
+        tokens, _ = shingle_tokens(pl.Series(texts), tokenization=tokenization, lowercase=True, ignore_pattern=None)
+        got = [set(s) for s in exact_shingles(tokens, window, tokenization)]
+        if tokenization == "punctuation":
+            # \p{P} splits keep empty pieces: "hello", " world", " this is it", "" -> joined by spaces
+            assert got[0] == {b"hello  world  this is it", b" world  this is it "}
+            assert got[1] == {b"a  b"}
+        else:
+            assert got == [dj_shingles(t, tokenization, window) for t in texts]
+
+
+def test_ignore_pattern_and_lowercase_change_the_signature() -> None:
+    texts = pl.Series(["Alpha beta gamma delta epsilon [1]", "alpha beta gamma delta epsilon [2]"])
+    plain = DocumentMinhashDeduplicator({"window_size": 3}).signatures(texts)
+    assert not (plain[0] == plain[1]).all()
+    ignored = DocumentMinhashDeduplicator({"window_size": 3, "ignore_pattern": r"\[\d\]"}).signatures(texts)
+    assert (ignored[0] == ignored[1]).all()
+    cased = DocumentMinhashDeduplicator({"window_size": 3, "lowercase": False, "ignore_pattern": r"\[\d\]"})
+    sig = cased.signatures(texts)
+    assert not (sig[0] == sig[1]).all()
+
+
+@pytest.mark.parametrize("mode", ["fast", "datajuicer"])
+def test_backends_agree_bit_for_bit(mode: str) -> None:
+    texts = pl.Series([doc(i, 20 + i) for i in range(40)] + ["", "one two"])
+    op = DocumentMinhashDeduplicator({"hash_mode": mode, "num_permutations": 64})
+    numpy_sig = op.signatures(texts, backend="numpy")
+    assert (op.signatures(texts, backend="torch") == numpy_sig).all()
+    if numba_available():
+        assert (op.signatures(texts, backend="numba") == numpy_sig).all()
+    assert (numpy_sig[-2:] == (1 << 32) - 1).all()  # no shingle: all MAX_HASH, as in Data-Juicer
+
+
+@pytest.mark.parametrize("tokenization", ["space", "punctuation"])
+def test_numba_and_numpy_tokens_and_shingle_hashes_agree(tokenization: str) -> None:
+    texts = pl.Series([doc(i, 5 + i) for i in range(30)] + ["", "  a  b ", ",x,,y,", "...", " ", "ΟΔΟΣ, κόσμε!"])
+    tokens, norm = shingle_tokens(texts, tokenization=tokenization, lowercase=True, ignore_pattern=None)
+    data, offsets = utf8_buffer(norm)
+    marker = marker_absent_from(texts) if tokenization == "punctuation" else None  # what shingle_tokens cut at
+    slow_tokens = tokenize(data, offsets, tokenization, marker, backend="numpy")
+    for field in ("starts", "ends", "doc"):
+        assert (getattr(tokens, field) == getattr(slow_tokens, field)).all()
+    fast = fast_shingle_hashes(tokens, 3)
+    slow = fast_shingle_hashes(slow_tokens, 3, backend="numpy")
+    assert (fast.hashes == slow.hashes).all() and (fast.offsets == slow.offsets).all()
+
+
+def test_fast_permutations_are_rensa_cores() -> None:
+    # rensa-core's golden vector (`digest_prehashed_matches_golden_vector`: 16 permutations, seed 42).
+    sh = ShingleHashes(np.array([1, 2, 3, 10, 20, 30, 999], dtype=np.uint64), np.array([0, 7]))
+    assert minhash_signatures(sh, "fast", 16, backend="numpy")[0].tolist() == [
+        571772611, 936133835, 752080753, 481772021, 45178047, 175317472, 470513164, 928706636,
+        766355169, 186861125, 104841669, 219275888, 723396917, 903182598, 455784955, 153681280,
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("mode", ["fast", "datajuicer"])
+def test_jaccard_estimates_are_within_the_expected_error(mode: str) -> None:
+    num_perm = 256
+    op = DocumentMinhashDeduplicator({"hash_mode": mode, "num_permutations": num_perm})
+    errors = []
+    for seed in range(30):
+        a = doc(1000 + seed, 120)
+        b = edit(a, changes=seed % 15 + 1, seed=seed)
+        exact = len(dj_shingles(a) & dj_shingles(b)) / len(dj_shingles(a) | dj_shingles(b))
+        sig = op.signatures(pl.Series([a, b]))
+        estimate = float((sig[0] == sig[1]).mean())
+        sd = np.sqrt(exact * (1 - exact) / num_perm)
+        errors.append((abs(estimate - exact), sd))
+        assert abs(estimate - exact) <= 4 * sd + 1e-9, (seed, exact, estimate)
+    # on average the error is about one standard deviation (well below two)
+    assert np.mean([e for e, _ in errors]) < 2 * np.mean([s for _, s in errors])
+
+
+# --- dedup -----------------------------------------------------------------------------------------------------
+
+
+def groups_frames() -> tuple[list[pl.DataFrame], dict[str, str]]:
+    """Three partitions with near-duplicate groups spread over them; expected DUPLICATE_OF per removed row."""
+    a, b, c = doc(1), doc(2), doc(3)
+    p1 = frame(a, doc(10), b, file="p1")
+    p2 = frame(edit(b, 1, 5), edit(a, 2, 6), doc(11), file="p2")
+    p3 = frame(c, edit(a, 1, 7), edit(c, 1, 8), b, file="p3")
+    expected = {"p2:1": "p1:3", "p2:2": "p1:1", "p3:2": "p1:1", "p3:3": "p3:1", "p3:4": "p1:3"}
+    return [p1, p2, p3], expected
+
+
+@pytest.mark.parametrize("mode", ["fast", "datajuicer"])
+def test_keeps_the_first_of_each_group_across_partitions(mode: str) -> None:
+    op = DocumentMinhashDeduplicator({"hash_mode": mode})
+    frames, expected = groups_frames()
+    index = op.index([op.hashes(f) for f in frames])
+    assert dict(index.select(ROW_ID, DUPLICATE_OF).rows()) == expected
+    # the cluster id is the input-order number of the kept row
+    assert dict(index.select(ROW_ID, CLUSTER_ID).rows()) == {
+        "p2:1": 2, "p2:2": 0, "p3:2": 0, "p3:3": 6, "p3:4": 2,
+    }  # fmt: skip
+    out = op.apply(frames[2], index)
+    assert out.kept[ROW_ID].to_list() == ["p3:1"]
+    assert out.dropped is not None
+    assert out.dropped.select(ROW_ID, DUPLICATE_OF, CLUSTER_ID, DROP_REASON).row(0) == (
+        "p3:2",
+        "p1:1",
+        0,
+        "near-duplicate of p1:1 (minhash cluster 0)",
+    )
+    assert op.apply(frames[0], index).dropped_count == 0
+
+
+def test_apply_works_with_an_index_without_cluster_ids() -> None:
+    op = DocumentMinhashDeduplicator()
+    frames, _ = groups_frames()
+    index = op.index([op.hashes(f) for f in frames]).select(ROW_ID, DUPLICATE_OF)
+    out = op.apply(frames[1], index)
+    assert out.dropped is not None
+    assert out.dropped[DROP_REASON].to_list() == ["near-duplicate of p1:3", "near-duplicate of p1:1"]
+    assert CLUSTER_ID not in out.dropped.columns
+
+
+def test_kept_row_does_not_depend_on_the_order_edges_arrive() -> None:
+    # p1:2 links to p1:1 only through p1:3 (a chain): the whole chain is one cluster kept at p1:1.
+    base = doc(40, 80)
+    step1 = edit(base, 6, 1)
+    step2 = edit(step1, 6, 2)
+    op = DocumentMinhashDeduplicator({"jaccard_threshold": 0.5})
+    index = op.index([op.hashes(frame(step2, base, step1, file="p1"))])
+    assert dict(index.select(ROW_ID, DUPLICATE_OF).rows()) == {"p1:2": "p1:1", "p1:3": "p1:1"}
+
+
+def dj_clusters(band_keys: list[list[int]]) -> dict[int, int]:
+    """Data-Juicer's clustering, written out: a dict per band of key -> rows, union with the smallest row,
+    roots always the smaller (`UnionFind`), kept = rows whose root is themselves. Returns removed -> root."""
+    parent: dict[int, int] = {}
+
+    def find(x: int) -> int:
+        parent.setdefault(x, x)
+        if parent[x] != x:
+            parent[x] = find(parent[x])
+        return parent[x]
+
+    for band in range(len(band_keys[0])):
+        table: dict[int, set[int]] = {}
+        for row, keys in enumerate(band_keys):
+            table.setdefault(keys[band], set()).add(row)
+        for rows in table.values():
+            first = min(rows)
+            for x in rows:
+                px, py = find(x), find(first)
+                parent[px] = parent[py] = min(px, py)
+    return {x: find(x) for x in range(len(band_keys)) if find(x) != x}
+
+
+def test_index_equals_data_juicers_clustering_and_incremental_equals_one_shot() -> None:
+    rng = random.Random(0)
+    bases = [doc(200 + i, 40) for i in range(12)]
+    texts = [edit(rng.choice(bases), rng.randrange(0, 8), seed) for seed in range(160)]
+    op = DocumentMinhashDeduplicator({"jaccard_threshold": 0.5, "num_permutations": 64})
+    hashes = op.hashes(frame(*texts, file="all"))
+    expected = dj_clusters(hashes[HASH].to_list())
+    index = op.index([hashes])
+    ids = hashes[ROW_ID].to_list()
+    assert dict(index.select(ROW_ID, DUPLICATE_OF).rows()) == {ids[r]: ids[k] for r, k in expected.items()}
+    assert 20 < len(expected) < 150
+    for trial in range(5):
+        cuts = sorted(rng.sample(range(1, 160), trial + 1))
+        parts = [hashes.slice(a, b - a) for a, b in zip([0, *cuts], [*cuts, 160], strict=True)]
+        state = op.index_state(parts[:1])
+        for part in parts[1:]:
+            state = op.index_incremental(state, [part])
+        assert_frame_equal(state.index_frame(), index, check_row_order=False)
+
+
+def test_incremental_index_equals_one_shot() -> None:
+    op = DocumentMinhashDeduplicator()
+    frames, _ = groups_frames()
+    hashes = [op.hashes(f) for f in frames]
+    one_shot = op.index(hashes)
+    first = op.index_state(hashes[:2])
+    later = op.index_incremental(first, hashes[2:])
+    assert_frame_equal(later.index_frame(), one_shot, check_row_order=False)
+    assert later.changed_since(first).to_list() == []
+
+
+def test_incremental_reports_old_rows_whose_fate_changes(tmp_path) -> None:
+    # Two old texts too far apart to be duplicates, then a new text close to both: the clusters merge and the
+    # old second text is now a duplicate of the first, as a one-shot run over all three says.
+    left, right = doc(50, 40), doc(51, 40)
+    bridge = left + " " + right
+    op = DocumentMinhashDeduplicator({"jaccard_threshold": 0.4, "num_bands": 64, "num_rows_per_band": 2})
+    old = [op.hashes(frame(left + " " + doc(52, 40), right + " " + doc(53, 40), file="old"))]
+    new = [op.hashes(frame(bridge, file="new"))]
+    state = op.index_state(old)
+    assert state.index_frame().height == 0
+    state.save(tmp_path / "idx")
+    grown = op.index_incremental(BandIndex.load(tmp_path / "idx"), new)
+    assert_frame_equal(grown.index_frame(), op.index(old + new), check_row_order=False)
+    assert grown.changed_since(state).to_list() == ["old:2"]
+    assert dict(grown.index_frame().select(ROW_ID, DUPLICATE_OF).rows()) == {"old:2": "old:1", "new:1": "old:1"}
+
+
+def test_index_stats_histogram_and_bytes() -> None:
+    op = DocumentMinhashDeduplicator()
+    frames, _ = groups_frames()
+    state = op.index_state([op.hashes(f) for f in frames])
+    stats = op.index_stats(state.index_frame(), total_rows=state.num_rows, index_bytes=state.nbytes)
+    assert stats["removed_rows"] == 5
+    assert stats["clusters"] == 3
+    assert stats["cluster_size_histogram"] == {"2": 1, "3-4": 2}
+    assert stats["largest_cluster"] == 3
+    assert stats["index_bytes_per_row"] == round(state.nbytes / 10, 1)
+    assert (stats["hash_mode"], stats["bands"], stats["rows_per_band"]) == ("fast", 25, 10)
+
+
+def test_empty_inputs() -> None:
+    op = DocumentMinhashDeduplicator()
+    assert op.index([]).height == 0
+    assert op.index([op.hashes(frame())]).height == 0
+    out = op.run(frame())
+    assert out.kept.height == 0 and out.dropped_count == 0
+
+
+def test_texts_too_short_for_a_shingle_all_collide_like_data_juicer() -> None:
+    out = DocumentMinhashDeduplicator().run(frame("one", "two words", "", doc(1)))
+    assert out.kept[ROW_ID].to_list() == ["f.jsonl:1", "f.jsonl:4"]
+
+
+def test_window_size_and_threshold_change_what_is_a_duplicate() -> None:
+    a = doc(7, 60)
+    b = edit(a, 4, 3)  # 4 words of 60 changed: 5-word shingles Jaccard about 0.53, 2-word about 0.77
+    assert DocumentMinhashDeduplicator().run(frame(a, b)).dropped_count == 0
+    assert DocumentMinhashDeduplicator({"window_size": 2}).run(frame(a, b)).dropped_count == 1
+    assert DocumentMinhashDeduplicator({"jaccard_threshold": 0.4}).run(frame(a, b)).dropped_count == 1
+
+
+def test_punctuation_tokenization_splits_on_punctuation_only() -> None:
+    a, b = ". ".join(WORDS[:30]), "! ".join(WORDS[:30])  # "river. stone. ..." / "river! stone! ..."
+    assert DocumentMinhashDeduplicator({"tokenization": "space"}).run(frame(a, b)).dropped_count == 0
+    assert DocumentMinhashDeduplicator({"tokenization": "punctuation"}).run(frame(a, b)).dropped_count == 1
+
+
+@pytest.mark.gpu
+def test_cuda_signatures_equal_cpu() -> None:
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    texts = pl.Series([doc(i, 50) for i in range(200)])
+    for mode in ("fast", "datajuicer"):
+        op = DocumentMinhashDeduplicator({"hash_mode": mode})
+        assert (op.signatures(texts, device="cuda") == op.signatures(texts)).all()
+
+
+def test_thread_count_does_not_change_the_hashes() -> None:
+    op = DocumentMinhashDeduplicator()
+    df = frame(*(doc(i, 40) for i in range(50)))
+    one = op.hashes(df)
+    assert op.last_run_info["threads"] == 1
+    assert_frame_equal(op.hashes(df, threads=2), one)
+    assert op.last_run_info["threads"] == 2
+
+
+def test_cuda_request_without_cuda_falls_back_to_cpu() -> None:
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("CUDA present")
+    op = DocumentMinhashDeduplicator()
+    hashes = op.hashes(frame(doc(1), doc(1)), device="cuda:0")
+    assert op.last_run_info["device"] == "cpu"
+    assert "no usable CUDA" in op.last_run_info["device_fallback"]
+    assert_frame_equal(hashes, op.hashes(frame(doc(1), doc(1))))
