@@ -113,12 +113,6 @@ class Op(ABC):
         return pl.col(self.text_key)
 
     @classmethod
-    def unavailable(cls, params: OpParams) -> str | None:
-        """Why this op cannot run with `params` on this install (a package or a model that is absent: what is
-        missing and how to get it), or None when it can. Recipe validation reports it as a problem of the op."""
-        return None
-
-    @classmethod
     def summary(cls) -> str:
         """The first paragraph of the docstring: what the op keeps or changes."""
         doc = inspect.getdoc(cls) or ""

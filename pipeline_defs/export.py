@@ -15,6 +15,7 @@ import dagster as dg
 import polars as pl
 
 from ops_library.columns import (
+    CLUSTER_ID,
     DROP_KIND,
     DROP_KINDS,
     DROP_OP,
@@ -235,6 +236,7 @@ _PROVENANCE = {
     DROP_REASON: "sluice_reason",
     DUPLICATE_OF: "sluice_duplicate_of",
     PARENT_ID: "sluice_parent_id",
+    CLUSTER_ID: "sluice_cluster",
 }
 
 

@@ -555,23 +555,27 @@ class _Factory:
                 return
             frames = [store.read(store.path(hashes_key.path, k)) for k in keys]
             dups = op.index(frames)
-            where = pl.concat(
-                [
-                    f.select(ROW_ID).with_columns(pl.lit(k).alias(PARTITION_COL))
-                    for k, f in zip(keys, frames, strict=True)
-                ]
-                or [pl.DataFrame(schema={ROW_ID: pl.String, PARTITION_COL: pl.String})]
-            )
-            found = dups.join(where, on=ROW_ID, how="left", maintain_order="left")
-            store.write_step(index_node.key.path, None, StepOutput(found, None, fp))
+            if ROW_ID in dups.columns:  # rows to drop: each apply step reads only its own shard's slice
+                where = pl.concat(
+                    [
+                        f.select(ROW_ID).with_columns(pl.lit(k).alias(PARTITION_COL))
+                        for k, f in zip(keys, frames, strict=True)
+                    ]
+                    or [pl.DataFrame(schema={ROW_ID: pl.String, PARTITION_COL: pl.String})]
+                )
+                dups = dups.join(where, on=ROW_ID, how="left", maintain_order="left")
+            meta = store.write_step(index_node.key.path, None, StepOutput(dups, None, fp))
+            rows = sum(f.height for f in frames)
+            stats = op.index_stats(dups, rows, meta.bytes if meta else None)
             yield dg.MaterializeResult(
                 metadata={
                     "partitions": len(keys),
-                    "rows_indexed": sum(f.height for f in frames),
-                    "duplicates": found.height,
+                    "rows_indexed": rows,
+                    "duplicates": dups.height,
                     "seconds": round(time.perf_counter() - t0, 4),
                     "fingerprint": fp,
                     "reused_checkpoint": False,
+                    **{f"index/{k}": _metadata_value(v) for k, v in stats.items()},
                 }
             )
 
@@ -731,6 +735,10 @@ def run_in_workers(tasks: Sequence[ShardTask], workers: int) -> Iterator[ShardRe
     futures = [_POOLS[workers].submit(compute_shard, t) for t in tasks]
     for future in as_completed(futures):
         yield future.result()
+
+
+def _metadata_value(value: Any) -> Any:
+    return value if isinstance(value, int | float | str | bool) or value is None else dg.MetadataValue.json(value)
 
 
 def sync_shards(

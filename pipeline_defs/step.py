@@ -19,7 +19,7 @@ import dagster as dg
 import polars as pl
 
 from ops_library.base import INF, Deduplicator, Filter, Op, OpOutput
-from ops_library.columns import DROP_REASON, DUPLICATE_OF, ROW_ID, STATS
+from ops_library.columns import DROP_REASON, ROW_ID, STATS
 from pipeline_defs import charts
 from pipeline_defs.fingerprints import keyed, node_fingerprint
 from pipeline_defs.recipe import OpSpec, RetrySpec
@@ -278,7 +278,12 @@ def global_fingerprint(code_node: Any, store: CheckpointStore, upstream_path: Se
 
 
 def index_slice(store: CheckpointStore, index_path: Sequence[str], shard: str) -> pl.DataFrame:
-    return store.read(store.path(index_path, None), where=pl.col(PARTITION_COL) == shard).select(ROW_ID, DUPLICATE_OF)
+    """The part of a dedup index a shard's apply step needs: its own rows (with DUPLICATE_OF and any cluster
+    column), or the whole index when it is not keyed by row (line dedup's frequent lines)."""
+    index = store.read(store.path(index_path, None))
+    if PARTITION_COL not in index.columns:
+        return index
+    return index.filter(pl.col(PARTITION_COL) == shard).drop(PARTITION_COL)
 
 
 def dedup_first(index: pl.DataFrame) -> Callable[[Op, pl.DataFrame], OpOutput]:

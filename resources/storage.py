@@ -193,7 +193,7 @@ class CheckpointStore(dg.ConfigurableResource):
         meta = CheckpointMeta.load(self.path(asset_key, partition))
         return meta.fingerprint if meta else ""
 
-    def write_step(self, asset_key: Sequence[str], partition: str | None, out: StepOutput) -> None:
+    def write_step(self, asset_key: Sequence[str], partition: str | None, out: StepOutput) -> CheckpointMeta:
         """The dropped part first, then the kept part, whose sidecar (written last) says how many rows the dropped
         part holds: a step is complete only once that sidecar is there."""
         dropped_path = self.path(asset_key, partition, "dropped")
@@ -203,7 +203,7 @@ class CheckpointStore(dg.ConfigurableResource):
             dropped_path.unlink(missing_ok=True)
             meta_path(dropped_path).unlink(missing_ok=True)
         dropped = None if out.dropped is None else out.dropped.height
-        self.write(out.kept, self.path(asset_key, partition), out.fingerprint, dropped=dropped)
+        return self.write(out.kept, self.path(asset_key, partition), out.fingerprint, dropped=dropped)
 
 
 class ParquetCheckpointIOManager(dg.ConfigurableIOManager):
