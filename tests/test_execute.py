@@ -16,6 +16,7 @@ from pipeline_defs.graph import build_recipe_graph
 from pipeline_defs.loader import definitions_for
 from pipeline_defs.recipe import load_recipe
 from pipeline_defs.schedules import stale_request
+from tests.conftest import ROOT
 from tests.test_fault_tolerance import _calls, _corpus, _events, _ops, _recipe
 
 pytestmark = pytest.mark.slow
@@ -197,3 +198,45 @@ def test_shard_workers_spread_a_steps_shards_over_processes_with_the_same_output
     pids = {m.metadata["worker_pid"].value for m in _materializations(["two", "op01_text_length_filter"])}
     assert len(pids) >= 1 and os.getpid() not in pids  # every shard ran in a worker process
     assert all("worker_pid" not in m.metadata for m in _materializations(["one", "op01_text_length_filter"]))
+
+
+def test_a_real_daemon_runs_the_schedule_and_writes_the_export(tmp_path: Path, sluice_home: Path) -> None:
+    """`dagster-daemon run` with an enabled every-minute schedule: its first tick launches a run of the job over
+    the missing shards, which completes the recipe (the global stages follow in the same run)."""
+    import subprocess
+    import sys
+    import time
+
+    data, counter = _corpus(tmp_path / "data"), tmp_path / "counter"
+    counter.mkdir()
+    path = _recipe(tmp_path, "tick", data=data, ops=_ops(counter), schedule={"cron": "* * * * *", "enabled": True})
+    instance_ready()
+    env = {
+        **os.environ,
+        "SLUICE_HOME": str(sluice_home),
+        "DAGSTER_HOME": str(sluice_home / "dagster_home"),
+        "SLUICE_RECIPES": str(path),
+    }
+    daemon = subprocess.Popen(
+        [str(Path(sys.executable).parent / "dagster-daemon"), "run", "-m", "pipeline_defs"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    export = Path(load_recipe(path).export_path)
+    try:
+        deadline = time.monotonic() + 240
+        while not export.exists() and time.monotonic() < deadline and daemon.poll() is None:
+            time.sleep(2)
+    finally:
+        daemon.terminate()
+        try:
+            daemon.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+    assert export.exists(), (daemon.stderr.read() if daemon.stderr else "")[-3000:]
+    runs = dg.DagsterInstance.get().get_runs(filters=dg.RunsFilter(tags={"sluice/trigger": "schedule"}))
+    assert runs and runs[-1].tags["dagster/asset_partition_range_start"] == "a.jsonl@00000"
+    assert len(_calls(counter)) == 4
