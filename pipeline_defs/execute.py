@@ -102,7 +102,6 @@ class RunRequest:
     executor: str
     shard_range: tuple[str, str] | None = None
     phase: int = 0
-    max_concurrent: int | None = None
 
 
 def execute_run(req: RunRequest) -> tuple[str, bool, str]:
@@ -113,8 +112,6 @@ def execute_run(req: RunRequest) -> tuple[str, bool, str]:
         "pipeline_defs.loader", "job_for_recipe", reconstructable_args=(req.recipe_path, req.executor)
     )
     run_config: dict = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-    if req.executor == "multiprocess" and req.max_concurrent:
-        run_config["execution"] = {"config": {"multiprocess": {"max_concurrent": req.max_concurrent}}}
     tags = {"sluice/job_id": req.job_id, "sluice/phase": str(req.phase)}
     if req.shard_range:
         tags |= {RANGE_START: req.shard_range[0], RANGE_END: req.shard_range[1]}
@@ -314,7 +311,7 @@ def _run_locked(
                     assets = assets[first:]
                     ranges = _ranges(list(todo), order, settings.max_partitions_per_run)
                     requests = [
-                        RunRequest(str(path), job.job_id, assets, executor, r, i, settings.max_parallel_steps)
+                        RunRequest(str(path), job.job_id, assets, executor, r, i)
                         for r in ranges
                     ]
                     echo(f"phase {i + 1}/{len(graph.phases)}: {names} — {len(todo)} of {len(keys)} shards to compute")
@@ -324,7 +321,7 @@ def _run_locked(
                         reused += len(phase.keys)
                         continue
                     requests = [
-                        RunRequest(str(path), job.job_id, assets, executor, None, i, settings.max_parallel_steps)
+                        RunRequest(str(path), job.job_id, assets, executor, None, i)
                     ]
                     echo(f"phase {i + 1}/{len(graph.phases)}: {names}")
                 guard.wait_for_capacity(timeout=PRESSURE_TIMEOUT_S)

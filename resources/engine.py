@@ -22,11 +22,6 @@ class EngineSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="SLUICE_", extra="forbid", frozen=True)
 
-    max_parallel_steps: int | None = Field(
-        None,
-        gt=0,
-        description="Steps at once within one run (the multiprocess executor's max_concurrent); unset: usable CPUs.",
-    )
     max_partitions_per_run: int | None = Field(
         None,
         gt=0,

@@ -23,7 +23,7 @@ def test_defaults() -> None:
     s = EngineSettings()
     assert (s.monitor_interval_s, s.memory_safety_factor, s.cpu_safety_factor) == (1.0, 0.8, 1.0)
     assert (s.adaptive_batch_size, s.max_batch_size, s.min_batch_size) == (True, None, 1)
-    assert (s.max_parallel_steps, s.max_parallel_runs, s.step_timeout_s) == (None, None, None)
+    assert (s.shard_workers, s.max_parallel_runs, s.step_timeout_s) == (1, None, None)
 
 
 def test_the_recipe_overrides_the_defaults() -> None:
