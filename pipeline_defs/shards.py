@@ -471,6 +471,7 @@ _LOOKS_COERCED = r"^(?:-?[0-9][0-9.eE+\-]*|true|false)$|^[\[{]"
 _STRING_TOKEN = r'"(?:[^"\\]|\\.)*"'
 _SURROGATE_ESCAPE = r"\\u[dD][89a-fA-F]"
 _INTEGERS = (pl.Int64, pl.Int128, pl.UInt64)
+_INFER_ROWS = 100  # rows polars infers the schema from, first
 _NATIVE_TRIES = 256  # parses of halves before the rest of a shard takes the per-line path
 _NULLS_ARE_JSON = "__nulls_are_json"  # per native row: its null top-level fields were JSON nulls, not absent
 
@@ -546,7 +547,9 @@ def _joined(lines: pl.Series) -> bytes:
     return buffer.getvalue()
 
 
-def _native_chunks(lines: pl.Series, payload: bytes) -> tuple[list[tuple[int, pl.DataFrame]], list[int]]:
+def _native_chunks(
+    lines: pl.Series, payload: bytes, infer: int | None
+) -> tuple[list[tuple[int, pl.DataFrame]], list[int]]:
     """polars' NDJSON reader over the whole shard (`payload`: `lines` as bytes); where it fails, over halves,
     recursively, so a line it rejects, or lines whose types clash (a field that is a bool here and an int
     there), end up in chunks of their own. Returns the parsed chunks as (first line index, frame) and the
@@ -557,7 +560,7 @@ def _native_chunks(lines: pl.Series, payload: bytes) -> tuple[list[tuple[int, pl
 
     def parse(at: int, count: int, data: bytes | None) -> None:
         tries[0] -= 1
-        frame = _native(data if data is not None else _joined(lines.slice(at, count)), count)
+        frame = _native(data if data is not None else _joined(lines.slice(at, count)), count, infer)
         if frame is not None:
             chunks.append((at, frame))
         elif count == 1 or tries[0] <= 0:
@@ -676,11 +679,10 @@ def _assemble(
     frames = [f.select(cols) for f, cols in zip(natives, native_cols, strict=True)]
     if records:
         frames.append(pl.DataFrame(py_cols).select(line, *names))
-    df = (
-        pl.concat(frames, how="vertical").sort(line)
-        if frames
-        else pl.DataFrame(schema={line: pl.Int64, text_key: pl.String})
-    )
+    if not frames:
+        df = pl.DataFrame(schema={line: pl.Int64, text_key: pl.String})
+    else:
+        df = frames[0] if len(frames) == 1 else pl.concat(frames, how="vertical").sort(line)
     ids = pl.format("{}:{}", pl.lit(relpath), pl.col(line)).alias(ROW_ID)
     df = df.select(ids, pl.exclude(line))
     if raw:
@@ -752,13 +754,31 @@ def _split_lines(data: bytes) -> tuple[pl.Series, list[bytes] | None]:
     return pl.Series("line", texts, dtype=pl.String).str.strip_suffix("\r"), raw
 
 
-def _native(payload: bytes, lines: int) -> pl.DataFrame | None:
+def _native(payload: bytes, lines: int, infer: int | None) -> pl.DataFrame | None:
     """polars' NDJSON reader over the whole shard; None if it rejects it or loses the line alignment."""
     try:
-        frame = pl.read_ndjson(io.BytesIO(payload), infer_schema_length=None)
+        frame = pl.read_ndjson(io.BytesIO(payload), infer_schema_length=infer)
     except (pl.exceptions.PolarsError, ValueError):
         return None
     return frame if frame.height == lines else None
+
+
+def _parse_native(
+    lines: pl.Series, payload: bytes, checks: pl.DataFrame, first: int, text_key: str, infer: int | None
+) -> tuple[list[pl.DataFrame], list[int]]:
+    """The rows polars reads as Python would (native frames with `__line`), and the indexes of the others."""
+    chunks, slow = _native_chunks(lines, payload, infer)
+    natives = []
+    for at, frame in chunks:
+        if not frame.width:
+            slow.extend(range(at, at + frame.height))
+            continue
+        judged = _judge(frame, checks.slice(at, frame.height), text_key)
+        line = pl.int_range(first + at, first + at + frame.height, dtype=pl.Int64).alias("__line")
+        frame = frame.with_columns(line, judged[_NULLS_ARE_JSON])
+        natives.append(frame if judged["sure"].all() else frame.filter(judged["sure"]))
+        slow.extend(at + i for i in (~judged["sure"]).arg_true().to_list())
+    return natives, sorted(slow)
 
 
 def _read_jsonl(shard: Shard, data: bytes, text_key: str) -> ShardRead:
@@ -791,17 +811,11 @@ def _read_jsonl(shard: Shard, data: bytes, text_key: str) -> ShardRead:
         payload = _joined(native_input)
     else:
         native_input, payload = series, data
-    chunks, slow = _native_chunks(native_input, payload)
-    natives = []
-    for at, frame in chunks:
-        if not frame.width:
-            slow.extend(range(at, at + frame.height))
-            continue
-        judged = _judge(frame, checks.slice(at, frame.height), text_key)
-        line = pl.int_range(first + at, first + at + frame.height, dtype=pl.Int64).alias("__line")
-        natives.append(frame.with_columns(line, judged[_NULLS_ARE_JSON]).filter(judged["sure"]))
-        slow.extend(at + i for i in (~judged["sure"]).arg_true().to_list())
-    slow.sort()
+    # The schema is inferred from the first rows (cheap); a later field or type it lacks only makes those rows
+    # unsure, and when they are many the shard is parsed again with the schema inferred from every row.
+    natives, slow = _parse_native(native_input, payload, checks, first, text_key, _INFER_ROWS)
+    if len(slow) > _INFER_ROWS and len(slow) * 100 > n:
+        natives, slow = _parse_native(native_input, payload, checks, first, text_key, None)
 
     def raw(i: int) -> bytes:
         return raw_lines[i] if raw_lines is not None else (series[i] or "").encode()

@@ -439,3 +439,16 @@ def test_type_clashes_and_bad_lines_are_split_off_not_the_whole_shard(
     assert [_strict(json.loads(line)) for line in out] == [
         _strict(json.loads(r)) for i, r in enumerate(rows) if i != 150
     ]
+
+
+@pytest.mark.parametrize("late_rows", [1, 150])
+def test_fields_and_types_first_seen_late_in_a_shard_keep_their_values(tmp_path: Path, late_rows: int) -> None:
+    """The native schema comes from the first rows; later fields, and later types of a field, still come out
+    as they went in (few such rows: per line; many: a second parse with the schema from every row)."""
+    rows = [{"text": f"t{i}", "n": i, "s": "x"} for i in range(300)]
+    for i in range(300 - late_rows, 300):
+        rows[i] |= {"late": {"k": i}, "n": i + 0.5, "s": i}
+    path = _jsonl(tmp_path / "late.jsonl", rows)
+    read = read_shard(discover_shards(str(path), PartitionSpec())[0], "text")
+    out = _export([read.kept.drop(ROW_ID)], tmp_path / "out.jsonl")
+    assert [_strict(json.loads(line)) for line in out] == [_strict(r) for r in rows]
