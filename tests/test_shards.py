@@ -452,3 +452,13 @@ def test_fields_and_types_first_seen_late_in_a_shard_keep_their_values(tmp_path:
     read = read_shard(discover_shards(str(path), PartitionSpec())[0], "text")
     out = _export([read.kept.drop(ROW_ID)], tmp_path / "out.jsonl")
     assert [_strict(json.loads(line)) for line in out] == [_strict(r) for r in rows]
+
+
+def test_parquet_export_holds_a_field_typed_differently_per_shard_as_json_text(tmp_path: Path) -> None:
+    from pipeline_defs.export import write_rows
+
+    path = _jsonl(tmp_path / "in" / "p.jsonl", [{"text": "a", "n": 1}, {"text": "b", "n": 2.5}, {"text": "c", "n": 3}])
+    frames = [read_shard(s, "text").kept.drop(ROW_ID) for s in discover_shards(str(path), PartitionSpec(size=1))]
+    assert {f.schema["n"] for f in frames} == {pl.Int64, pl.Float64}
+    write_rows(frames, tmp_path / "out.parquet")
+    assert pl.read_parquet(tmp_path / "out.parquet")["n"].to_list() == ["1", "2.5", "3"]  # not 1.0, 2.5, 3.0
