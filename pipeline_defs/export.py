@@ -75,7 +75,8 @@ def json_rows(df: pl.DataFrame) -> pl.Series:
 
 
 def _as_json_text(df: pl.DataFrame, names: set[str]) -> pl.DataFrame:
-    """Parquet holds one type per column: fields that are JSON text in some rows are JSON text in all."""
+    """Parquet holds one type per column: a field that is JSON text in some rows, or of another type in another
+    shard, is JSON text in all."""
     exprs = []
     for name in names & set(df.columns):
         typed = json_text(pl.col(name))
@@ -93,9 +94,13 @@ def write_rows(frames: Sequence[pl.DataFrame], path: Path) -> int:
     with atomic_write(path) as tmp:
         if path.suffix == ".parquet":
             raw: set[str] = set()
+            dtypes: dict[str, set[pl.DataType]] = defaultdict(set)
             for f in frames:
                 if RAW_JSON in f.columns:
                     raw |= set(f[RAW_JSON].explode().drop_nulls().unique())
+                for name, dtype in f.schema.items():
+                    dtypes[name].add(dtype)
+            raw |= {name for name, kinds in dtypes.items() if len(kinds) > 1 and name != RAW_JSON}
             out = [_as_json_text(f, raw) for f in frames]
             (pl.concat(out, how="diagonal_relaxed") if out else pl.DataFrame()).write_parquet(tmp, compression="zstd")
         else:
@@ -106,10 +111,6 @@ def write_rows(frames: Sequence[pl.DataFrame], path: Path) -> int:
                     elif f.height:  # no JSON-text field: polars' writer gives the same bytes, faster
                         f.write_ndjson(fh)
     return sum(f.height for f in frames)
-
-
-def _write(frames: Sequence[pl.DataFrame], path: Path) -> None:
-    write_rows(frames, path)
 
 
 @dataclass
@@ -216,8 +217,8 @@ def export_recipe(
         counts[CREATED] = created_rows(parents)
         per_partition[k] = counts
 
-    _write([_public_dropped(f) for f in dropped_frames], sidecar(recipe.export_path, "dropped"))
-    _write([_public_dropped(f) for f in quarantine_frames], sidecar(recipe.export_path, "quarantine"))
+    write_rows([_public_dropped(f) for f in dropped_frames], sidecar(recipe.export_path, "dropped"))
+    write_rows([_public_dropped(f) for f in quarantine_frames], sidecar(recipe.export_path, "quarantine"))
 
     return ExportReport(
         export_path=str(recipe.export_path),

@@ -471,6 +471,8 @@ _LOOKS_COERCED = r"^(?:-?[0-9][0-9.eE+\-]*|true|false)$|^[\[{]"
 _STRING_TOKEN = r'"(?:[^"\\]|\\.)*"'
 _SURROGATE_ESCAPE = r"\\u[dD][89a-fA-F]"
 _INTEGERS = (pl.Int64, pl.Int128, pl.UInt64)
+_INFER_ROWS = 100  # rows polars infers the schema from, first
+_NATIVE_TRIES = 256  # parses of halves before the rest of a shard takes the per-line path
 _NULLS_ARE_JSON = "__nulls_are_json"  # per native row: its null top-level fields were JSON nulls, not absent
 
 
@@ -539,26 +541,66 @@ def _nesting(skeleton: str) -> int:
     return deepest
 
 
-def _json_decode(lines: pl.Series) -> pl.Series | None:
-    try:
-        return lines.str.json_decode(infer_schema_length=None)
-    except pl.exceptions.PolarsError:
-        return None
+def _joined(lines: pl.Series) -> bytes:
+    buffer = io.BytesIO()
+    pl.DataFrame({"line": lines}).write_csv(buffer, include_header=False, quote_style="never")
+    return buffer.getvalue()
 
 
-def _rejected(lines: pl.Series, at: int = 0, budget: list[int] | None = None) -> list[int] | None:
-    """Positions of the lines polars cannot parse on their own, by bisection; None when more than a few
-    (then the per-line path is as cheap) or when every line parses alone but not together."""
-    budget = [64] if budget is None else budget
-    if _json_decode(lines) is not None:
-        return []
-    if lines.len() == 1:
-        budget[0] -= 1
-        return [at] if budget[0] >= 0 else None
-    half = lines.len() // 2
-    left = _rejected(lines.slice(0, half), at, budget)
-    right = _rejected(lines.slice(half), at + half, budget) if left is not None else None
-    return None if left is None or right is None else left + right
+def _native_chunks(
+    lines: pl.Series, payload: bytes, infer: int | None
+) -> tuple[list[tuple[int, pl.DataFrame]], list[int]]:
+    """polars' NDJSON reader over the whole shard (`payload`: `lines` as bytes); where it fails, over halves,
+    recursively, so a line it rejects, or lines whose types clash (a field that is a bool here and an int
+    there), end up in chunks of their own. Returns the parsed chunks as (first line index, frame) and the
+    lines left to the per-line path: those rejected alone, and any left when the tries run out."""
+    chunks: list[tuple[int, pl.DataFrame]] = []
+    left: list[int] = []
+    tries = [_NATIVE_TRIES]
+
+    def parse(at: int, count: int, data: bytes | None) -> None:
+        tries[0] -= 1
+        frame = _native(data if data is not None else _joined(lines.slice(at, count)), count, infer)
+        if frame is not None:
+            chunks.append((at, frame))
+        elif count == 1 or tries[0] <= 0:
+            left.extend(range(at, at + count))
+        else:
+            half = count // 2
+            parse(at, half, None)
+            parse(at + half, count - half, None)
+
+    if lines.len():
+        parse(0, lines.len(), payload)
+    return chunks, left
+
+
+def _judge(frame: pl.DataFrame, checks: pl.DataFrame, text_key: str) -> pl.DataFrame:
+    """Per row of a native chunk: `sure` (polars' values are Python's) and whether its null top-level fields
+    were JSON nulls rather than absent keys."""
+    schema = frame.schema
+    unsure = [_unsure(pl.col(c), t, top=True) for c, t in schema.items()]
+    # Keys polars holds. A null top-level field was either absent from the line or a JSON null: the key count
+    # tells which when all of a row's null fields are the one or all are the other.
+    held = pl.sum_horizontal(
+        *[pl.col(c).is_not_null().cast(pl.Int64) for c in schema],
+        *[_key_count(pl.col(c), t).fill_null(0) for c, t in schema.items() if _has_struct(t)],
+    )
+    nulls = pl.sum_horizontal(*[pl.col(c).is_null().cast(pl.Int64) for c in schema])
+    keys = pl.lit(checks["keys"])
+    text_ok = pl.col(text_key).is_not_null() if schema.get(text_key) == pl.String else pl.lit(False)
+    return frame.select(
+        (
+            ~pl.any_horizontal(unsure)
+            & ((keys == held) | (keys == held + nulls))
+            & ~pl.lit(checks["surrogate"])
+            & ~pl.lit(checks["hold"])
+            & text_ok
+        )
+        .fill_null(False)
+        .alias("sure"),
+        ((keys == held + nulls) & (nulls > 0)).fill_null(False).alias(_NULLS_ARE_JSON),
+    )
 
 
 class _Missing:
@@ -590,58 +632,57 @@ def _python_dtype(values: list) -> pl.DataType | None:
 
 
 def _assemble(
-    native: pl.DataFrame, records: list[dict], record_lines: list[int], relpath: str, text_key: str
+    natives: list[pl.DataFrame], records: list[dict], record_lines: list[int], relpath: str, text_key: str
 ) -> pl.DataFrame:
-    """One frame of the native rows (`native`: a `__line` column and the parsed fields) and the per-line
-    ones, in line order. A field is typed when every row has it with one type; otherwise JSON text."""
+    """One frame, in line order, of the native chunks (each: a `__line` column, the parsed fields and
+    `_NULLS_ARE_JSON`) and the per-line rows. A field is typed when every row has it with one type;
+    otherwise it is JSON text (null where a row has no such key) and listed in `RAW_JSON`."""
     line = "__line"
-    names = [c for c in native.columns if c not in (line, _NULLS_ARE_JSON)]
-    names += [k for k in dict.fromkeys(k for r in records for k in r) if k not in native.columns]
+    natives = [f for f in natives if f.height]
+    names = list(dict.fromkeys(c for f in natives for c in f.columns if c not in (line, _NULLS_ARE_JSON)))
+    names += [k for k in dict.fromkeys(k for r in records for k in r) if k not in names]
     if text_key not in names:
         names.append(text_key)
-    nat_cols: list[pl.Expr] = [pl.col(line)]
+    native_cols: list[list[pl.Expr]] = [[pl.col(line)] for _ in natives]
     py_cols = [pl.Series(line, record_lines, dtype=pl.Int64)]
     raw: list[str] = []
     for name in names:
         values = [r.get(name, _ABSENT) for r in records]
+        dtype: pl.DataType | None
         if name == text_key:
-            dtype: pl.DataType | None = pl.String
-        elif native.height:
-            dtype = native.schema.get(name)
-            absent = dtype is not None and bool((native[name].is_null() & ~native[_NULLS_ARE_JSON]).any())
-            if dtype is not None and (absent or (records and not _matches(dtype, values))):
+            dtype = pl.String
+        elif natives:
+            dtypes = {f.schema.get(name) for f in natives}
+            dtype = dtypes.pop() if len(dtypes) == 1 else None
+            absent = any(bool((f[name].is_null() & ~f[_NULLS_ARE_JSON]).any()) for f in natives if name in f.columns)
+            if dtype is None or absent or (records and not _matches(dtype, values)):
                 dtype = None
         else:
             dtype = _python_dtype(values)
         if dtype is not None:
-            nat_cols.append(pl.col(name).cast(dtype) if name in native.columns else pl.lit(None, dtype).alias(name))
+            for cols in native_cols:
+                cols.append(pl.col(name).cast(dtype))
             py_cols.append(pl.Series(name, values, dtype=dtype, strict=False))
-        else:
-            raw.append(name)
-            value = (
-                pl.when(pl.col(name).is_not_null())
-                .then(json_text(pl.col(name)))
-                .when(pl.col(_NULLS_ARE_JSON))
-                .then(pl.lit("null"))
-            )  # null: the row has no such key
-            nat_cols.append((value if name in native.columns else pl.lit(None, pl.String)).alias(name))
-            py_cols.append(
-                pl.Series(
-                    name,
-                    [None if v is _ABSENT else json.dumps(v, ensure_ascii=False) for v in values],
-                    dtype=pl.String,
-                )
-            )
-    frames = []
-    if native.height:
-        frames.append(native.select(nat_cols).select(pl.col(line), *[pl.col(n) for n in names]))
+            continue
+        raw.append(name)
+        text = (
+            pl.when(pl.col(name).is_not_null())
+            .then(json_text(pl.col(name)))
+            .when(pl.col(_NULLS_ARE_JSON))
+            .then(pl.lit("null"))
+        )  # null: the row has no such key
+        for f, cols in zip(natives, native_cols, strict=True):
+            cols.append((text if name in f.columns else pl.lit(None, pl.String)).alias(name))
+        py_cols.append(
+            pl.Series(name, [None if v is _ABSENT else json.dumps(v, ensure_ascii=False) for v in values], pl.String)
+        )
+    frames = [f.select(cols) for f, cols in zip(natives, native_cols, strict=True)]
     if records:
         frames.append(pl.DataFrame(py_cols).select(line, *names))
-    df = (
-        pl.concat(frames, how="vertical").sort(line)
-        if frames
-        else pl.DataFrame(schema={line: pl.Int64, text_key: pl.String})
-    )
+    if not frames:
+        df = pl.DataFrame(schema={line: pl.Int64, text_key: pl.String})
+    else:
+        df = frames[0] if len(frames) == 1 else pl.concat(frames, how="vertical").sort(line)
     ids = pl.format("{}:{}", pl.lit(relpath), pl.col(line)).alias(ROW_ID)
     df = df.select(ids, pl.exclude(line))
     if raw:
@@ -713,13 +754,31 @@ def _split_lines(data: bytes) -> tuple[pl.Series, list[bytes] | None]:
     return pl.Series("line", texts, dtype=pl.String).str.strip_suffix("\r"), raw
 
 
-def _native(payload: bytes, lines: int) -> pl.DataFrame | None:
+def _native(payload: bytes, lines: int, infer: int | None) -> pl.DataFrame | None:
     """polars' NDJSON reader over the whole shard; None if it rejects it or loses the line alignment."""
     try:
-        frame = pl.read_ndjson(io.BytesIO(payload), infer_schema_length=None)
+        frame = pl.read_ndjson(io.BytesIO(payload), infer_schema_length=infer)
     except (pl.exceptions.PolarsError, ValueError):
         return None
     return frame if frame.height == lines else None
+
+
+def _parse_native(
+    lines: pl.Series, payload: bytes, checks: pl.DataFrame, first: int, text_key: str, infer: int | None
+) -> tuple[list[pl.DataFrame], list[int]]:
+    """The rows polars reads as Python would (native frames with `__line`), and the indexes of the others."""
+    chunks, slow = _native_chunks(lines, payload, infer)
+    natives = []
+    for at, frame in chunks:
+        if not frame.width:
+            slow.extend(range(at, at + frame.height))
+            continue
+        judged = _judge(frame, checks.slice(at, frame.height), text_key)
+        line = pl.int_range(first + at, first + at + frame.height, dtype=pl.Int64).alias("__line")
+        frame = frame.with_columns(line, judged[_NULLS_ARE_JSON])
+        natives.append(frame if judged["sure"].all() else frame.filter(judged["sure"]))
+        slow.extend(at + i for i in (~judged["sure"]).arg_true().to_list())
+    return natives, sorted(slow)
 
 
 def _read_jsonl(shard: Shard, data: bytes, text_key: str) -> ShardRead:
@@ -744,57 +803,19 @@ def _read_jsonl(shard: Shard, data: bytes, text_key: str) -> ShardRead:
     many = (checks["brackets"] > MAX_NESTING).arg_true()
     skeleton = series.gather(many).str.replace_all(_STRING_TOKEN, '""')  # strings emptied: brackets stay
     deep = {i for i, sk in zip(many.to_list(), skeleton.to_list(), strict=True) if _nesting(sk) > MAX_NESTING}
-    hold = checks["hold"]
     if deep:
-        hold = hold | pl.Series([i in deep for i in range(n)])
+        checks = checks.with_columns(pl.col("hold") | pl.Series([i in deep for i in range(n)]))
     # Lines the native parser must not see (blank, not UTF-8, too deep) stand in as `{}`, keeping alignment.
-    if hold.any():
-        native_input = pl.select(pl.when(~hold).then(series).otherwise(pl.lit("{}"))).to_series()
-        payload = "\n".join(native_input.to_list()).encode()
+    if checks["hold"].any():
+        native_input = pl.select(pl.when(~checks["hold"]).then(series).otherwise(pl.lit("{}"))).to_series()
+        payload = _joined(native_input)
     else:
         native_input, payload = series, data
-    frame = _native(payload, n) if n else None
-    rejected: set[int] = set()
-    if frame is None and n:
-        found = _rejected(native_input)  # bisect down to the lines polars rejects on their own
-        if found:
-            rejected = set(found)
-            retry = pl.select(
-                pl.when(pl.Series([i in rejected for i in range(n)])).then(pl.lit("{}")).otherwise(native_input)
-            ).to_series()
-            frame = _native("\n".join(retry.to_list()).encode(), n)
-    if frame is not None and frame.width:
-        schema = frame.schema
-        unsure = [_unsure(pl.col(c), t, top=True) for c, t in schema.items()]
-        # Keys polars holds. A null top-level field was either absent from the line or a JSON null: the key
-        # count tells which when all of a row's null fields are the one or all are the other.
-        held = pl.sum_horizontal(
-            *[pl.col(c).is_not_null().cast(pl.Int64) for c in schema],
-            *[_key_count(pl.col(c), t).fill_null(0) for c, t in schema.items() if _has_struct(t)],
-        )
-        nulls = pl.sum_horizontal(*[pl.col(c).is_null().cast(pl.Int64) for c in schema])
-        keys = pl.lit(checks["keys"])
-        judged = frame.select(
-            (
-                ~pl.any_horizontal(unsure)
-                & ((keys == held) | (keys == held + nulls))
-                & ~pl.lit(checks["surrogate"])
-                & ~pl.lit(hold)
-                & (pl.col(text_key).is_not_null() if schema.get(text_key) == pl.String else pl.lit(False))
-            )
-            .fill_null(False)
-            .alias("sure"),
-            ((keys == held + nulls) & (nulls > 0)).fill_null(False).alias(_NULLS_ARE_JSON),
-        )
-        sure = judged["sure"]
-        if rejected:
-            sure = sure & pl.Series([i not in rejected for i in range(n)])
-        native = frame.with_columns(
-            pl.int_range(first, first + n, dtype=pl.Int64).alias("__line"), judged[_NULLS_ARE_JSON]
-        ).filter(sure)
-        slow = (~sure).arg_true().to_list()
-    else:
-        native, slow = pl.DataFrame(), list(range(n))
+    # The schema is inferred from the first rows (cheap); a later field or type it lacks only makes those rows
+    # unsure, and when they are many the shard is parsed again with the schema inferred from every row.
+    natives, slow = _parse_native(native_input, payload, checks, first, text_key, _INFER_ROWS)
+    if len(slow) > _INFER_ROWS and len(slow) * 100 > n:
+        natives, slow = _parse_native(native_input, payload, checks, first, text_key, None)
 
     def raw(i: int) -> bytes:
         return raw_lines[i] if raw_lines is not None else (series[i] or "").encode()
@@ -814,7 +835,7 @@ def _read_jsonl(shard: Shard, data: bytes, text_key: str) -> ShardRead:
         records.append(obj)
         record_lines.append(first + i)
         duplicates += duplicate
-    kept = _assemble(native, records, record_lines, shard.file.relpath, text_key)
+    kept = _assemble(natives, records, record_lines, shard.file.relpath, text_key)
     return ShardRead(kept, _quarantine(bad), duplicates)
 
 

@@ -100,7 +100,7 @@ def test_bad_jsonl_lines_are_quarantined_with_line_field_and_reason(tmp_path: Pa
     kept, bad = _read_all(str(path))
     assert kept["text"].to_list() == ["with bom", "ok"]
     # line 1 has no "meta": the field is held as JSON text, to be written back only where it was
-    assert kept["meta"].to_list() == [None, '{"a": [1, 2]}']
+    assert kept["meta"][0] is None and json.loads(kept["meta"][1]) == {"a": [1, 2]}
     assert kept[RAW_JSON].to_list() == [["meta"], ["meta"]]
     reasons = dict(zip(bad["line"].to_list(), bad[DROP_REASON].to_list(), strict=True))
     assert sorted(reasons) == [3, 4, 5, 6, 7, 8, 9, 10]
@@ -122,7 +122,8 @@ def test_conflicting_field_types_are_kept_as_json_text(tmp_path: Path) -> None:
     path = _jsonl(tmp_path / "m.jsonl", [{"text": "a", "meta": 1}, {"text": "b", "meta": {"k": "v"}}])
     kept, bad = _read_all(str(path))
     assert bad.height == 0
-    assert kept["meta"].to_list() == ["1", '{"k": "v"}']
+    assert [json.loads(v) for v in kept["meta"]] == [1, {"k": "v"}]
+    assert kept[RAW_JSON].to_list() == [["meta"], ["meta"]]
 
 
 def test_gzip_and_empty_files(tmp_path: Path) -> None:
@@ -414,3 +415,50 @@ def test_unpaired_surrogate_escape_is_quarantined_and_a_pair_is_kept(tmp_path: P
     assert kept["text"].to_list() == ["ok 😀"]
     assert bad["line"].to_list() == [1, 3]
     assert set(bad[DROP_REASON]) == {"a string holds an unpaired UTF-16 surrogate (\\ud800-\\udfff)"}
+
+
+def test_type_clashes_and_bad_lines_are_split_off_not_the_whole_shard(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """polars rejects a whole shard for one bad line, or for a field that is an int here and a bool there:
+    the shard is parsed again in halves, and only the line polars rejects alone takes the per-line path."""
+    rows = [
+        json.dumps({"text": f"t{i}", "m": True if i == 57 else i, "o": [] if i == 120 else {"a": i}})
+        for i in range(200)
+    ]
+    rows[150] = '{"text": "broken", '
+    path = tmp_path / "c.jsonl"
+    path.write_text("\n".join(rows) + "\n")
+    per_line = []
+    monkeypatch.setattr(shards_mod, "_parse_line", lambda *a: per_line.append(a) or _parse_line(*a))
+    read = read_shard(discover_shards(str(path), PartitionSpec())[0], "text")
+    assert [a[1] for a in per_line] == [rows[150]]
+    assert read.quarantined["line"].to_list() == [151]
+    assert set(read.kept[RAW_JSON][0]) == {"m", "o"}
+    out = _export([read.kept.drop(ROW_ID)], tmp_path / "out.jsonl")
+    assert [_strict(json.loads(line)) for line in out] == [
+        _strict(json.loads(r)) for i, r in enumerate(rows) if i != 150
+    ]
+
+
+@pytest.mark.parametrize("late_rows", [1, 150])
+def test_fields_and_types_first_seen_late_in_a_shard_keep_their_values(tmp_path: Path, late_rows: int) -> None:
+    """The native schema comes from the first rows; later fields, and later types of a field, still come out
+    as they went in (few such rows: per line; many: a second parse with the schema from every row)."""
+    rows = [{"text": f"t{i}", "n": i, "s": "x"} for i in range(300)]
+    for i in range(300 - late_rows, 300):
+        rows[i] |= {"late": {"k": i}, "n": i + 0.5, "s": i}
+    path = _jsonl(tmp_path / "late.jsonl", rows)
+    read = read_shard(discover_shards(str(path), PartitionSpec())[0], "text")
+    out = _export([read.kept.drop(ROW_ID)], tmp_path / "out.jsonl")
+    assert [_strict(json.loads(line)) for line in out] == [_strict(r) for r in rows]
+
+
+def test_parquet_export_holds_a_field_typed_differently_per_shard_as_json_text(tmp_path: Path) -> None:
+    from pipeline_defs.export import write_rows
+
+    path = _jsonl(tmp_path / "in" / "p.jsonl", [{"text": "a", "n": 1}, {"text": "b", "n": 2.5}, {"text": "c", "n": 3}])
+    frames = [read_shard(s, "text").kept.drop(ROW_ID) for s in discover_shards(str(path), PartitionSpec(size=1))]
+    assert {f.schema["n"] for f in frames} == {pl.Int64, pl.Float64}
+    write_rows(frames, tmp_path / "out.parquet")
+    assert pl.read_parquet(tmp_path / "out.parquet")["n"].to_list() == ["1", "2.5", "3"]  # not 1.0, 2.5, 3.0
