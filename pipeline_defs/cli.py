@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from ops_library.registry import get_op, load_all
 from pipeline_defs.recipe import RecipeError, load_recipe
 from pipeline_defs.shards import DatasetError
+from pipeline_defs.stack import add_cli as add_stack_cli
 from resources.analyzer import add_profile_cli
 from resources.metrics_server import add_cli as add_metrics_cli
 from resources.planner import PlanError
@@ -113,14 +114,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("recipe")
     run.add_argument(
         "--executor",
-        choices=["in_process", "multiprocess"],
+        choices=["in_process", "multiprocess", "celery"],
         default="in_process",
-        help="Dagster executor of each run (in_process: ~60 ms per step; multiprocess: a process per step)",
+        help="Dagster executor of each run (in_process: ~60 ms per step; multiprocess: a process per step; celery: "
+        "the workers of SLUICE_CELERY_BROKER, see `sluice up`); a recipe's engine.executor wins",
     )
     run.set_defaults(fn=_cmd_run)
     resume = sub.add_parser("resume", help="finish a job: re-run only failed or missing steps, reuse checkpoints")
     resume.add_argument("job", help="a job id (printed by sluice run) or the id of any Dagster run of the job")
-    resume.add_argument("--executor", choices=["in_process", "multiprocess"], default="in_process")
+    resume.add_argument("--executor", choices=["in_process", "multiprocess", "celery"], default="in_process")
     resume.set_defaults(fn=_cmd_run)
     gcp = sub.add_parser("gc", help="apply a recipe's retention policy (storage.retention, max_retention_days)")
     gcp.add_argument("recipe")
@@ -138,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     parts.add_argument("recipe")
     parts.set_defaults(fn=_cmd_partitions)
     add_metrics_cli(sub)
+    add_stack_cli(sub)
     add_profile_cli(sub)
     return parser
 

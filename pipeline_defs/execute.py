@@ -46,7 +46,7 @@ from resources.pools import apply_pool_limits
 from resources.pressure import PressureThresholds, ResourceManager
 from resources.settings import sluice_home
 
-Executor = Literal["in_process", "multiprocess"]
+Executor = Literal["in_process", "multiprocess", "celery"]
 PRESSURE_TIMEOUT_S = 120.0
 RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 
@@ -272,6 +272,7 @@ def _run_locked(
     order = list(instance.get_dynamic_partitions(graph.partitions_def.name))
     planner = _Planner(graph, keys)
     settings = engine_settings(recipe)
+    executor = settings.executor or executor  # the recipe's `engine.executor` (e.g. celery) wins over the default
     job.emit(
         "job_start",
         message=f"{len(keys)} partitions of {recipe.dataset_path}",
