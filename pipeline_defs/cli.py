@@ -33,6 +33,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_status(args: argparse.Namespace) -> int:
+    from pipeline_defs.execute import instance_ready
+    from pipeline_defs.progress import job_status
+
+    recipe_job = load_recipe(args.recipe).job_name if args.recipe else None
+    for line in job_status(instance_ready(), args.job, recipe_job):
+        print(line)
+    return 0
+
+
 def _cmd_gc(args: argparse.Namespace) -> int:
     from pipeline_defs.retention import gc
 
@@ -124,6 +134,12 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("job", help="a job id (printed by sluice run) or the id of any Dagster run of the job")
     resume.add_argument("--executor", choices=["in_process", "multiprocess", "celery"], default="in_process")
     resume.set_defaults(fn=_cmd_run)
+    status = sub.add_parser(
+        "status", help="per-phase, per-shard progress of a running or finished job, from the Dagster instance"
+    )
+    status.add_argument("job", nargs="?", help="a job id, or a run id (e.g. of a run launched from the UI)")
+    status.add_argument("--recipe", help="no job id: the latest runs of this recipe's job (UI launches included)")
+    status.set_defaults(fn=_cmd_status)
     gcp = sub.add_parser("gc", help="apply a recipe's retention policy (storage.retention, max_retention_days)")
     gcp.add_argument("recipe")
     gcp.set_defaults(fn=_cmd_gc)

@@ -34,6 +34,7 @@ from pipeline_defs.fingerprints import Fingerprints
 from pipeline_defs.graph import RecipeGraph, build_recipe_graph, registered_shards, sync_shards
 from pipeline_defs.joblog import JobLog, find_job
 from pipeline_defs.planning import engine_settings, plan_for, save_plan, step_pools
+from pipeline_defs.progress import progress_for
 from pipeline_defs.recipe import Recipe, RecipeError, load_recipe
 from pipeline_defs.report import RunReport, collect, latest_export, new_funnel, write_summary
 from pipeline_defs.retention import drop_intermediates
@@ -293,7 +294,7 @@ def _run_locked(
     parallel = settings.max_parallel_runs or plan.hardware.cpus
     pool: ProcessPoolExecutor | None = None
     try:
-        with _Signals().watch() as signals:
+        with _Signals().watch() as signals, progress_for(instance, job.job_id, graph.phases, len(keys), echo):
             for i, phase in enumerate(graph.phases):
                 names = ",".join(k.path[-1] for k in phase.keys)
                 assets = tuple(tuple(k.path) for k in phase.keys)

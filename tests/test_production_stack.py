@@ -103,7 +103,7 @@ def test_code_location_load_set_pool_limits_for_recipes_never_run(stack: Stack) 
 
     conn = psycopg2.connect(host="127.0.0.1", port=stack.ports["postgres"], user="dagster", dbname="dagster")
     with conn, conn.cursor() as cur:
-        cur.execute("SELECT concurrency_key, \"limit\" FROM concurrency_limits")
+        cur.execute('SELECT concurrency_key, "limit" FROM concurrency_limits')
         limits = dict(cur.fetchall())
     conn.close()
     assert limits.get("sluice/readmes/op00_clean_links_mapper", 0) >= 1
@@ -114,9 +114,9 @@ def test_code_location_load_set_pool_limits_for_recipes_never_run(stack: Stack) 
 def test_demo_on_two_celery_workers_exports_what_in_process_exports(embedded: Path, stack: Stack) -> None:
     recipe = stack.root / "demo_celery.yaml"
     recipe.write_text(
-        DEMO.read_text().replace("project_name: demo", "project_name: demo_celery").replace(
-            "export/demo.jsonl", "export/demo_celery.jsonl"
-        )
+        DEMO.read_text()
+        .replace("project_name: demo", "project_name: demo_celery")
+        .replace("export/demo.jsonl", "export/demo_celery.jsonl")
         + "\nengine:\n  executor: celery\n"
     )
     t0 = time.perf_counter()
@@ -143,6 +143,8 @@ def test_ui_shows_every_op_and_step_resource_metadata(
     artifacts = Path(os.environ.get("SLUICE_TEST_ARTIFACTS", tmp_path)) / request.node.name
     artifacts.mkdir(parents=True, exist_ok=True)
     ops = [spec.step_name for spec in load_recipe(DEMO).process]
+    # a dedup op is three assets: per-shard hashes, the global index, the per-shard filter
+    ops += [f"{name}{suffix}" for name in ops if "deduplicator" in name for suffix in ("__hashes", "__index")]
     with sync_playwright() as p:
         browser = p.chromium.launch(
             executable_path=CHROMIUM,
@@ -157,12 +159,18 @@ def test_ui_shows_every_op_and_step_resource_metadata(
             ],
         )
         page = browser.new_page(viewport={"width": 1600, "height": 1000})
-        page.goto(f"{base}/asset-groups/demo/lineage", wait_until="networkidle", timeout=120_000)
-        for op in ops:
-            page.get_by_text(op, exact=False).first.wait_for(timeout=60_000)
+        page.goto(f"{base}/locations/sluice/asset-groups/demo/lineage", wait_until="networkidle", timeout=120_000)
+        skip = page.get_by_role("button", name="Skip")  # the first-visit newsletter dialog covers the page
+        skip.wait_for(timeout=30_000)
+        skip.click()
+        page.get_by_text("source", exact=True).first.wait_for(timeout=60_000)
         page.screenshot(path=str(artifacts / "demo_asset_graph.png"), full_page=True)
+        # the graph abbreviates long names; the list view of the group names every asset in full
+        page.goto(f"{base}/locations/sluice/asset-groups/demo/list", wait_until="networkidle", timeout=120_000)
+        for name in ["source", *ops, "export"]:  # full names sit in the row's title, the cell shows them cut
+            page.get_by_text(f"demo / {name}", exact=True).first.wait_for(state="attached", timeout=60_000)
         page.goto(f"{base}/assets/demo/op02_text_length_filter", wait_until="networkidle", timeout=120_000)
-        page.get_by_text("peak_rss_mb").first.wait_for(timeout=60_000)
+        page.get_by_text("peak_rss_mb", exact=True).first.wait_for(timeout=60_000)
         page.screenshot(path=str(artifacts / "op_asset_metadata.png"), full_page=True)
         browser.close()
     assert (artifacts / "demo_asset_graph.png").stat().st_size > 10_000
