@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import warnings
 from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
@@ -66,6 +67,9 @@ def celery_executor() -> dg.ExecutorDefinition:
     """dagster-celery's executor on the broker (and result backend) of `SLUICE_CELERY_BROKER` /
     `SLUICE_CELERY_BACKEND`; imported only when a recipe or run asks for it."""
     from dagster_celery import celery_executor as executor
+
+    # dagster-celery 0.29.27 re-creates its `execute_plan` task per run; celery 5.7 warns each time (harmless)
+    warnings.filterwarnings("ignore", message="Task name 'execute_plan' is already registered")
 
     broker = os.environ.get("SLUICE_CELERY_BROKER", DEFAULT_BROKER)
     backend = os.environ.get("SLUICE_CELERY_BACKEND", broker)

@@ -8,11 +8,13 @@ the missing binary named when the machine lacks it (.ci/run installs them).
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -72,6 +74,18 @@ def pg_run(stack: Stack) -> subprocess.CompletedProcess[str]:
     return sluice(["run", str(DEMO)], stack.env())
 
 
+@contextmanager
+def stack_instance(stack: Stack):
+    """The stack's Dagster instance in this process (its variables set for the block only)."""
+    import dagster as dg
+
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in stack.env().items():
+            mp.setenv(k, v)
+        with dg.DagsterInstance.get() as instance:
+            yield instance
+
+
 def _export(home: Path, name: str = "demo") -> bytes:
     return (home / "export" / f"{name}.jsonl").read_bytes()
 
@@ -83,16 +97,11 @@ def test_demo_on_postgres_exports_what_the_embedded_default_exports(
     import dagster as dg
 
     assert _export(stack.home.parent) == _export(embedded)
-    os.environ.update(stack.env())
-    try:
-        with dg.DagsterInstance.get() as instance:
-            assert type(instance.run_storage).__name__ == "PostgresRunStorage"
-            runs = instance.get_runs(dg.RunsFilter(job_name="demo_job"))
-            assert runs and all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
-            assert {r.tags.get("sluice/job_id") for r in runs} != {None}
-    finally:
-        for k in stack.env():
-            os.environ.pop(k, None)
+    with stack_instance(stack) as instance:
+        assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+        runs = instance.get_runs(dg.RunsFilter(job_name="demo_job"))
+        assert runs and all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
+        assert {r.tags.get("sluice/job_id") for r in runs} != {None}
 
 
 @pytest.mark.postgres
@@ -175,3 +184,99 @@ def test_ui_shows_every_op_and_step_resource_metadata(
         browser.close()
     assert (artifacts / "demo_asset_graph.png").stat().st_size > 10_000
     print(f"screenshots: {artifacts}")
+
+
+@pytest.mark.celery
+def test_pool_limit_holds_across_celery_workers(stack: Stack, tmp_path: Path) -> None:
+    """Four one-shard runs of a step whose pool limit is 1, sent to two workers of two slots each: the Dagster
+    pool (on the PostgreSQL instance) lets one step run at a time, whichever worker takes it."""
+    import dagster as dg
+    import yaml
+
+    from tests.test_fault_tolerance import DRILL_OPS, _corpus, _ops
+
+    counter = tmp_path / "counter"
+    counter.mkdir()
+    ops = _ops(counter, sleep_s=0.5)
+    for op in ops:
+        if "counting_mapper" in op:
+            op["counting_mapper"]["num_proc"] = 1
+    recipe = tmp_path / "pool1.yaml"
+    recipe.write_text(
+        yaml.safe_dump(
+            {
+                "project_name": "pool1",
+                "dataset_path": str(_corpus(tmp_path / "data")),
+                "export_path": str(tmp_path / "out" / "pool1.jsonl"),
+                "custom_operator_paths": [str(DRILL_OPS)],
+                "partition": {"size": 35},
+                "process": ops,
+                "engine": {"executor": "celery", "max_partitions_per_run": 1, "max_parallel_runs": 4},
+            },
+            sort_keys=False,
+        )
+    )
+    sluice(["run", str(recipe)], stack.env())
+    with stack_instance(stack) as instance:
+        assert instance.event_log_storage.get_concurrency_info("sluice/pool1/op01_counting_mapper").slot_count == 1
+        spans, workers = [], set()
+        for run in instance.get_runs(dg.RunsFilter(job_name="pool1_job")):
+            start = end = None
+            for e in instance.all_logs(run.run_id):
+                ev = e.dagster_event
+                if ev is None or ev.step_key != "pool1__op01_counting_mapper":
+                    continue
+                if ev.event_type == dg.DagsterEventType.STEP_START:
+                    start = e.timestamp
+                elif ev.event_type == dg.DagsterEventType.STEP_SUCCESS:
+                    end = e.timestamp
+                elif ev.event_type == dg.DagsterEventType.ENGINE_EVENT and "Celery worker" in (
+                    md := {k: getattr(v, "value", v) for k, v in (ev.event_specific_data.metadata or {}).items()}
+                ):
+                    workers.add(md["Celery worker"])
+            if start is not None:
+                spans.append((start, end))
+    assert len(spans) == 4 and all(end is not None for _, end in spans)
+    spans.sort()
+    assert all(a_end <= b_start for (_, a_end), (b_start, _) in itertools.pairwise(spans)), spans
+    assert len(workers) >= 1, workers
+    print(f"pool 1: {len(spans)} steps, serial, on workers {sorted(workers)}")
+
+
+@pytest.mark.postgres
+def test_sigkill_then_resume_on_postgres(stack: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`sluice run` killed with SIGKILL mid-recipe on the PostgreSQL instance; `sluice resume` finishes the job
+    and its export equals an uninterrupted run's (on the embedded default)."""
+    import signal
+
+    from tests.test_fault_tolerance import _calls, _corpus, _ops, _recipe, _reference_export
+
+    data, counter = _corpus(tmp_path / "data"), tmp_path / "counter"
+    counter.mkdir()
+    ops = _ops(counter, sleep_s=0.4)
+    path = _recipe(tmp_path, "pgkilled", data=data, ops=ops)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipeline_defs.cli", "run", str(path)],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1", **stack.env()},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    assert proc.stdout is not None
+    first = next(line for line in proc.stdout if line.startswith("job "))
+    job_id = first.split()[1].rstrip(":")
+    deadline = time.time() + 180
+    while len(_calls(counter)) < 2 and time.time() < deadline:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = _calls(counter)
+    assert 2 <= len(before) < 4, before  # killed mid-recipe
+    out = sluice(["resume", job_id], stack.env())
+    assert f"job {job_id}" in out.stdout
+    after = _calls(counter)[len(before) :]
+    assert len(set(before) | set(after)) == 4 and len(set(before) & set(after)) <= 1
+    expected = _reference_export(tmp_path, monkeypatch, data, ops)
+    assert (tmp_path / "out" / "pgkilled.jsonl").read_bytes() == expected
