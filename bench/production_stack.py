@@ -59,7 +59,8 @@ def main() -> None:
         print(f"demo in-process on PostgreSQL: {run(demo, env):.1f} s")
         celery = home / "demo_celery.yaml"
         text = demo.read_text().replace("project_name: demo", "project_name: demo_celery")
-        celery.write_text(text.replace("export/demo.jsonl", "export/demo_celery.jsonl") + "\nengine:\n  executor: celery\n")
+        text = text.replace("export/demo.jsonl", "export/demo_celery.jsonl")
+        celery.write_text(text + "\nengine:\n  executor: celery\n")
         print(f"demo on {args.workers} Celery workers: {run(celery, env):.1f} s")
     finally:
         print(f"sluice down: {down(stack, echo=lambda m: None):.1f} s")
