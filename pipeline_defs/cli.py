@@ -10,6 +10,7 @@ from ops_library.registry import get_op, load_all
 from pipeline_defs.explain import add_cli as add_explain_cli
 from pipeline_defs.recipe import RecipeError, load_recipe
 from pipeline_defs.shards import DatasetError
+from pipeline_defs.stack import add_cli as add_stack_cli
 from resources.analyzer import add_profile_cli
 from resources.metrics_server import add_cli as add_metrics_cli
 from resources.planner import PlanError
@@ -30,6 +31,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"sluice {args.command}: {exc}", file=sys.stderr)
         return 130
     print(report.render())
+    return 0
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from pipeline_defs.execute import instance_ready
+    from pipeline_defs.progress import job_status
+
+    recipe_job = load_recipe(args.recipe).job_name if args.recipe else None
+    for line in job_status(instance_ready(), args.job, recipe_job):
+        print(line)
     return 0
 
 
@@ -114,15 +125,22 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("recipe")
     run.add_argument(
         "--executor",
-        choices=["in_process", "multiprocess"],
+        choices=["in_process", "multiprocess", "celery"],
         default="in_process",
-        help="Dagster executor of each run (in_process: ~60 ms per step; multiprocess: a process per step)",
+        help="Dagster executor of each run (in_process: ~60 ms per step; multiprocess: a process per step; celery: "
+        "the workers of SLUICE_CELERY_BROKER, see `sluice up`); a recipe's engine.executor wins",
     )
     run.set_defaults(fn=_cmd_run)
     resume = sub.add_parser("resume", help="finish a job: re-run only failed or missing steps, reuse checkpoints")
     resume.add_argument("job", help="a job id (printed by sluice run) or the id of any Dagster run of the job")
-    resume.add_argument("--executor", choices=["in_process", "multiprocess"], default="in_process")
+    resume.add_argument("--executor", choices=["in_process", "multiprocess", "celery"], default="in_process")
     resume.set_defaults(fn=_cmd_run)
+    status = sub.add_parser(
+        "status", help="per-phase, per-shard progress of a running or finished job, from the Dagster instance"
+    )
+    status.add_argument("job", nargs="?", help="a job id, or a run id (e.g. of a run launched from the UI)")
+    status.add_argument("--recipe", help="no job id: the latest runs of this recipe's job (UI launches included)")
+    status.set_defaults(fn=_cmd_status)
     gcp = sub.add_parser("gc", help="apply a recipe's retention policy (storage.retention, max_retention_days)")
     gcp.add_argument("recipe")
     gcp.set_defaults(fn=_cmd_gc)
@@ -139,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     parts.add_argument("recipe")
     parts.set_defaults(fn=_cmd_partitions)
     add_metrics_cli(sub)
+    add_stack_cli(sub)
     add_profile_cli(sub)
     add_explain_cli(sub)
     return parser

@@ -34,6 +34,7 @@ from pipeline_defs.fingerprints import Fingerprints
 from pipeline_defs.graph import RecipeGraph, build_recipe_graph, registered_shards, sync_shards
 from pipeline_defs.joblog import JobLog, find_job
 from pipeline_defs.planning import engine_settings, plan_for, save_plan, step_pools
+from pipeline_defs.progress import progress_for
 from pipeline_defs.recipe import Recipe, RecipeError, load_recipe
 from pipeline_defs.report import RunReport, collect, latest_export, new_funnel, write_summary
 from pipeline_defs.retention import drop_intermediates
@@ -46,7 +47,7 @@ from resources.pools import apply_pool_limits
 from resources.pressure import PressureThresholds, ResourceManager
 from resources.settings import sluice_home
 
-Executor = Literal["in_process", "multiprocess"]
+Executor = Literal["in_process", "multiprocess", "celery"]
 PRESSURE_TIMEOUT_S = 120.0
 RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 
@@ -269,6 +270,7 @@ def _run_locked(
     order = list(instance.get_dynamic_partitions(graph.partitions_def.name))
     planner = _Planner(graph, keys)
     settings = engine_settings(recipe)
+    executor = settings.executor or executor  # the recipe's `engine.executor` (e.g. celery) wins over the default
     job.emit(
         "job_start",
         message=f"{len(keys)} partitions of {recipe.dataset_path}",
@@ -289,7 +291,7 @@ def _run_locked(
     parallel = settings.max_parallel_runs or plan.hardware.cpus
     pool: ProcessPoolExecutor | None = None
     try:
-        with _Signals().watch() as signals:
+        with _Signals().watch() as signals, progress_for(instance, job.job_id, graph.phases, len(keys), echo):
             for i, phase in enumerate(graph.phases):
                 names = ",".join(k.path[-1] for k in phase.keys)
                 assets = tuple(tuple(k.path) for k in phase.keys)
@@ -310,19 +312,14 @@ def _run_locked(
                     first = min(names.split(",").index(step) for step, _ in todo.values())
                     assets = assets[first:]
                     ranges = _ranges(list(todo), order, settings.max_partitions_per_run)
-                    requests = [
-                        RunRequest(str(path), job.job_id, assets, executor, r, i)
-                        for r in ranges
-                    ]
+                    requests = [RunRequest(str(path), job.job_id, assets, executor, r, i) for r in ranges]
                     echo(f"phase {i + 1}/{len(graph.phases)}: {names} — {len(todo)} of {len(keys)} shards to compute")
                 else:
                     if all(planner.global_current(k) for k in phase.keys):
                         job.emit("checkpoint_valid", operation_name=names)
                         reused += len(phase.keys)
                         continue
-                    requests = [
-                        RunRequest(str(path), job.job_id, assets, executor, None, i)
-                    ]
+                    requests = [RunRequest(str(path), job.job_id, assets, executor, None, i)]
                     echo(f"phase {i + 1}/{len(graph.phases)}: {names}")
                 guard.wait_for_capacity(timeout=PRESSURE_TIMEOUT_S)
                 if len(requests) > 1 and parallel > 1:

@@ -19,8 +19,12 @@ import dagster as dg
 from pipeline_defs.graph import RecipeGraph
 
 
-def recipe_job(graph: RecipeGraph) -> dg.UnresolvedAssetJobDefinition:
+def recipe_job(
+    graph: RecipeGraph, executor_def: dg.ExecutorDefinition | None = None
+) -> dg.UnresolvedAssetJobDefinition:
+    """`executor_def`: the recipe's own executor (`engine.executor`); None: the code location's default."""
     return dg.define_asset_job(
+        executor_def=executor_def,
         name=graph.recipe.job_name,
         selection=dg.AssetSelection.groups(graph.group),
         description=f"All ops of {graph.recipe.source}: one shard, a range of shards, or (no partition tag) every "

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import warnings
 from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
@@ -20,6 +21,7 @@ import dagster as dg
 
 from pipeline_defs.graph import RecipeGraph, build_recipe_graph, compute_pool
 from pipeline_defs.jobs import recipe_all_job, recipe_job
+from pipeline_defs.planning import engine_settings, load_plan, step_pools
 from pipeline_defs.recipe import Recipe, RecipeError, load_recipe
 from pipeline_defs.schedules import recipe_schedule
 from pipeline_defs.sensors import shard_sensor
@@ -54,8 +56,37 @@ def recipe_resources(graph: RecipeGraph) -> dict[str, object]:
 
 
 # Each step is a range of shards through one op; in-process runs steps in the run's process (no process start per
-# step). multiprocess starts a process per step: only worth it when steps are long.
+# step). multiprocess starts a process per step: only worth it when steps are long. celery sends each step to the
+# Celery workers of the broker `SLUICE_CELERY_BROKER` (`sluice up` starts a broker and workers): pools, retries
+# and checkpoints work as in-process, as long as every worker reaches the checkpoint storage.
 EXECUTORS = {"in_process": dg.in_process_executor, "multiprocess": dg.multiprocess_executor}
+DEFAULT_BROKER = "redis://127.0.0.1:6379/0"
+
+
+def celery_executor() -> dg.ExecutorDefinition:
+    """dagster-celery's executor on the broker (and result backend) of `SLUICE_CELERY_BROKER` /
+    `SLUICE_CELERY_BACKEND`; imported only when a recipe or run asks for it."""
+    from dagster_celery import celery_executor as executor
+
+    # dagster-celery 0.29.27 re-creates its `execute_plan` task per run; celery 5.7 warns each time (harmless)
+    warnings.filterwarnings("ignore", message="Task name 'execute_plan' is already registered")
+
+    broker = os.environ.get("SLUICE_CELERY_BROKER", DEFAULT_BROKER)
+    backend = os.environ.get("SLUICE_CELERY_BACKEND", broker)
+    return executor.configured({"broker": broker, "backend": backend}, name="celery")
+
+
+def executor_def(name: str) -> dg.ExecutorDefinition:
+    if name == "celery":
+        return celery_executor()
+    if name not in EXECUTORS:
+        raise KeyError(f"unknown executor {name!r}: one of {', '.join([*EXECUTORS, 'celery'])}")
+    return EXECUTORS[name]
+
+
+def recipe_executor(recipe: Recipe) -> str | None:
+    """The executor the recipe's `engine.executor` (or `SLUICE_EXECUTOR`) names; None: the caller's choice."""
+    return engine_settings(recipe).executor
 
 
 def build_definitions(recipes: Iterable[Recipe], executor: str = "in_process") -> dg.Definitions:
@@ -70,14 +101,19 @@ def build_definitions(recipes: Iterable[Recipe], executor: str = "in_process") -
         seen[recipe.project_name] = recipe.source
         graphs.append(build_recipe_graph(recipe))
     return dg.Definitions(
-        executor=EXECUTORS[executor],
+        executor=executor_def(executor),
         assets=[a for g in graphs for a in g.assets],
         asset_checks=[c for g in graphs for c in g.checks],
-        jobs=[j for g in graphs for j in (recipe_job(g), recipe_all_job(g))],
+        jobs=[j for g in graphs for j in (recipe_job(g, _job_executor(g.recipe, executor)), recipe_all_job(g))],
         sensors=[shard_sensor(g) for g in graphs],
         schedules=[s for g in graphs if (s := recipe_schedule(g)) is not None],
         resources={k: v for g in graphs for k, v in recipe_resources(g).items()},
     )
+
+
+def _job_executor(recipe: Recipe, default: str) -> dg.ExecutorDefinition | None:
+    name = recipe_executor(recipe)
+    return executor_def(name) if name and name != default else None
 
 
 def _content_key(path: str | os.PathLike[str]) -> tuple[str, str]:
@@ -120,3 +156,25 @@ def job_for_recipe(path: str, executor: str = "in_process") -> dg.JobDefinition:
     """Reconstructs a recipe's job in any process (the entry point of `dg.build_reconstructable_job`)."""
     recipe = load_recipe(path)
     return definitions_for([path], executor).resolve_job_def(recipe.job_name)
+
+
+def apply_recipe_pool_limits(paths: Iterable[Path]) -> dict[str, int]:
+    """Set every recipe's step pool limits on the instance of `$DAGSTER_HOME` when the code location loads, so a
+    run launched from the UI is limited even for a recipe `sluice run` never ran. Only where an instance exists
+    (DAGSTER_HOME set and present: never during a bare `dagster definitions validate`); any failure is logged,
+    never raised: the location loads all the same."""
+    home = os.environ.get("DAGSTER_HOME")
+    if not home or not Path(home).is_dir() or os.environ.get("SLUICE_POOL_LIMITS_ON_LOAD", "1") == "0":
+        return {}
+    from resources.pools import apply_pool_limits
+
+    limits: dict[str, int] = {}
+    try:
+        recipes = [load_recipe(p) for p in paths]
+        with dg.DagsterInstance.get() as instance:
+            for recipe in recipes:
+                limits |= apply_pool_limits(instance, step_pools(recipe, load_plan(recipe)))
+    except Exception as exc:  # the code location must load even when the instance is unreachable
+        log.warning("sluice: pool limits not set on load (%s: %s)", type(exc).__name__, str(exc).splitlines()[0])
+        return {}
+    return limits

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -22,6 +22,12 @@ class EngineSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="SLUICE_", extra="forbid", frozen=True)
 
+    executor: Literal["in_process", "multiprocess", "celery"] | None = Field(
+        None,
+        description="Dagster executor of the recipe's job: `celery` sends each step to Celery workers (broker "
+        "`SLUICE_CELERY_BROKER`, default redis://127.0.0.1:6379/0; checkpoints must be on storage every worker "
+        "reaches); unset: `sluice run --executor` (in_process) and the code location's default.",
+    )
     max_partitions_per_run: int | None = Field(
         None,
         gt=0,

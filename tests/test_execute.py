@@ -240,4 +240,3 @@ def test_a_real_daemon_runs_the_schedule_and_writes_the_export(tmp_path: Path, s
     runs = dg.DagsterInstance.get().get_runs(filters=dg.RunsFilter(tags={"sluice/trigger": "schedule"}))
     assert runs and runs[-1].tags["dagster/asset_partition_range_start"] == "a.jsonl@00000"
     assert len(_calls(counter)) == 4
-
