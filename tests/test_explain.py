@@ -46,7 +46,7 @@ def test_cli_reads_the_recipes_export_sidecar(tmp_path: Path, capsys) -> None:
     sidecar(tmp_path)
     recipe = tmp_path / "r.yaml"
     recipe.write_text(
-        f"project_name: r\ndataset_path: {tmp_path}\nexport_path: {tmp_path / 'out.jsonl'}\n"
+        f"project_name: r\ndataset_path: {tmp_path / 'data'}\nexport_path: {tmp_path / 'out.jsonl'}\n"
         "process:\n  - document_minhash_deduplicator:\n"
     )
     assert main(["explain", str(recipe), "a.jsonl:5"]) == 0
