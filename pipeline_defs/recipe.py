@@ -12,6 +12,7 @@ them). Sluice's own settings live in named sections (`partition`, `checkpoint`, 
 from __future__ import annotations
 
 import difflib
+import functools
 import hashlib
 import importlib
 import importlib.util
@@ -716,11 +717,20 @@ def parse_recipe(data: Any, source: str = "<recipe>") -> Recipe:
 
 
 def load_recipe(path: str | os.PathLike[str]) -> Recipe:
+    """The recipe in `path`, parsed once per process for the same file content and environment (a job's runs and
+    steps ask for it many times)."""
     path = Path(path)
     if not path.exists():
         raise RecipeError(str(path), ["file not found"])
+    text = path.read_text(encoding="utf-8")
+    env = tuple(sorted(os.environ.items()))  # ${VAR}s and SLUICE_* settings are part of what it means
+    return _parsed(str(path), text, env)
+
+
+@functools.lru_cache(maxsize=64)
+def _parsed(source: str, text: str, env: tuple[tuple[str, str], ...]) -> Recipe:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise RecipeError(str(path), [f"not valid YAML: {exc}"]) from None
-    return parse_recipe(data, str(path))
+        raise RecipeError(source, [f"not valid YAML: {exc}"]) from None
+    return parse_recipe(data, source)

@@ -120,7 +120,10 @@ class CheckpointStore(dg.ConfigurableResource):
     def _encode(self, df: pl.DataFrame) -> bytes:
         buf = io.BytesIO()
         if self.format == "parquet":
-            df.write_parquet(buf, compression="uncompressed" if self.compression == "none" else self.compression)
+            if self.compression == "zstd":  # level 1: a checkpoint is written once per step and read once or twice
+                df.write_parquet(buf, compression="zstd", compression_level=1, statistics=False)
+            else:
+                df.write_parquet(buf, compression="uncompressed" if self.compression == "none" else self.compression)
         elif self.format == "arrow":
             df.write_ipc(buf, compression="uncompressed" if self.compression == "none" else self.compression)
         else:
