@@ -38,8 +38,8 @@ def _cmd_status(args: argparse.Namespace) -> int:
     from pipeline_defs.execute import instance_ready
     from pipeline_defs.progress import job_status
 
-    recipe_job = load_recipe(args.recipe).job_name if args.recipe else None
-    for line in job_status(instance_ready(), args.job, recipe_job):
+    recipe = load_recipe(args.recipe).project_name if args.recipe else None
+    for line in job_status(instance_ready(), args.job, recipe):
         print(line)
     return 0
 
@@ -138,8 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser(
         "status", help="per-phase, per-shard progress of a running or finished job, from the Dagster instance"
     )
-    status.add_argument("job", nargs="?", help="a job id, or a run id (e.g. of a run launched from the UI)")
-    status.add_argument("--recipe", help="no job id: the latest runs of this recipe's job (UI launches included)")
+    status.add_argument("job", nargs="?", help="a job id, a backfill id or a run id (launched from the UI)")
+    status.add_argument("--recipe", help="no job id: the latest runs over this recipe's assets (UI launches too)")
     status.set_defaults(fn=_cmd_status)
     gcp = sub.add_parser("gc", help="apply a recipe's retention policy (storage.retention, max_retention_days)")
     gcp.add_argument("recipe")

@@ -91,28 +91,34 @@ def run_progress(instance: dg.DagsterInstance, run: dg.DagsterRun) -> RunProgres
     )
 
 
-def find_runs(instance: dg.DagsterInstance, ref: str | None, recipe_job: str | None = None) -> list[dg.DagsterRun]:
-    """The runs of a job id (tag `sluice/job_id`), else the run of that run id, else (no ref) the latest job's runs
-    or, for a recipe, its job's latest runs (runs launched from the UI carry no job id)."""
+def find_runs(instance: dg.DagsterInstance, ref: str | None, recipe: str | None = None) -> list[dg.DagsterRun]:
+    """The runs of a job id (tag `sluice/job_id`), of a backfill id (tag `dagster/backfill`: a backfill launched
+    from the UI), else the run of that run id; no ref: the latest runs touching recipe `recipe`'s assets (runs
+    launched from the UI carry no job id, and an asset backfill's runs not even the recipe's job name), or the
+    latest job's runs."""
     if ref:
-        runs = instance.get_runs(dg.RunsFilter(tags={"sluice/job_id": ref}))
-        if runs:
-            return sorted(runs, key=lambda r: int(r.tags.get("sluice/phase", 0)))
+        for tag in ("sluice/job_id", "dagster/backfill"):
+            runs = instance.get_runs(dg.RunsFilter(tags={tag: ref}))
+            if runs:
+                return sorted(runs, key=lambda r: (int(r.tags.get("sluice/phase", 0)), r.run_id))
         run = instance.get_run_by_id(ref)
         return [run] if run is not None else []
-    if recipe_job:
-        return list(reversed(instance.get_runs(dg.RunsFilter(job_name=recipe_job), limit=10)))
+    if recipe:
+        recent = instance.get_runs(limit=200)
+        mine = [r for r in recent if any(k.path[0] == recipe for k in r.asset_selection or [])]
+        return list(reversed(mine[:10]))
     latest = instance.get_runs(dg.RunsFilter(tags={"sluice/job_id": ""}), limit=1) or instance.get_runs(limit=1)
     if latest and latest[0].tags.get("sluice/job_id"):
         return find_runs(instance, latest[0].tags["sluice/job_id"])
     return latest
 
 
-def job_status(instance: dg.DagsterInstance, ref: str | None, recipe_job: str | None = None) -> list[str]:
-    runs = find_runs(instance, ref, recipe_job)
+def job_status(instance: dg.DagsterInstance, ref: str | None, recipe: str | None = None) -> list[str]:
+    """`sluice status`: a header, then per run its phase, state and shards, and per asset the shards done."""
+    runs = find_runs(instance, ref, recipe)
     if not runs:
-        return [f"no runs found for {ref or recipe_job or 'this instance'}"]
-    head = runs[0].tags.get("sluice/job_id") or runs[0].job_name
+        return [f"no runs found for {ref or recipe or 'this instance'}"]
+    head = runs[0].tags.get("sluice/job_id") or runs[0].tags.get("dagster/backfill") or runs[0].job_name
     lines = [f"job {head}: {len(runs)} runs"]
     for run in runs:
         lines += run_progress(instance, run).render()

@@ -29,6 +29,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -206,12 +207,33 @@ def start_postgres(stack: Stack) -> None:
     conn.close()
 
 
-def stop_postgres(stack: Stack) -> None:
+def stop_postgres(stack: Stack, timeout: float = 30.0) -> None:
+    """`pg_ctl stop -m fast`; if pg_ctl cannot reach the data directory (e.g. a parent lost its search bit: pytest
+    resets /tmp/pytest-of-<user> to 0700 when another session starts), SIGINT to the postmaster, which is the
+    same fast shutdown."""
+    import psutil
+
+    pid = stack.services.get("postgres")
     if (stack.pg_data / "postmaster.pid").exists():
+        with contextlib.suppress(OSError, ValueError):
+            pid = int((stack.pg_data / "postmaster.pid").read_text().splitlines()[0])
         subprocess.run(
             _as_postgres([pg_bin("pg_ctl"), "-D", str(stack.pg_data), "-m", "fast", "-w", "stop"]),
             capture_output=True,
         )
+    try:
+        if pid is None or "postgres" not in psutil.Process(pid).name():  # gone (or the pid was reused)
+            return
+    except psutil.Error:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGINT)
+    deadline = time.monotonic() + timeout
+    while psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            break
+        time.sleep(0.1)
 
 
 # --- processes -------------------------------------------------------------------------------------------------
@@ -425,13 +447,15 @@ def _migrate(env: dict[str, str]) -> None:
 
 
 def down(stack: Stack, echo=print) -> float:
-    """Stop everything the state file names (newest first), then PostgreSQL. Returns the seconds it took."""
+    """Stop everything the state file names (all at once), then PostgreSQL. Returns the seconds it took."""
     t0 = time.perf_counter()
     if stack.state_file.exists():
         stack.load()
-    for name in reversed([n for n in stack.services if n != "postgres"]):
-        stop_process(stack.services[name])
-        echo(f"stopped {name} (pid {stack.services[name]})")
+    names = list(reversed([n for n in stack.services if n != "postgres"]))
+    # all at once: each waits for its own graceful shutdown (the webserver and workers take seconds)
+    with ThreadPoolExecutor(max(1, len(names))) as pool:
+        for name, _ in zip(names, pool.map(lambda n: stop_process(stack.services[n]), names), strict=True):
+            echo(f"stopped {name} (pid {stack.services[name]})")
     stop_postgres(stack)
     restore_instance(stack)
     stack.state_file.unlink(missing_ok=True)

@@ -104,3 +104,12 @@ def test_up_fills_deploy_yaml_and_down_restores_the_embedded_instance(tmp_path: 
     assert source["storage"]["postgres"]["postgres_db"]["port"] == {"env": "SLUICE_PG_PORT"}
     restore_instance(stack)
     assert (stack.home / "dagster.yaml").read_text() == "telemetry:\n  enabled: false\n"
+
+
+def test_pool_limits_on_load_can_be_turned_off(sluice_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    home = sluice_home / "dagster_home"
+    home.mkdir(parents=True)
+    monkeypatch.setenv("SLUICE_POOL_LIMITS_ON_LOAD", "0")
+    assert apply_recipe_pool_limits([DEMO]) == {}
+    with dg.DagsterInstance.get() as instance:
+        assert not any(k.startswith("sluice/demo/") for k in instance.event_log_storage.get_concurrency_keys())

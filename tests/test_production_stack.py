@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -139,6 +140,27 @@ def test_demo_on_two_celery_workers_exports_what_in_process_exports(embedded: Pa
     assert all(n > 0 for n in served.values()), served
 
 
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def dismiss_newsletter(page) -> None:
+    """The first visit to a new instance opens a newsletter dialog over the page: skip it when it is there."""
+    skip = page.get_by_role("button", name="Skip")
+    try:
+        skip.wait_for(timeout=15_000)
+    except Exception:  # playwright's TimeoutError: no dialog this time
+        return
+    skip.click()
+
+
 @pytest.mark.browser
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} missing (apt-get install chromium)")
 def test_ui_shows_every_op_and_step_resource_metadata(
@@ -155,23 +177,10 @@ def test_ui_shows_every_op_and_step_resource_metadata(
     # a dedup op is three assets: per-shard hashes, the global index, the per-shard filter
     ops += [f"{name}{suffix}" for name in ops if "deduplicator" in name for suffix in ("__hashes", "__index")]
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1600, "height": 1000})
         page.goto(f"{base}/locations/sluice/asset-groups/demo/lineage", wait_until="networkidle", timeout=120_000)
-        skip = page.get_by_role("button", name="Skip")  # the first-visit newsletter dialog covers the page
-        skip.wait_for(timeout=30_000)
-        skip.click()
+        dismiss_newsletter(page)
         page.get_by_text("source", exact=True).first.wait_for(timeout=60_000)
         page.screenshot(path=str(artifacts / "demo_asset_graph.png"), full_page=True)
         # the graph abbreviates long names; the list view of the group names every asset in full
@@ -280,3 +289,46 @@ def test_sigkill_then_resume_on_postgres(stack: Stack, tmp_path: Path, monkeypat
     assert len(set(before) | set(after)) == 4 and len(set(before) & set(after)) <= 1
     expected = _reference_export(tmp_path, monkeypatch, data, ops)
     assert (tmp_path / "out" / "pgkilled.jsonl").read_bytes() == expected
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} missing (apt-get install chromium)")
+def test_backfill_launched_from_the_ui_completes(
+    stack: Stack, pg_run: subprocess.CompletedProcess[str], embedded: Path
+) -> None:
+    """ "Materialize all…" on the demo group, every partition, "Launch backfill": the daemon queues and launches
+    its runs on the PostgreSQL instance and the backfill completes; `sluice status` shows its runs."""
+    import dagster as dg
+    from playwright.sync_api import sync_playwright
+
+    base = stack.env()["SLUICE_WEBSERVER_URL"]
+    with stack_instance(stack) as instance:
+        before = {b.backfill_id for b in instance.get_backfills()}
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1600, "height": 1000})
+        page.goto(f"{base}/locations/sluice/asset-groups/demo/lineage", wait_until="networkidle", timeout=120_000)
+        dismiss_newsletter(page)
+        page.get_by_role("button", name="Materialize all").first.click()
+        dialog = page.locator("[role=dialog]").first
+        dialog.get_by_text("All", exact=True).first.click()
+        dialog.get_by_text("3 partitions").first.wait_for(timeout=30_000)
+        dialog.get_by_role("button", name="Launch backfill").click()
+        dialog.wait_for(state="hidden", timeout=60_000)
+        browser.close()
+    deadline = time.monotonic() + 600
+    with stack_instance(stack) as instance:
+        while time.monotonic() < deadline:
+            new = [b for b in instance.get_backfills() if b.backfill_id not in before]
+            if new and new[0].status.value != "REQUESTED":
+                break
+            time.sleep(2)
+        assert new, "no backfill was launched"
+        backfill = new[0]
+        assert backfill.status.value == "COMPLETED_SUCCESS", backfill.status
+        runs = instance.get_runs(dg.RunsFilter(tags={"dagster/backfill": backfill.backfill_id}))
+        assert runs and all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
+    assert _export(stack.home.parent) == _export(embedded)
+    out = sluice(["status", backfill.backfill_id], stack.env()).stdout
+    assert out.splitlines()[0] == f"job {backfill.backfill_id}: {len(runs)} runs"
+    assert re.search(r"^\s+export\s+1/1", out, re.M)
