@@ -54,7 +54,10 @@ class CountingMapper(Mapper):
 
     def run(self, df: pl.DataFrame) -> OpOutput:
         first = df[ROW_ID][0] if df.height else "-"
-        with open(Path(self.params.counter_dir) / "calls.log", "a") as fh:
-            fh.write(f"{os.getpid()} {first}\n")
+        started = time.time()
         time.sleep(self.params.sleep_s)
-        return super().run(df)
+        out = super().run(df)
+        # one line per call, written when it ends: pid, first row, start and end (epoch seconds)
+        with open(Path(self.params.counter_dir) / "calls.log", "a") as fh:
+            fh.write(f"{os.getpid()} {first} {started:.6f} {time.time():.6f}\n")
+        return out
