@@ -10,8 +10,8 @@ index over every shard in input order, and a per-shard filter that reads only it
 Every partitioned asset has a `BackfillPolicy`: `single_run()` (default) or `multi_run(N)` with
 `engine.max_partitions_per_run: N`, so one run materializes many shards and the asset body iterates over them
 (pipeline_defs/step.py). One body serves every way a step is started: one partition (`--tags
-dagster/partition`), a range (a backfill, `sluice run`), or no partition at all (a bare `dagster job
-execute -j <recipe>_job`: every registered shard). A global stage is never keyed by a partition; when some
+dagster/partition`) or a range (a backfill, `sluice run`, a schedule tick); without a partition the first step
+stops the run, naming `<recipe>_all_job`. A global stage is never keyed by a partition; when some
 shard has not reached it yet it waits (yields nothing, so the steps after it are skipped, and says which
 shards it waits for). A partitioned step after a global stage also brings up to date every other shard whose
 checkpoint the new global stage made stale, so per-partition runs in any order end with a correct export.
@@ -37,11 +37,10 @@ import polars as pl
 from ops_library.base import Deduplicator, Op
 from ops_library.columns import ROW_ID
 from pipeline_defs import export as export_mod
-from pipeline_defs.fingerprints import code_hash, digest, keyed, node_fingerprint
+from pipeline_defs.fingerprints import code_hash, digest, node_fingerprint
 from pipeline_defs.planning import engine_settings, load_plan, plan_for, step_request
 from pipeline_defs.recipe import OpSpec, Recipe
 from pipeline_defs.shards import (
-    DatasetError,
     discover_shards,
     read_shard,
     shard_content_hash,
@@ -781,13 +780,3 @@ def build_recipe_graph(recipe: Recipe) -> RecipeGraph:
         checks=factory.checks,
         shard_fns=factory.shard_fns,
     )
-
-
-__all__ = [
-    "DatasetError",
-    "Node",
-    "Phase",
-    "RecipeGraph",
-    "build_recipe_graph",
-    "keyed",
-]
