@@ -22,12 +22,13 @@ checkpoint's fingerprint is derived (pipeline_defs/fingerprints.py).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -66,7 +67,7 @@ from pipeline_defs.step import (
 )
 from pipeline_defs.steps import GlobalStage, RowStep, plan_steps
 from resources.monitor import StepMonitor
-from resources.planner import Plan, PlanError, pool_name
+from resources.planner import OpPlan, Plan, PlanError, pool_name
 from resources.pools import ComputePool, GpuPool
 from resources.storage import CheckpointStore, StepOutput
 
@@ -312,8 +313,11 @@ class _Factory:
             "step/seconds": round(sum(float(r.metadata.get("seconds", 0.0)) for r in computed), 4),
         }
 
-    def _partitioned_body(self, node: Node, compute, upstream: Sequence[tuple[Sequence[str], bool]]):
-        """The body of a partitioned asset: each shard is reused when current, else computed and checkpointed."""
+    def _partitioned_body(
+        self, node: Node, upstream: Sequence[tuple[Sequence[str], bool]], slot: Callable[[], OpPlan] | None = None
+    ):
+        """The body of a partitioned asset: each shard is reused when current, else computed and checkpointed by
+        the node's shard function. `slot`: the plan of steps that hold one of their pool's worker slots."""
         factory = self
         settings = self.settings
 
@@ -341,7 +345,8 @@ class _Factory:
                 else:
                     todo.append((k, fps))
             workers = min(settings.shard_workers, len(todo))
-            with compute.prepare(context, keys) as run_shard:
+            run_shard = factory.shard_fns[node.key]
+            with factory._allocation(context, slot, keys) as alloc:
                 if workers > 1 and not factory.on_gpu(node):
                     tasks = [
                         ShardTask(
@@ -350,7 +355,7 @@ class _Factory:
                             tuple(node.key.path),
                             k,
                             fps,
-                            run_shard.alloc,
+                            alloc,
                             context.retry_number,
                         )
                         for k, fps in todo
@@ -361,7 +366,7 @@ class _Factory:
                 else:
                     for k, fps in todo:
                         deadline.check(k)
-                        results[k] = run_shard(k, fps)
+                        results[k] = run_shard(store, alloc, k, fps, context.retry_number)
                         deadline.check(k)
             ordered = [results[k] for k in keys]
             summary = factory._record(context, node.key, ordered, targeted)
@@ -369,18 +374,19 @@ class _Factory:
 
         return body
 
+    def _allocation(self, context: dg.AssetExecutionContext, slot: Callable[[], OpPlan] | None, keys: list[str]):
+        """One worker slot of the step's pool held for the whole step, and its allocation (None: no slot)."""
+        if slot is None:
+            return contextlib.nullcontext(None)
+        pool: ComputePool = getattr(context.resources, self.pool_key)
+        return pool.hold(slot(), key=keys[0] if keys else "")
+
     # --- stages --------------------------------------------------------------------------------------------
 
     def source(self) -> dg.AssetKey:
         recipe, factory = self.recipe, self
         partitioning = json.dumps(recipe.partition.model_dump(mode="json"), sort_keys=True)
         node = Node(self.key("source"), "source", digest("source", recipe.text_key, partitioning), (), True)
-
-        class Compute:
-            @staticmethod
-            def prepare(context: dg.AssetExecutionContext, keys: list[str]):
-                store: CheckpointStore = getattr(context.resources, factory.store_key)
-                return _single(lambda k, _fps: factory._source_shard(node, store, k))
 
         @dg.asset(
             description=f"Rows of one input shard of {recipe.dataset_path}; malformed rows are quarantined.",
@@ -391,7 +397,7 @@ class _Factory:
             return body(context)
 
         self.shard_fns[node.key] = lambda store, _alloc, k, _fps, _retries: factory._source_shard(node, store, k)
-        body = self._partitioned_body(node, Compute, [])
+        body = self._partitioned_body(node, [])
         key = self._add(source, node)
         self.row_assets.append(key)
         return key
@@ -440,21 +446,6 @@ class _Factory:
         ups = [(upstream.path, True)] + ([(index_key.path, False)] if index_key is not None else [])
         summaries = "; ".join(f"{s.name}: {s.op_class.summary()}" for s in step.ops)
 
-        class Compute:
-            @staticmethod
-            def prepare(context: dg.AssetExecutionContext, keys: list[str]):
-                store: CheckpointStore = getattr(context.resources, factory.store_key)
-                pool: ComputePool = getattr(context.resources, factory.pool_key)
-                request = step_request(recipe, load_plan(recipe), step.ops, step.name)
-                return _held(
-                    pool,
-                    request,
-                    keys,
-                    lambda alloc, k, fps: factory._row_shard(
-                        node, ops, store, alloc, k, fps, upstream, index_key, context.retry_number
-                    ),
-                )
-
         @dg.asset(
             description=summaries,
             deps=list(deps),
@@ -468,7 +459,7 @@ class _Factory:
             node, ops, store, alloc, k, fps, upstream, index_key, retries
         )
         self.gpu_nodes |= {node.key} if any(s.op_class.accepts_placement for s in step.ops) else set()
-        body = self._partitioned_body(node, Compute, ups)
+        body = self._partitioned_body(node, ups, lambda: step_request(recipe, load_plan(recipe), step.ops, step.name))
         key = self._add(row_asset, node)
         self.row_assets.append(key)
         return key
@@ -503,13 +494,6 @@ class _Factory:
         hashes_name, index_name = f"{spec.step_name}__hashes", f"{spec.step_name}__index"
         hashes_node = Node(self.key(hashes_name), "hashes", code_hash("hashes", [spec]), (upstream_key,), True)
 
-        class Compute:
-            @staticmethod
-            def prepare(context: dg.AssetExecutionContext, keys: list[str]):
-                store: CheckpointStore = getattr(context.resources, factory.store_key)
-
-                return _single(lambda k, fps: hashes_shard(store, None, k, fps, 0))
-
         @dg.asset(
             description=f"{spec.name}, stage 1 of 3: the dedup key of every row of one shard.",
             deps=[upstream_key],
@@ -528,7 +512,7 @@ class _Factory:
             return ShardResult(k, {"rows": out.kept.height, "seconds": seconds, "fingerprint": out.fingerprint})
 
         self.shard_fns[hashes_node.key] = hashes_shard
-        hashes_body = self._partitioned_body(hashes_node, Compute, [(upstream_key.path, True)])
+        hashes_body = self._partitioned_body(hashes_node, [(upstream_key.path, True)])
         hashes_key = self._add(hashes, hashes_node)
         index_node = Node(self.key(index_name), "index", code_hash("index", [spec]), (hashes_key,), False)
 
@@ -643,43 +627,6 @@ class _Factory:
 
         self.checks.append(rows_reconcile)
         return self._add(export, node)
-
-
-class _ShardFn:
-    """The per-shard function a `prepare` block yields; `alloc` is the step's allocation (None without a pool)."""
-
-    def __init__(self, fn, alloc=None):
-        self.fn, self.alloc = fn, alloc
-
-    def __call__(self, k: str, fps: list[str] | None) -> ShardResult:
-        return self.fn(self.alloc, k, fps)
-
-
-class _single:
-    """`prepare` result for steps that need no pool slot: a context manager yielding the per-shard function."""
-
-    def __init__(self, fn):
-        self.fn = fn
-
-    def __enter__(self) -> _ShardFn:
-        return _ShardFn(lambda _alloc, k, fps: self.fn(k, fps))
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
-class _held:
-    """`prepare` result for op steps: holds one worker slot of the step's pool for the whole step."""
-
-    def __init__(self, pool: ComputePool, request, keys: list[str], fn):
-        self.cm = pool.hold(request, key=keys[0] if keys else "")
-        self.fn = fn
-
-    def __enter__(self) -> _ShardFn:
-        return _ShardFn(self.fn, self.cm.__enter__())
-
-    def __exit__(self, *exc: object) -> None:
-        self.cm.__exit__(*exc)
 
 
 # --- shards of one step in worker processes (engine.shard_workers) -------------------------------------------
