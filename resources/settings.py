@@ -5,18 +5,35 @@ Two checkouts or two test runs never share a Dagster instance or checkpoints unl
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-_DAGSTER_YAML = """\
+# What earlier versions wrote; a home holding exactly this is brought up to date.
+_DAGSTER_YAML_V1 = """\
 # Written by Sluice on first use: an embedded SQLite instance under $SLUICE_HOME.
 telemetry:
   enabled: false
 run_monitoring:
   enabled: false
+"""
+
+_DAGSTER_YAML = """\
+# Written by Sluice on first use: an embedded SQLite instance under $SLUICE_HOME. Dagster's SQLite layout;
+# resources/dagster_storage.py keeps one pooled connection per database file instead of one per statement.
+telemetry:
+  enabled: false
+run_monitoring:
+  enabled: false
+storage:
+  custom:
+    module: resources.dagster_storage
+    class: PooledSqliteStorage
+    config:
+      base_dir: {base_dir}
 """
 
 
@@ -48,8 +65,8 @@ class SluiceHome(BaseSettings):
         home = self.dagster_home
         home.mkdir(parents=True, exist_ok=True)
         config = home / "dagster.yaml"
-        if not config.exists():
-            config.write_text(_DAGSTER_YAML)
+        if not config.exists() or config.read_text() == _DAGSTER_YAML_V1:
+            config.write_text(_DAGSTER_YAML.format(base_dir=json.dumps(str(home))))
         os.environ["DAGSTER_HOME"] = str(home)
         return home
 

@@ -1,0 +1,79 @@
+"""The embedded instance's pooled SQLite storage: Dagster's own layout and schema, one engine per database file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+from dagster._core.storage.sqlite_storage import DagsterSqliteStorage
+
+from resources import dagster_storage
+from resources.dagster_storage import PooledSqliteEventLogStorage
+from resources.settings import _DAGSTER_YAML_V1, SluiceHome
+
+PARTS = dg.StaticPartitionsDefinition(["a", "b", "c"])
+
+
+@dg.asset(partitions_def=PARTS, backfill_policy=dg.BackfillPolicy.single_run())
+def numbers(context):
+    for k in context.partition_keys:
+        context.add_asset_metadata({"shard": k}, partition_key=k)
+    return dg.MaterializeResult(metadata={"shards": len(context.partition_keys)})
+
+
+def _instance(home: Path) -> dg.DagsterInstance:
+    SluiceHome(home=home).ensure_dagster_home()
+    return dg.DagsterInstance.get()
+
+
+def test_a_fresh_home_uses_the_pooled_storage_and_dagster_stock_storage_reads_what_it_wrote(
+    sluice_home: Path,
+) -> None:
+    instance = _instance(sluice_home)
+    assert isinstance(instance._event_storage, PooledSqliteEventLogStorage)
+    tags = {"dagster/asset_partition_range_start": "a", "dagster/asset_partition_range_end": "c"}
+    result = dg.materialize([numbers], instance=instance, tags=tags)
+    assert result.success
+    # Dagster's stock SQLite storage over the same directory sees the same run and materializations.
+    stock = DagsterSqliteStorage.from_local(str(sluice_home / "dagster_home"))
+    records = stock.event_log_storage.fetch_materializations(dg.AssetKey("numbers"), limit=10).records
+    assert sorted(r.partition_key for r in records) == ["a", "b", "c"]
+    assert [r.dagster_run.run_id for r in stock.run_storage.get_run_records()] == [result.run_id]
+
+
+def test_an_engine_is_made_once_per_database_file_and_process(sluice_home: Path, monkeypatch) -> None:
+    made: list[str] = []
+    real = dagster_storage.db.create_engine
+    monkeypatch.setattr(dagster_storage.db, "create_engine", lambda url, **kw: made.append(url) or real(url, **kw))
+    dagster_storage.dispose_engines()
+    instance = _instance(sluice_home)
+    for _ in range(3):
+        assert dg.materialize([numbers], instance=instance, partition_key="a").success
+    # three runs: the runs, index and schedules databases plus one per run, whatever the number of events
+    assert len(made) == len(set(made)) == 3 + 3
+    monkeypatch.setattr(dagster_storage.os, "getpid", lambda: -1)  # a forked child never reuses its parent's
+    assert dg.materialize([numbers], instance=instance, partition_key="b").success
+    assert len(made) > 6
+
+
+def test_wipe_closes_the_pooled_run_databases_before_deleting_them(sluice_home: Path) -> None:
+    instance = _instance(sluice_home)
+    assert dg.materialize([numbers], instance=instance, partition_key="a").success
+    instance.wipe()
+    assert not list((sluice_home / "dagster_home" / "history" / "runs").glob("*-*.db"))
+    result = dg.materialize([numbers], instance=instance, partition_key="b")
+    assert result.success
+    assert len(instance.get_run_records()) == 1
+
+
+def test_a_home_from_an_earlier_version_is_upgraded_and_a_user_edited_file_is_left_alone(tmp_path: Path) -> None:
+    old = tmp_path / "old"
+    (old / "dagster_home").mkdir(parents=True)
+    (old / "dagster_home" / "dagster.yaml").write_text(_DAGSTER_YAML_V1)
+    SluiceHome(home=old).ensure_dagster_home()
+    assert "PooledSqliteStorage" in (old / "dagster_home" / "dagster.yaml").read_text()
+    edited = tmp_path / "edited"
+    (edited / "dagster_home").mkdir(parents=True)
+    (edited / "dagster_home" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    SluiceHome(home=edited).ensure_dagster_home()
+    assert (edited / "dagster_home" / "dagster.yaml").read_text() == "telemetry:\n  enabled: false\n"
