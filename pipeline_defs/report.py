@@ -68,6 +68,10 @@ class RunReport:
         return "\n".join(lines)
 
 
+# Asset name suffixes of a global op's stages (graph.py: `<op step>__hashes`, `<op step>__index`).
+GLOBAL_STAGES = ("hashes", "index")
+
+
 def plain_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
     return {k: getattr(v, "value", v) for k, v in metadata.items()}
 
@@ -89,6 +93,9 @@ def collect(instance: dg.DagsterInstance, run_id: str, funnel: dict[str, StepSta
         computed += 1
         ops = step_summary(meta)
         seconds += float(meta.get("seconds") or 0.0) if not ops else sum(float(o["seconds"]) for o in ops)
+        op_name, _, stage = mat.asset_key.path[-1].rpartition("__")
+        if stage in GLOBAL_STAGES and op_name:  # a global op's hashing and index are that op's work too
+            funnel[op_name].seconds += float(meta.get("seconds") or 0.0)
         for op in ops:
             s = funnel[op["op"]]
             s.steps += 1
