@@ -29,7 +29,7 @@ import os
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import dagster as dg
@@ -61,15 +61,17 @@ from pipeline_defs.step import (
     is_current,
     retry_policy,
     run_ops,
+    spread,
     stat_histograms,
     step_metadata,
     upstream_fingerprints,
 )
 from pipeline_defs.steps import GlobalStage, RowStep, plan_steps
+from resources.hardware import Hardware, usable_cpus
 from resources.monitor import StepMonitor
 from resources.planner import OpPlan, Plan, PlanError, pool_name
-from resources.pools import ComputePool, GpuPool
-from resources.storage import CheckpointStore, StepOutput
+from resources.pools import Allocation, ComputePool, GpuPool
+from resources.storage import FRAMES, CheckpointStore, StepOutput
 
 # BackfillPolicy on assets is beta in Dagster 1.13; it is the documented way to get range runs.
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
@@ -346,7 +348,7 @@ class _Factory:
                     todo.append((k, fps))
             workers = min(settings.shard_workers, len(todo))
             run_shard = factory.shard_fns[node.key]
-            with factory._allocation(context, slot, keys) as alloc:
+            with factory._allocation(context, slot, keys, max(1, workers)) as alloc:
                 if workers > 1 and not factory.on_gpu(node):
                     tasks = [
                         ShardTask(
@@ -364,22 +366,34 @@ class _Factory:
                         results[result.shard] = result
                         deadline.check(result.shard)
                 else:
-                    for k, fps in todo:
-                        deadline.check(k)
-                        results[k] = run_shard(store, alloc, k, fps, context.retry_number)
-                        deadline.check(k)
+                    with store.deferred():  # shard k's checkpoint is written while shard k+1 computes
+                        for k, fps in todo:
+                            deadline.check(k)
+                            results[k] = run_shard(store, alloc, k, fps, context.retry_number)
+                            deadline.check(k)
             ordered = [results[k] for k in keys]
             summary = factory._record(context, node.key, ordered, targeted)
             return dg.MaterializeResult(metadata=summary) if targeted else None
 
         return body
 
-    def _allocation(self, context: dg.AssetExecutionContext, slot: Callable[[], OpPlan] | None, keys: list[str]):
-        """One worker slot of the step's pool held for the whole step, and its allocation (None: no slot)."""
+    @contextlib.contextmanager
+    def _allocation(
+        self, context: dg.AssetExecutionContext, slot: Callable[[], OpPlan] | None, keys: list[str], workers: int
+    ) -> Iterator[Allocation]:
+        """One worker slot of the step's pool held for the whole step, and its allocation. The step's CPUs are
+        its op's `num_proc` x `num_cpus` (the recipe's `np` for source and hashes, which hold no slot), shared
+        by the `workers` processes that run its shards; each cuts a shard into that many chunks."""
+        cpus = self.settings.usable(Hardware(cpus=usable_cpus(), memory_gb=0.0)).cpus
         if slot is None:
-            return contextlib.nullcontext(None)
+            granted = min(cpus, self.recipe.np)
+            yield Allocation("cpu", 1, None, None, 0, chunks=max(1, granted // workers))
+            return
+        request = slot()
         pool: ComputePool = getattr(context.resources, self.pool_key)
-        return pool.hold(slot(), key=keys[0] if keys else "")
+        with pool.hold(request, key=keys[0] if keys else "") as alloc:
+            granted = min(cpus, request.num_proc * alloc.threads) if not alloc.on_gpu else 1
+            yield replace(alloc, chunks=max(1, granted // workers))
 
     # --- stages --------------------------------------------------------------------------------------------
 
@@ -466,7 +480,7 @@ class _Factory:
 
     def _row_shard(self, node, ops, store, alloc, k, fps, upstream, index_key, retries) -> ShardResult:
         t0 = time.perf_counter()
-        df = store.read(store.path(upstream.path, k))
+        df = spread(store.read(store.path(upstream.path, k)), alloc.chunks)
         first = dedup_first(index_slice(store, index_key.path, k)) if index_key is not None else None
         with StepMonitor(interval=self.settings.monitor_interval_s) as usage:
             kept, dropped, per_op = run_ops(ops, df, k, first, alloc.run_kwargs())
@@ -503,9 +517,9 @@ class _Factory:
         def hashes(context):
             return hashes_body(context)
 
-        def hashes_shard(store: CheckpointStore, _alloc: Any, k: str, fps: list[str], _retries: int) -> ShardResult:
+        def hashes_shard(store: CheckpointStore, alloc: Allocation, k: str, fps: list[str], _retries: int):
             t0 = time.perf_counter()
-            frame = op.hashes(store.read(store.path(upstream_key.path, k)))
+            frame = op.hashes(spread(store.read(store.path(upstream_key.path, k)), alloc.chunks))
             out = StepOutput(frame, None, node_fingerprint(hashes_node, fps))
             store.write_step(hashes_node.key.path, k, out)
             seconds = round(time.perf_counter() - t0, 4)
@@ -548,6 +562,7 @@ class _Factory:
                 )
                 dups = dups.join(where, on=ROW_ID, how="left", maintain_order="left")
             meta = store.write_step(index_node.key.path, None, StepOutput(dups, None, fp))
+            assert meta is not None  # not deferred: the index is written by this thread, outside any step loop
             rows = sum(f.height for f in frames)
             stats = op.index_stats(dups, rows, meta.bytes if meta else None)
             yield dg.MaterializeResult(
@@ -658,6 +673,7 @@ def _worker_graph(source: str, env: tuple[tuple[str, str], ...]) -> RecipeGraph:
 def compute_shard(task: ShardTask) -> ShardResult:
     """One shard of one step in a worker process: the same function the step runs in its own process."""
     os.environ.update(dict(task.env))
+    FRAMES.max_bytes = 0  # the parent reads what a worker writes from disk: nothing to keep here
     graph = _worker_graph(task.recipe_source, task.env)
     fn = graph.shard_fns[dg.AssetKey(list(task.asset_path))]
     result = fn(graph.store(), task.alloc, task.shard, task.fps, task.retries)

@@ -64,6 +64,9 @@ class Allocation:
     visible_devices: str | None = None
     slot: int | None = None
     slot_wait_s: float | None = None
+    # Pieces each shard's frame is cut into, so polars' threads share one shard's work: the CPUs the step's
+    # pool grants (`num_proc` x `num_cpus`) divided among the processes that run its shards.
+    chunks: int = 1
 
     @property
     def on_gpu(self) -> bool:

@@ -14,8 +14,11 @@ import gzip
 import io
 import json
 import os
+import threading
 import uuid
-from collections.abc import Callable, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -102,6 +105,92 @@ def _hash(data: bytes) -> str:
     return xxhash.xxh3_64_hexdigest(data)
 
 
+class FrameCache:
+    """Frames this process wrote, so the next step's read of them skips decoding (least recently used first
+    out, `max_bytes` in all). A cached frame is returned only while its file is the one this process wrote:
+    same sidecar, same size and modification time; anything else is read from disk and verified."""
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes = max_bytes
+        self._frames: OrderedDict[str, tuple[CheckpointMeta, tuple[int, int], pl.DataFrame, int]] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def put(self, path: Path, meta: CheckpointMeta, df: pl.DataFrame) -> None:
+        size = int(df.estimated_size())
+        st = path.stat()
+        with self._lock:
+            self._drop(str(path))
+            if size > self.max_bytes:
+                return
+            self._frames[str(path)] = (meta, (st.st_size, st.st_mtime_ns), df, size)
+            self._bytes += size
+            while self._bytes > self.max_bytes:
+                self._drop(next(iter(self._frames)))
+
+    def get(self, path: Path) -> pl.DataFrame | None:
+        with self._lock:
+            hit = self._frames.get(str(path))
+            if hit is not None:
+                self._frames.move_to_end(str(path))
+        if hit is None:
+            return None
+        meta, stamp, df, _ = hit
+        try:
+            st = path.stat()
+        except OSError:
+            return None
+        if (st.st_size, st.st_mtime_ns) != stamp or CheckpointMeta.load(path) != meta:
+            with self._lock:
+                self._drop(str(path))
+            return None
+        return df
+
+    def clear(self) -> None:
+        with self._lock:
+            self._frames.clear()
+            self._bytes = 0
+
+    def _drop(self, key: str) -> None:
+        old = self._frames.pop(key, None)
+        if old is not None:
+            self._bytes -= old[3]
+
+
+# A step's shards are read by the next step of the same run, in the same process.
+FRAMES = FrameCache(max_bytes=512 << 20)
+
+
+class _Background:
+    """Checkpoint writes of one step, on one thread beside the step's compute (see CheckpointStore.deferred)."""
+
+    def __init__(self) -> None:
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="sluice-checkpoint")
+        self.pending: list[Future[Any]] = []
+        self.slots = threading.Semaphore(2)  # at most two shards' frames waiting: memory stays bounded
+
+    def submit(self, fn: Callable[[], Any]) -> None:
+        self.slots.acquire()
+
+        def run() -> Any:
+            try:
+                return fn()
+            finally:
+                self.slots.release()
+
+        self.pending.append(self.pool.submit(run))
+
+    def drain(self) -> None:
+        try:
+            for future in self.pending:
+                future.result()  # the first failed write fails the step
+        finally:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+_background = threading.local()
+
+
 class CheckpointStore(dg.ConfigurableResource):
     """Checkpoint files under `base_dir`: `<asset key path>/<quoted partition>[.dropped].<format>`."""
 
@@ -143,6 +232,21 @@ class CheckpointStore(dg.ConfigurableResource):
 
     # --- write / read --------------------------------------------------------------------------------------
 
+    @contextmanager
+    def deferred(self) -> Iterator[None]:
+        """Inside, this thread's `write_step` calls return at once and write on a background thread, so a step
+        encodes shard k while it computes shard k+1; leaving waits for every write (and raises the first
+        error). A step records its shards only after leaving, so a materialization never precedes its file."""
+        if getattr(_background, "current", None) is not None:
+            yield
+            return
+        _background.current = bg = _Background()
+        try:
+            yield
+        finally:
+            _background.current = None
+            bg.drain()
+
     def write(self, df: pl.DataFrame, path: Path, fingerprint: str = "", dropped: int | None = None) -> CheckpointMeta:
         """Data first, then its sidecar: a crash in between leaves a mismatch that reads as corrupt."""
         data = self._encode(df)
@@ -158,6 +262,7 @@ class CheckpointStore(dg.ConfigurableResource):
             tmp.write_bytes(data)
         with atomic_write(meta_path(path)) as tmp:
             tmp.write_text(json.dumps(meta.__dict__))
+        FRAMES.put(path, meta, df)
         return meta
 
     def verify(self, path: Path) -> CheckpointMeta:
@@ -182,10 +287,12 @@ class CheckpointStore(dg.ConfigurableResource):
         return data, meta
 
     def read(self, path: Path, where: pl.Expr | None = None) -> pl.DataFrame:
-        data, meta = self._read_verified(path)
-        df = self._decode(data, path)
-        if df.height != meta.rows:
-            raise CorruptCheckpointError(f"checkpoint {path} has {df.height} rows, its sidecar says {meta.rows}")
+        df = FRAMES.get(path)
+        if df is None:
+            data, meta = self._read_verified(path)
+            df = self._decode(data, path)
+            if df.height != meta.rows:
+                raise CorruptCheckpointError(f"checkpoint {path} has {df.height} rows, its sidecar says {meta.rows}")
         return df if where is None else df.filter(where)
 
     def read_dropped(self, asset_key: Sequence[str], partition: str | None) -> pl.DataFrame | None:
@@ -196,9 +303,16 @@ class CheckpointStore(dg.ConfigurableResource):
         meta = CheckpointMeta.load(self.path(asset_key, partition))
         return meta.fingerprint if meta else ""
 
-    def write_step(self, asset_key: Sequence[str], partition: str | None, out: StepOutput) -> CheckpointMeta:
+    def write_step(self, asset_key: Sequence[str], partition: str | None, out: StepOutput) -> CheckpointMeta | None:
         """The dropped part first, then the kept part, whose sidecar (written last) says how many rows the dropped
-        part holds: a step is complete only once that sidecar is there."""
+        part holds: a step is complete only once that sidecar is there. None when deferred (see `deferred`)."""
+        bg: _Background | None = getattr(_background, "current", None)
+        if bg is not None:
+            bg.submit(lambda: self._write_step(asset_key, partition, out))
+            return None
+        return self._write_step(asset_key, partition, out)
+
+    def _write_step(self, asset_key: Sequence[str], partition: str | None, out: StepOutput) -> CheckpointMeta:
         dropped_path = self.path(asset_key, partition, "dropped")
         if out.dropped is not None:
             self.write(out.dropped, dropped_path, out.fingerprint)

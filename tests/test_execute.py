@@ -200,6 +200,35 @@ def test_shard_workers_spread_a_steps_shards_over_processes_with_the_same_output
     assert all("worker_pid" not in m.metadata for m in _materializations(["one", "op01_text_length_filter"]))
 
 
+def test_a_step_cuts_each_shard_into_the_cpus_its_pool_grants_with_the_same_output(
+    tmp_path: Path, sluice_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pipeline_defs.graph
+    import resources.hardware
+
+    monkeypatch.setattr(resources.hardware, "usable_cpus", lambda: 4)  # what the planner sees
+    monkeypatch.setattr(pipeline_defs.graph, "usable_cpus", lambda: 4)  # what a step's allocation sees
+    data = _corpus(tmp_path / "data")
+    ops = [{"whitespace_normalization_mapper": None}, {"document_deduplicator": {"lowercase": True}}]
+    runs = {
+        name: run_recipe(
+            _recipe(tmp_path, name, data=data, ops=ops, np=np, auto_op_parallelism=False, **extra), echo=lambda _: None
+        )
+        for name, np, extra in [("np1", 1, {}), ("np4", 4, {}), ("np4w2", 4, {"engine": {"shard_workers": 2}})]
+    }
+    exports = {Path(r.recipe.export_path).read_bytes() for r in runs.values()}
+    assert len(exports) == 1  # the same rows whatever the cut
+    chunks = {
+        name: {
+            m.metadata["allocation"].value["chunks"]
+            for m in _materializations([name, "op00_whitespace_normalization_mapper"])
+        }
+        for name in runs
+    }
+    # np x num_cpus CPUs for the step (auto_op_parallelism off: np workers); two worker processes share them
+    assert chunks == {"np1": {1}, "np4": {4}, "np4w2": {2}}
+
+
 def test_a_real_daemon_runs_the_schedule_and_writes_the_export(tmp_path: Path, sluice_home: Path) -> None:
     """`dagster-daemon run` with an enabled every-minute schedule: its first tick launches a run of the job over
     the missing shards, which completes the recipe (the global stages follow in the same run)."""

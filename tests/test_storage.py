@@ -8,9 +8,12 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from resources.storage import (
+    FRAMES,
     LOAD_ALL_PARTITIONS,
+    CheckpointMeta,
     CheckpointStore,
     CorruptCheckpointError,
+    FrameCache,
     MissingCheckpointError,
     ParquetCheckpointIOManager,
     StepOutput,
@@ -103,6 +106,7 @@ def test_every_storage_format_round_trips(tmp_path: Path, fmt: str, compression:
     df = pl.DataFrame({"text": ["a", "ü ☃ 中文", ""], "n": [1, 2, 3]})
     path = store.path(["r", "a"], "k@00000")
     store.write(df, path, "fp")
+    FRAMES.clear()  # read the file back, not the frame this process just wrote
     assert_frame_equal(store.read(path), df)
     assert store.verify(path).rows == 3
 
@@ -118,3 +122,68 @@ def test_truncated_or_overwritten_checkpoint_is_detected(tmp_path: Path) -> None
     (path.with_name(path.name + ".meta.json")).unlink()
     with pytest.raises(CorruptCheckpointError, match="no readable sidecar"):
         store.read(path)
+
+
+def test_a_frame_this_process_wrote_is_read_back_without_decoding(tmp_path: Path, monkeypatch) -> None:
+    store = CheckpointStore(base_dir=str(tmp_path))
+    path = store.path(["r", "a"], "k@00000")
+    df = pl.DataFrame({"text": ["a", "b"], "n": [1, 2]})
+    store.write(df, path, "fp")
+    monkeypatch.setattr(CheckpointStore, "_decode", lambda *a: pytest.fail("decoded a cached checkpoint"))
+    assert_frame_equal(store.read(path), df)
+    assert_frame_equal(store.read(path, where=pl.col("n") > 1), df.tail(1))
+
+
+def test_a_checkpoint_changed_on_disk_after_writing_is_read_and_verified_not_served_from_memory(
+    tmp_path: Path,
+) -> None:
+    store = CheckpointStore(base_dir=str(tmp_path))
+    path = store.path(["r", "a"], "k@00000")
+    store.write(pl.DataFrame({"x": list(range(1000))}), path, "fp")
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # same size, different bytes, newer mtime
+    path.write_bytes(bytes(data))
+    with pytest.raises(CorruptCheckpointError, match="is corrupt"):
+        store.read(path)
+    # another writer (a worker process) replaced file and sidecar: the disk wins
+    other = CheckpointStore(base_dir=str(tmp_path))
+    other.write(pl.DataFrame({"x": [7]}), path, "fp2")
+    FRAMES.put(path, CheckpointMeta.load(path), pl.DataFrame({"x": [1]}))  # what an older write left cached
+    (path.with_name(path.name + ".meta.json")).write_text(
+        (path.with_name(path.name + ".meta.json")).read_text().replace("fp2", "fp3")
+    )
+    assert store.read(path)["x"].to_list() == [7]
+
+
+def test_the_frame_cache_keeps_its_byte_budget_least_recently_used_first(tmp_path: Path) -> None:
+    cache = FrameCache(max_bytes=3 * 8 * 1000)  # three frames of 1000 int64
+    store = CheckpointStore(base_dir=str(tmp_path))
+    paths = []
+    for i in range(4):
+        path = store.path(["r", "a"], f"k@{i:05d}")
+        store.write(pl.DataFrame({"x": [i] * 1000}), path, "fp")
+        cache.put(path, CheckpointMeta.load(path), pl.DataFrame({"x": [i] * 1000}))
+        paths.append(path)
+        if i == 2:
+            assert cache.get(paths[0]) is not None  # 0 is now the most recently used
+    assert cache.get(paths[1]) is None
+    assert [cache.get(p) is not None for p in (paths[0], paths[2], paths[3])] == [True, True, True]
+    cache.put(paths[0], CheckpointMeta.load(paths[0]), pl.DataFrame({"x": list(range(10_000))}))  # over budget
+    assert cache.get(paths[0]) is None
+
+
+def test_deferred_writes_land_before_the_block_ends_and_a_failed_write_fails_it(tmp_path: Path) -> None:
+    store = CheckpointStore(base_dir=str(tmp_path))
+    frames = {f"k@{i:05d}": pl.DataFrame({"x": [i] * 100}) for i in range(5)}
+    with store.deferred():
+        for k, df in frames.items():
+            assert store.write_step(["r", "a"], k, StepOutput(df, df.head(1), "fp")) is None
+    FRAMES.clear()
+    for k, df in frames.items():
+        assert_frame_equal(store.read(store.path(["r", "a"], k)), df)
+        assert_frame_equal(store.read_dropped(["r", "a"], k), df.head(1))
+    blocker = tmp_path / "blocked"
+    blocker.write_text("a file where a directory must go")
+    bad = CheckpointStore(base_dir=str(blocker))
+    with pytest.raises(OSError), bad.deferred():
+        bad.write_step(["r", "a"], "k@00000", StepOutput(frames["k@00000"]))

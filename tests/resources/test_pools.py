@@ -159,6 +159,7 @@ def test_allocation_metadata_leaves_out_empty_fields() -> None:
         "memory_safety_factor": 0.8,
         "adaptive_batch_size": True,
         "granted": "cpu",
+        "chunks": 1,
     }
 
 
