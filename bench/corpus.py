@@ -411,8 +411,9 @@ def ensure(out_dir: Path, target_bytes: int = 110_000_000, shard_docs: int = 500
 
 
 def default_dir() -> Path:
+    """Absolute: the benchmarks run their tools from other working directories."""
     home = Path(os.environ.get("SLUICE_HOME", ".sluice"))
-    return home / "corpus" / "bench"
+    return (home / "corpus" / "bench").resolve()
 
 
 def main() -> None:

@@ -7,6 +7,9 @@ bench/corpus.py) with the 5-op recipe. For each, --repeats interleaved rounds of
   in, the bench corpus is read where it lies): whole-process wall, and from the job's `job_summary.json` the ops'
   own seconds (`computed_this_run.*.seconds`, the source parse included), the job's wall and its Dagster runs;
 * the same command again in the same home (nothing changed: every checkpoint valid): the re-run wall;
+* the same command once more after deleting the checkpoints, export and job logs but keeping the Dagster
+  instance: the "warm" wall, what new input costs on an instance that already exists (the first run also pays
+  for creating the instance's SQLite databases);
 * bench/plain_baseline.py on the same recipe: one polars frame, `Op.run` per op, no Dagster; whole-process wall.
 
 Printed: medians, overhead = (wall - op seconds) / op seconds (job wall and process wall), Sluice / baseline,
@@ -61,7 +64,7 @@ def bench5_case(work: Path, corpus_dir: Path, docs: int | None, np: int) -> dict
 
 
 def measure_case(name: str, case: dict[str, Any], work: Path, repeats: int, timeout: float) -> dict[str, Any]:
-    rows: dict[str, list[h.Measured]] = {"sluice": [], "rerun": [], "baseline": []}
+    rows: dict[str, list[h.Measured]] = {"sluice": [], "rerun": [], "warm": [], "baseline": []}
     op_seconds, job_walls, dagster_runs, agree = [], [], [], None
     for r in range(repeats):
         run_dir = h.fresh_dir(work / "runs" / name / f"r{r}")
@@ -86,11 +89,15 @@ def measure_case(name: str, case: dict[str, Any], work: Path, repeats: int, time
             dagster_runs.append(h.summary_runs(summary))
         rerun = h.measure("rerun", cmd, env, cwd=run_dir, timeout=timeout, log=run_dir / "rerun.log")
         rows["rerun"].append(rerun)
+        for kept in ("checkpoints", "export", "jobs"):
+            shutil.rmtree(home / kept, ignore_errors=True)
+        warm = h.measure("warm", cmd, env, cwd=run_dir, timeout=timeout, log=run_dir / "warm.log")
+        rows["warm"].append(warm)
         out = run_dir / "baseline.jsonl"
         base_cmd = [sys.executable, str(h.BENCH / "plain_baseline.py"), str(case["recipe"]), str(out)]
         base = h.measure("baseline", base_cmd, env, cwd=run_dir, timeout=timeout, log=run_dir / "baseline.log")
         rows["baseline"].append(base)
-        for m in (first, rerun, base):
+        for m in (first, rerun, warm, base):
             status = "ok" if m.ok else f"FAILED rc={m.rc}\n    " + m.tail.replace("\n", "\n    ")
             print(f"  [{name}] {m.label:<9} run {r + 1}: {m.wall_s:7.2f} s {m.peak_rss_mb:7.0f} MB  {status}")
         if first.ok and base.ok and agree is None:
@@ -103,6 +110,7 @@ def measure_case(name: str, case: dict[str, Any], work: Path, repeats: int, time
     base_wall = h.median(m.wall_s for m in rows["baseline"] if m.ok)
     ops = h.median(op_seconds)
     job_wall = h.median(job_walls)
+    warm_wall = h.median(m.wall_s for m in rows["warm"] if m.ok)
     return {
         "recipe": str(case["recipe"]),
         "docs": docs,
@@ -113,6 +121,8 @@ def measure_case(name: str, case: dict[str, Any], work: Path, repeats: int, time
         "overhead_job": round((job_wall - ops) / ops, 3) if ops and job_wall else None,
         "overhead_process": round((wall - ops) / ops, 3) if ops and wall else None,
         "rerun_wall_s": h.median(m.wall_s for m in rows["rerun"] if m.ok),
+        "warm_wall_s": h.median(m.wall_s for m in rows["warm"] if m.ok),
+        "warm_vs_baseline": round(warm_wall / base_wall, 2) if warm_wall and base_wall else None,
         "dagster_runs": dagster_runs[-1] if dagster_runs else None,
         "baseline_wall_s": base_wall,
         "sluice_vs_baseline": round(wall / base_wall, 2) if wall and base_wall else None,
@@ -140,9 +150,11 @@ def print_table(cases: dict[str, dict[str, Any]], machine: dict[str, Any]) -> No
         "ovh job",
         "ovh proc",
         "re-run s",
+        "warm s",
         "runs",
         "plain s",
         "sluice/plain",
+        "warm/plain",
         "same rows",
     )
     print("".join(f"{c:>13}" for c in head))
@@ -158,9 +170,11 @@ def print_table(cases: dict[str, dict[str, Any]], machine: dict[str, Any]) -> No
             fmt(c["overhead_job"], ".0%"),
             fmt(c["overhead_process"], ".0%"),
             fmt(c["rerun_wall_s"]),
+            fmt(c.get("warm_wall_s")),
             fmt(c["dagster_runs"], "d"),
             fmt(c["baseline_wall_s"]),
             fmt(c["sluice_vs_baseline"], ".2f", "x"),
+            fmt(c.get("warm_vs_baseline"), ".2f", "x"),
             same,
         )
         print("".join(f"{x!s:>13}" for x in cells))
@@ -183,7 +197,7 @@ def main() -> None:
     args = parser.parse_args()
     repeats = args.repeats or (1 if args.quick else 3)
     work = h.fresh_dir(h.BENCH / ".work" / time.strftime("execution_%Y%m%d_%H%M%S"))
-    corpus_dir = Path(args.corpus) if args.corpus else corpus_mod.default_dir()
+    corpus_dir = Path(args.corpus).resolve() if args.corpus else corpus_mod.default_dir()
     docs = args.docs or (3000 if args.quick else None)
     machine = h.machine()
     cases = {}

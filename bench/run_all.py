@@ -124,7 +124,7 @@ class Bench:
         found = re.search(r"--executor \{([^}]*)\}", run_help)
         self.executors = found.group(1).split(",") if found else []
         self.dj_venv = envs.dj_venv_path(args.dj_venv)
-        self.corpus_dir = Path(args.corpus) if args.corpus else corpus_mod.default_dir()
+        self.corpus_dir = Path(args.corpus).resolve() if args.corpus else corpus_mod.default_dir()
         self.cache: dict[tuple[str, str], dict[str, Any]] = {}  # (recipe, input) -> compared runs, reused
 
     # --- setup ----------------------------------------------------------------------------------------------
