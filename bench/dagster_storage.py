@@ -49,7 +49,8 @@ def _job(assets: int):
 
     defs = [make(i) for i in range(assets)]
     return dg.Definitions(
-        assets=defs, jobs=[dg.define_asset_job("j", selection=[d.key for d in defs], executor_def=dg.in_process_executor)]
+        assets=defs,
+        jobs=[dg.define_asset_job("j", selection=[d.key for d in defs], executor_def=dg.in_process_executor)],
     ).resolve_job_def("j")
 
 
@@ -92,7 +93,8 @@ def main() -> None:
             )
             walls[storage].append(json.loads(out.stdout.strip().splitlines()[-1])["walls"][-1])
     stock, pooled = statistics.median(walls["stock"]), statistics.median(walls["pooled"])
-    print(f"range run of {args.assets} assets x {args.shards} shards, median of {args.runs} (load {os.getloadavg()[0]:.2f})")
+    load = os.getloadavg()[0]
+    print(f"range run of {args.assets} assets x {args.shards} shards, median of {args.runs} (load {load:.2f})")
     print(f"  Dagster's SQLite storage : {stock:.3f} s")
     print(f"  PooledSqliteStorage      : {pooled:.3f} s   ({stock / pooled:.2f}x faster)")
 

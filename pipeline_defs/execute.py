@@ -72,13 +72,28 @@ def file_lock(path: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+_INSTANCE: tuple[tuple[object, ...], dg.DagsterInstance] | None = None
+
+
+def process_instance() -> dg.DagsterInstance:
+    """`DagsterInstance.get()`, made once per process for the same DAGSTER_HOME and dagster.yaml (opening one
+    reads the YAML and its storages: ~0.1 s, and a job asked for it once per run)."""
+    global _INSTANCE
+    home = os.environ.get("DAGSTER_HOME", "")
+    config = Path(home, "dagster.yaml")
+    key = (os.getpid(), home, config.stat().st_mtime_ns if config.exists() else None)
+    if _INSTANCE is None or _INSTANCE[0] != key:
+        _INSTANCE = (key, dg.DagsterInstance.get())
+    return _INSTANCE[1]
+
+
 def instance_ready() -> dg.DagsterInstance:
     """The local instance, created and migrated under a lock, so concurrent first runs cannot race on its
     schema (alembic heads) or its pool rows."""
     home = sluice_home()
     home.ensure_dagster_home()
     with file_lock(home.root / "locks" / "instance.lock"):
-        return dg.DagsterInstance.get()
+        return process_instance()
 
 
 def plan_with_history(recipe: Recipe, instance: dg.DagsterInstance) -> Plan:
@@ -108,7 +123,7 @@ class RunRequest:
 def execute_run(req: RunRequest) -> tuple[str, bool, str]:
     """One Dagster run of some assets over a range of shards (or unpartitioned, for a global stage): (run id,
     success, failure message). Module-level, so a process pool can call it."""
-    instance = dg.DagsterInstance.get()
+    instance = process_instance()
     recon = dg.build_reconstructable_job(
         "pipeline_defs.loader", "job_for_recipe", reconstructable_args=(req.recipe_path, req.executor)
     )

@@ -366,7 +366,7 @@ class _Factory:
                         results[result.shard] = result
                         deadline.check(result.shard)
                 else:
-                    with store.deferred():  # shard k's checkpoint is written while shard k+1 computes
+                    with store.deferred(alloc.chunks):  # shard k is written while shard k+1 computes
                         for k, fps in todo:
                             deadline.check(k)
                             results[k] = run_shard(store, alloc, k, fps, context.retry_number)

@@ -723,7 +723,9 @@ def load_recipe(path: str | os.PathLike[str]) -> Recipe:
     if not path.exists():
         raise RecipeError(str(path), ["file not found"])
     text = path.read_text(encoding="utf-8")
-    env = tuple(sorted(os.environ.items()))  # ${VAR}s and SLUICE_* settings are part of what it means
+    # What the text means depends on the ${VAR}s it names and on the SLUICE_* settings, nothing else in the
+    # environment (steps set OMP_NUM_THREADS and the like, which must not force a new parse).
+    env = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("SLUICE_") or "${" + k in text))
     return _parsed(str(path), text, env)
 
 

@@ -162,12 +162,12 @@ FRAMES = FrameCache(max_bytes=512 << 20)
 
 
 class _Background:
-    """Checkpoint writes of one step, on one thread beside the step's compute (see CheckpointStore.deferred)."""
+    """Checkpoint writes of one step, on `writers` threads beside the step's compute (CheckpointStore.deferred)."""
 
-    def __init__(self) -> None:
-        self.pool = ThreadPoolExecutor(1, thread_name_prefix="sluice-checkpoint")
+    def __init__(self, writers: int) -> None:
+        self.pool = ThreadPoolExecutor(writers, thread_name_prefix="sluice-checkpoint")
         self.pending: list[Future[Any]] = []
-        self.slots = threading.Semaphore(2)  # at most two shards' frames waiting: memory stays bounded
+        self.slots = threading.Semaphore(writers + 1)  # frames waiting to be written stay few: memory is bounded
 
     def submit(self, fn: Callable[[], Any]) -> None:
         self.slots.acquire()
@@ -233,14 +233,15 @@ class CheckpointStore(dg.ConfigurableResource):
     # --- write / read --------------------------------------------------------------------------------------
 
     @contextmanager
-    def deferred(self) -> Iterator[None]:
-        """Inside, this thread's `write_step` calls return at once and write on a background thread, so a step
-        encodes shard k while it computes shard k+1; leaving waits for every write (and raises the first
-        error). A step records its shards only after leaving, so a materialization never precedes its file."""
+    def deferred(self, writers: int = 1) -> Iterator[None]:
+        """Inside, this thread's `write_step` calls return at once and write on `writers` background threads
+        (a step passes its CPUs), so a step encodes shard k while it computes shard k+1; leaving waits for every
+        write (and raises the first error). A step records its shards only after leaving, so a materialization
+        never precedes its file."""
         if getattr(_background, "current", None) is not None:
             yield
             return
-        _background.current = bg = _Background()
+        _background.current = bg = _Background(max(1, writers))
         try:
             yield
         finally:

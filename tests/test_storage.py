@@ -175,7 +175,7 @@ def test_the_frame_cache_keeps_its_byte_budget_least_recently_used_first(tmp_pat
 def test_deferred_writes_land_before_the_block_ends_and_a_failed_write_fails_it(tmp_path: Path) -> None:
     store = CheckpointStore(base_dir=str(tmp_path))
     frames = {f"k@{i:05d}": pl.DataFrame({"x": [i] * 100}) for i in range(5)}
-    with store.deferred():
+    with store.deferred(writers=2):
         for k, df in frames.items():
             assert store.write_step(["r", "a"], k, StepOutput(df, df.head(1), "fp")) is None
     FRAMES.clear()
