@@ -46,6 +46,7 @@ from resources.planner import Plan
 from resources.pools import apply_pool_limits
 from resources.pressure import PressureThresholds, ResourceManager
 from resources.settings import sluice_home
+from resources.storage import FRAMES
 
 Executor = Literal["in_process", "multiprocess", "celery"]
 PRESSURE_TIMEOUT_S = 120.0
@@ -371,6 +372,7 @@ def _run_locked(
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
+        FRAMES.clear()  # the job's frames: a long-lived process must not hold them after it
         monitor.stop()
         wall = time.perf_counter() - t0
         kind = {"completed": "job_complete", "interrupted": "job_interrupted"}.get(status, "job_failed")

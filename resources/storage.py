@@ -151,14 +151,27 @@ class FrameCache:
             self._frames.clear()
             self._bytes = 0
 
+    def __len__(self) -> int:
+        return len(self._frames)
+
     def _drop(self, key: str) -> None:
         old = self._frames.pop(key, None)
         if old is not None:
             self._bytes -= old[3]
 
 
-# A step's shards are read by the next step of the same run, in the same process.
-FRAMES = FrameCache(max_bytes=512 << 20)
+def _frame_budget() -> int:
+    """512 MB, or a sixteenth of the machine's memory where that is less."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        total = 8 << 30
+    return min(512 << 20, total // 16)
+
+
+# A step's shards are read by the next step of the same job, in the same process; `sluice run` empties it when
+# the job ends.
+FRAMES = FrameCache(max_bytes=_frame_budget())
 
 
 class _Background:

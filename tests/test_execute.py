@@ -16,6 +16,7 @@ from pipeline_defs.graph import build_recipe_graph
 from pipeline_defs.loader import definitions_for
 from pipeline_defs.recipe import load_recipe
 from pipeline_defs.schedules import stale_request
+from resources.storage import FRAMES
 from tests.conftest import ROOT
 from tests.test_fault_tolerance import _calls, _corpus, _events, _ops, _recipe
 
@@ -45,6 +46,7 @@ def test_a_range_run_materializes_every_shard_once_in_one_run_per_phase(tmp_path
         .records
     }
     assert len(run_ids) == 1  # one range run materialized every shard
+    assert len(FRAMES) == 0  # the frames handed from step to step are let go when the job ends
 
 
 def test_a_retried_range_step_recomputes_only_the_shards_it_had_not_finished(tmp_path: Path, sluice_home: Path) -> None:

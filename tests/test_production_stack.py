@@ -330,6 +330,10 @@ def test_backfill_launched_from_the_ui_completes(
         assert backfill.status.value == "COMPLETED_SUCCESS", backfill.status
         runs = instance.get_runs(dg.RunsFilter(tags={"dagster/backfill": backfill.backfill_id}))
         assert runs and all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
+    # the daemon's backfill follows the assets' BackfillPolicy: as many runs as `sluice run` (one per phase)
+    sluice_runs = int(re.search(r"(\d+) Dagster runs", pg_run.stdout).group(1))
+    print(f"UI backfill: {len(runs)} runs; sluice run: {sluice_runs} runs")
+    assert len(runs) == sluice_runs
     assert _export(stack.home.parent) == _export(embedded)
     out = sluice(["status", backfill.backfill_id], stack.env()).stdout
     assert out.splitlines()[0] == f"job {backfill.backfill_id}: {len(runs)} runs"
