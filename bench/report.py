@@ -408,7 +408,8 @@ def section_configs(data: dict[str, Any]) -> list[str]:
     lines = [
         "## 4. Sluice checkpoint strategies and executors",
         "",
-        f"Recipe {cfg.get('recipe')}; executors offered by `sluice run`: {', '.join(cfg.get('executors') or [])}.",
+        f"Recipe {cfg.get('recipe')}; executors measured: {', '.join(cfg.get('executors') or [])} (celery only "
+        "when a broker is reachable: `sluice up`).",
         "",
     ]
     rows = []

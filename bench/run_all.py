@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
+import socket
 import sys
 import time
 import traceback
@@ -109,6 +111,22 @@ def recipe_yaml(project: str, dataset: Path, ops: list[tuple[str, dict[str, Any]
     return yaml.safe_dump(recipe, sort_keys=False)
 
 
+def celery_broker_up() -> bool:
+    """The Celery executor needs the broker `sluice up` starts (SLUICE_CELERY_BROKER); without one its runs can
+    only fail, so the variant is left out, saying why."""
+    from urllib.parse import urlparse
+
+    from pipeline_defs.loader import DEFAULT_BROKER
+
+    url = urlparse(os.environ.get("SLUICE_CELERY_BROKER", DEFAULT_BROKER))
+    try:
+        socket.create_connection((url.hostname or "127.0.0.1", url.port or 6379), timeout=1).close()
+        return True
+    except OSError:
+        print(f"  celery executor left out: no broker at {url.geturl()} (start one with `sluice up`)")
+        return False
+
+
 class Bench:
     def __init__(self, args: argparse.Namespace):
         self.args = args
@@ -122,7 +140,9 @@ class Bench:
         run_help = h.sluice_run_help()
         self.flags = {word.strip("[],") for word in run_help.split() if word.startswith("--")}
         found = re.search(r"--executor \{([^}]*)\}", run_help)
-        self.executors = found.group(1).split(",") if found else []
+        self.executors = [
+            e for e in (found.group(1).split(",") if found else []) if e != "celery" or celery_broker_up()
+        ]
         self.dj_venv = envs.dj_venv_path(args.dj_venv)
         self.corpus_dir = Path(args.corpus).resolve() if args.corpus else corpus_mod.default_dir()
         self.cache: dict[tuple[str, str], dict[str, Any]] = {}  # (recipe, input) -> compared runs, reused
