@@ -22,10 +22,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 STOCK = "telemetry:\n  enabled: false\n"
-POOLED = (
-    "telemetry:\n  enabled: false\nstorage:\n  custom:\n    module: resources.dagster_storage\n"
-    "    class: PooledSqliteStorage\n    config:\n      base_dir: {home}\n"
-)
 
 
 def _job(assets: int):
@@ -57,9 +53,15 @@ def _job(assets: int):
 def child(storage: str, assets: int, shards: int, runs: int) -> None:
     import dagster as dg
 
-    home = tempfile.mkdtemp(prefix=f"sluice-bench-{storage}-")
-    Path(home, "dagster.yaml").write_text(STOCK if storage == "stock" else POOLED.format(home=json.dumps(home)))
-    os.environ["DAGSTER_HOME"] = home
+    from resources.settings import SluiceHome
+
+    home = Path(tempfile.mkdtemp(prefix=f"sluice-bench-{storage}-"))
+    if storage == "stock":
+        (home / "dagster_home").mkdir()
+        (home / "dagster_home" / "dagster.yaml").write_text(STOCK)
+        os.environ["DAGSTER_HOME"] = str(home / "dagster_home")
+    else:  # the dagster.yaml `sluice run` writes on a fresh home
+        SluiceHome(home=home).ensure_dagster_home()
     instance = dg.DagsterInstance.get()
     keys = [f"k{i:03d}" for i in range(shards)]
     instance.add_dynamic_partitions("shards", keys)

@@ -140,9 +140,7 @@ class Bench:
         run_help = h.sluice_run_help()
         self.flags = {word.strip("[],") for word in run_help.split() if word.startswith("--")}
         found = re.search(r"--executor \{([^}]*)\}", run_help)
-        self.executors = [
-            e for e in (found.group(1).split(",") if found else []) if e != "celery" or celery_broker_up()
-        ]
+        self.executors = found.group(1).split(",") if found else []
         self.dj_venv = envs.dj_venv_path(args.dj_venv)
         self.corpus_dir = Path(args.corpus).resolve() if args.corpus else corpus_mod.default_dir()
         self.cache: dict[tuple[str, str], dict[str, Any]] = {}  # (recipe, input) -> compared runs, reused
@@ -410,7 +408,8 @@ class Bench:
                 None,
             ),
         }
-        for executor in self.executors:
+        executors = [e for e in self.executors if e != "celery" or celery_broker_up()]
+        for executor in executors:
             if executor != "in_process":
                 variants[f"every_op, {executor}"] = ({"checkpoint": {"strategy": "every_op"}}, executor)
                 variants[f"every_partition, {executor}"] = ({"checkpoint": {"strategy": "every_partition"}}, executor)
@@ -434,7 +433,7 @@ class Bench:
         return {
             "input": source,
             "recipe": name,
-            "executors": self.executors,
+            "executors": executors,
             "sluice_rejects": rejected,
             "configs": compared["configs"],
             "runs": compared["runs"],

@@ -564,7 +564,7 @@ class _Factory:
             meta = store.write_step(index_node.key.path, None, StepOutput(dups, None, fp))
             assert meta is not None  # not deferred: the index is written by this thread, outside any step loop
             rows = sum(f.height for f in frames)
-            stats = op.index_stats(dups, rows, meta.bytes if meta else None)
+            stats = op.index_stats(dups, rows, meta.bytes)
             yield dg.MaterializeResult(
                 metadata={
                     "partitions": len(keys),
