@@ -20,6 +20,7 @@ from typing import Literal
 
 import numpy as np
 
+from ops_library import lsh_params
 from ops_library.shingles import ShingleHashes
 
 HashMode = Literal["fast", "datajuicer"]
@@ -87,7 +88,18 @@ def optimal_param(
     threshold: float, num_perm: int, false_positive_weight: float = 0.5, false_negative_weight: float = 0.5
 ) -> tuple[int, int]:
     """(bands, rows per band) minimizing the weighted false-positive and false-negative areas, Data-Juicer's
-    (and datasketch's) `optimal_param`, with the same scipy quadrature and the same first-minimum tie rule."""
+    (and datasketch's) `optimal_param`, with the same scipy quadrature and the same first-minimum tie rule.
+    Thresholds with two decimals at 64..512 permutations come from `lsh_params.OPTIMAL`, computed the same way."""
+    if (false_positive_weight, false_negative_weight) == (0.5, 0.5):
+        known = lsh_params.lookup(threshold, num_perm)
+        if known is not None:
+            return known
+    return _integrate_param(threshold, num_perm, false_positive_weight, false_negative_weight)
+
+
+def _integrate_param(
+    threshold: float, num_perm: int, false_positive_weight: float, false_negative_weight: float
+) -> tuple[int, int]:
     from scipy import integrate
 
     def false_positive(band: int, rows: int) -> float:

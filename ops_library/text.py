@@ -7,6 +7,7 @@ can stay polars expressions.
 
 from __future__ import annotations
 
+import functools
 import string
 import sys
 from collections.abc import Iterable
@@ -100,8 +101,13 @@ def lower_refined_words(text: pl.Expr) -> pl.Expr:
     return text.str.to_lowercase().str.extract_all(_REFINED_CORE)
 
 
-# Python's `str.isalnum()` as a character class (letters of every script, decimal digits and other numerics).
-ALNUM_CLASS = char_class(c for c in map(chr, range(sys.maxunicode + 1)) if c.isalnum())
+@functools.cache
+def alnum_class() -> str:
+    """Python's `str.isalnum()` as a character class (letters of every script, decimal digits and other numerics),
+    built on first use: it walks every code point."""
+    return char_class(c for c in map(chr, range(sys.maxunicode + 1)) if c.isalnum())
+
+
 SPECIAL_CLASS = _SPECIAL
 
 # Where `str.splitlines()` breaks: "\r\n" counts as one break.

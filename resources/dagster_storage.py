@@ -15,15 +15,17 @@ server, the daemon and `dagster job execute` read the same file and import this 
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import sqlalchemy as db
+from dagster import __version__ as dagster_version
 from dagster._core.storage.base_storage import DagsterStorage
-from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+from dagster._core.storage.event_log.sqlite.sqlite_event_log import INDEX_SHARD_NAME, SqliteEventLogStorage
 from dagster._core.storage.runs.sqlite.sqlite_run_storage import SqliteRunStorage
 from dagster._core.storage.schedules.sqlite.sqlite_schedule_storage import SqliteScheduleStorage
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
@@ -34,6 +36,7 @@ from dagster._core.storage.sqlite_storage import (
     _schedule_directory,
 )
 from dagster._serdes import ConfigurableClassData
+from sqlalchemy.pool import NullPool
 
 # Run databases a long-lived process (the web server) keeps engines for; the least recently used is closed.
 MAX_ENGINES = 32
@@ -108,15 +111,61 @@ class PooledSqliteScheduleStorage(SqliteScheduleStorage):
 
 
 class PooledSqliteEventLogStorage(SqliteEventLogStorage):
+    """Run databases start as a copy of a template (`run_template_path`) made by Dagster's own `_initdb` once per
+    Dagster version: creating the schema and stamping its migration revision costs ~70 ms per run otherwise.
+    `has_table`, which Dagster asks before every dynamic-partition lookup, remembers the tables it found."""
+
     @contextmanager
     def _connect(self, shard: str) -> Iterator[db.Connection]:
         with self._db_lock:
-            engine = pooled_engine(self.conn_string_for_shard(shard))
             if shard not in self._initialized_dbs:
-                self._initdb(engine)
+                copied = shard != INDEX_SHARD_NAME and self._start_from_template(self.path_for_shard(shard))
+                if not copied:  # a template copy is at this Dagster version's head revision already
+                    self._initdb(pooled_engine(self.conn_string_for_shard(shard)))
                 self._initialized_dbs.add(shard)
+            engine = pooled_engine(self.conn_string_for_shard(shard))
             with _transaction(engine) as conn:
                 yield conn
+
+    def run_template_path(self) -> str:
+        return os.path.join(self._base_dir, f".run-template-dagster-{dagster_version}.sqlite")
+
+    def _start_from_template(self, path: str) -> bool:
+        """Copy the template to a run database not yet on disk (making the template first if needed); False when
+        the database was already there."""
+        if os.path.exists(path):
+            return False
+        template = self.run_template_path()
+        if not os.path.exists(template):
+            scratch = f"{template}.{os.getpid()}.{threading.get_ident()}.tmp"
+            engine = db.create_engine(f"sqlite:///{scratch}", poolclass=NullPool)
+            self._initdb(engine)
+            with engine.connect() as conn:  # fold the write-ahead log into the file, which is then copied alone
+                conn.execute(db.text("PRAGMA wal_checkpoint(TRUNCATE)"))
+            engine.dispose()
+            for suffix in ("-wal", "-shm"):
+                with suppress(FileNotFoundError):
+                    os.unlink(scratch + suffix)
+            os.replace(scratch, template)
+        scratch = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
+        shutil.copyfile(template, scratch)
+        try:
+            os.link(scratch, path)  # never over a database another process created meanwhile
+        except FileExistsError:
+            return False
+        finally:
+            os.unlink(scratch)
+        return True
+
+    def has_table(self, table_name: str) -> bool:
+        known = self.__dict__.setdefault("_sluice_tables", set())
+        if table_name in known:
+            return True
+        with pooled_engine(self.conn_string_for_shard(INDEX_SHARD_NAME)).connect() as conn:
+            present = bool(conn.dialect.has_table(conn, table_name))
+        if present:
+            known.add(table_name)
+        return present
 
     def wipe(self) -> None:
         dispose_engines(self.conn_string_for_shard(""))  # the run files are deleted; their engines go first

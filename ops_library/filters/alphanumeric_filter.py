@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import polars as pl
 from pydantic import Field
 
+from ops_library import codepoints
 from ops_library.base import INF, Filter, FilterParams, OpParams
 from ops_library.registry import register
 from ops_library.stats import StatsKeys
-from ops_library.text import ALNUM_CLASS
+from ops_library.text import alnum_class
 
 
-def char_ratio(text: pl.Expr, char_class: str) -> pl.Expr:
-    """Characters of `char_class` over all characters (code points); 0.0 for an empty text."""
+def char_ratio(text: pl.Expr, name: str, regex_class: Callable[[], str]) -> pl.Expr:
+    """Characters of the class `name` (see `codepoints.class_table`) over all characters (code points); 0.0 for an
+    empty text. Counted by the compiled code-point kernel, else by polars with the class as a regex."""
+    if codepoints.kernels() is not None:
+        return text.map_batches(lambda s: codepoints.class_ratio(s, name), return_dtype=pl.Float64, is_elementwise=True)
     total = text.str.len_chars()
-    return pl.when(total > 0).then(text.str.count_matches(char_class) / total).otherwise(0.0).cast(pl.Float64)
+    return pl.when(total > 0).then(text.str.count_matches(regex_class()) / total).otherwise(0.0).cast(pl.Float64)
 
 
 @register("alphanumeric_filter")
@@ -48,4 +54,4 @@ class AlphanumericFilter(Filter):
         return None
 
     def stats(self, text: pl.Expr) -> dict[str, pl.Expr]:
-        return {self.stat: char_ratio(text, ALNUM_CLASS)}
+        return {self.stat: char_ratio(text, "alnum", alnum_class)}

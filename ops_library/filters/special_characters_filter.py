@@ -30,4 +30,4 @@ class SpecialCharactersFilter(Filter):
     bounds = ("min_ratio", "max_ratio")
 
     def stats(self, text: pl.Expr) -> dict[str, pl.Expr]:
-        return {self.stat: char_ratio(text, SPECIAL_CLASS)}
+        return {self.stat: char_ratio(text, "special", lambda: SPECIAL_CLASS)}

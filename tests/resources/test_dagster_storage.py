@@ -49,11 +49,13 @@ def test_an_engine_is_made_once_per_database_file_and_process(sluice_home: Path,
     instance = _instance(sluice_home)
     for _ in range(3):
         assert dg.materialize([numbers], instance=instance, partition_key="a").success
-    # three runs: the runs, index and schedules databases plus one per run, whatever the number of events
-    assert len(made) == len(set(made)) == 3 + 3
+    # three runs: the runs, index and schedules databases, one per run, whatever the number of events, and one
+    # that makes the run-database template
+    assert len(made) == len(set(made)) == 3 + 3 + 1
+    assert sum(".run-template-" in url for url in made) == 1
     monkeypatch.setattr(dagster_storage.os, "getpid", lambda: -1)  # a forked child never reuses its parent's
     assert dg.materialize([numbers], instance=instance, partition_key="b").success
-    assert len(made) > 6
+    assert len(made) > 7
 
 
 def test_wipe_closes_the_pooled_run_databases_before_deleting_them(sluice_home: Path) -> None:
@@ -77,3 +79,38 @@ def test_a_home_from_an_earlier_version_is_upgraded_and_a_user_edited_file_is_le
     (edited / "dagster_home" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     SluiceHome(home=edited).ensure_dagster_home()
     assert (edited / "dagster_home" / "dagster.yaml").read_text() == "telemetry:\n  enabled: false\n"
+
+
+def test_run_databases_start_from_a_template_that_dagster_reads_as_current(sluice_home: Path) -> None:
+    from dagster._core.storage.event_log.sqlite import sqlite_event_log
+    from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+    from dagster._core.storage.sql import check_alembic_revision, get_alembic_config
+
+    instance = _instance(sluice_home)
+    runs = [dg.materialize([numbers], instance=instance, partition_key=k).run_id for k in ("a", "b")]
+    storage = instance._event_storage
+    assert Path(storage.run_template_path()).is_file()
+    stock = SqliteEventLogStorage(storage._base_dir)
+    config = get_alembic_config(sqlite_event_log.__file__)
+    for run_id in runs:
+        with stock.run_connection(run_id) as conn:
+            db_revision, head = check_alembic_revision(config, conn)
+        assert db_revision == head
+        steps = [e for e in stock.get_logs_for_run(run_id) if e.dagster_event and e.dagster_event.is_step_success]
+        assert len(steps) == 1
+
+
+def test_an_existing_run_database_is_never_replaced_by_the_template(sluice_home: Path) -> None:
+    instance = _instance(sluice_home)
+    run_id = dg.materialize([numbers], instance=instance, partition_key="a").run_id
+    events = len(instance.all_logs(run_id))
+    fresh = PooledSqliteEventLogStorage(instance._event_storage._base_dir)  # another process's view: nothing cached
+    assert fresh._start_from_template(fresh.path_for_shard(run_id)) is False
+    assert len(fresh.get_logs_for_run(run_id)) == events > 0
+
+
+def test_has_table_answers_for_the_index_and_remembers_only_tables_found(sluice_home: Path) -> None:
+    storage = _instance(sluice_home)._event_storage
+    assert storage.has_table("dynamic_partitions") is True
+    assert storage.has_table("no_such_table") is False
+    assert storage._sluice_tables == {"dynamic_partitions"}

@@ -1,0 +1,103 @@
+"""The compiled kernels of `ops_library.codepoints` (imported only where numba is installed). Module-level
+functions, so that numba's on-disk cache serves them to every later process."""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def decode(data, p):  # pragma: no cover - compiled
+    """(code point, next position) of the UTF-8 sequence at data[p] (valid UTF-8, as Arrow strings are)."""
+    b = np.int64(data[p])
+    if b < 0x80:
+        return b, p + 1
+    if b < 0xE0:
+        return ((b & 0x1F) << 6) | (np.int64(data[p + 1]) & 0x3F), p + 2
+    if b < 0xF0:
+        return ((b & 0x0F) << 12) | ((np.int64(data[p + 1]) & 0x3F) << 6) | (np.int64(data[p + 2]) & 0x3F), p + 3
+    return (
+        ((b & 0x07) << 18)
+        | ((np.int64(data[p + 1]) & 0x3F) << 12)
+        | ((np.int64(data[p + 2]) & 0x3F) << 6)
+        | (np.int64(data[p + 3]) & 0x3F)
+    ), p + 4
+
+
+@numba.njit(cache=True, nogil=True)
+def class_counts(data, offsets, table, total, hits):  # pragma: no cover - compiled
+    for d in range(len(offsets) - 1):
+        p, end, n, k = offsets[d], offsets[d + 1], 0, 0
+        while p < end:
+            cp, p = decode(data, p)
+            n += 1
+            k += table[cp]
+        total[d] = n
+        hits[d] = k
+
+
+@numba.njit(cache=True, nogil=True)
+def rep_ratios(data, offsets, n, roll, out, collided):  # pragma: no cover - compiled
+    top_weight = np.uint64(1)
+    for _ in range(n - 1):
+        top_weight *= roll
+    for d in range(len(offsets) - 1):
+        start, end = offsets[d], offsets[d + 1]
+        cps = np.empty(end - start, dtype=np.int64)
+        m, p = 0, start
+        while p < end:
+            cp, p = decode(data, p)
+            cps[m] = cp
+            m += 1
+        grams = m - n + 1
+        if grams <= 0:
+            out[d] = 0.0
+            continue
+        # Open addressing: slot -> (hash, first position, count); a slot whose hash matches holds the same
+        # n-gram only if its code points match too (else: a collision, recomputed by the caller).
+        size = 1
+        while size < 2 * grams:
+            size *= 2
+        mask = np.uint64(size - 1)
+        slot_hash = np.empty(size, dtype=np.uint64)
+        slot_pos = np.full(size, -1, dtype=np.int64)
+        slot_count = np.zeros(size, dtype=np.int64)
+        h = np.uint64(0)
+        for i in range(n):
+            h = h * roll + np.uint64(cps[i])
+        distinct = 0
+        for i in range(grams):
+            if i:
+                h = (h - np.uint64(cps[i - 1]) * top_weight) * roll + np.uint64(cps[i + n - 1])
+            s = (h ^ (h >> np.uint64(29))) & mask
+            while True:
+                pos = slot_pos[s]
+                if pos < 0:
+                    slot_hash[s] = h
+                    slot_pos[s] = i
+                    slot_count[s] = 1
+                    distinct += 1
+                    break
+                if slot_hash[s] == h:
+                    for t in range(n):
+                        if cps[pos + t] != cps[i + t]:
+                            collided[d] = True
+                            break
+                    slot_count[s] += 1
+                    break
+                s = (s + np.uint64(1)) & mask
+        if collided[d]:
+            continue
+        k = int(np.sqrt(distinct))
+        while k * k > distinct:
+            k -= 1
+        while (k + 1) * (k + 1) <= distinct:
+            k += 1
+        repeated = slot_count[slot_count > 1]
+        k = min(k, len(repeated))
+        if k == 0:
+            out[d] = 0.0
+            continue
+        repeated = np.sort(repeated)[::-1]
+        out[d] = repeated[:k].sum() / grams

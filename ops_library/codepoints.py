@@ -1,0 +1,86 @@
+"""Per-text code-point statistics computed in one compiled pass over the texts' UTF-8 bytes (numba).
+
+Data-Juicer computes these with a Python loop over each text's characters. The regex forms polars offers are exact
+but slow for the biggest character classes (Python's `str.isalnum` is ~130k code points), and the character
+n-gram count of `character_repetition_filter` has no vectorized form at all. Here each text's bytes are decoded
+to code points inside a numba kernel:
+
+- `class_counts`: (code points, code points in a class) per text, the class a boolean table over U+0000..U+10FFFF;
+- `char_rep_ratios`: Data-Juicer's character n-gram repetition ratio. The n-grams are bucketed by a 64-bit
+  rolling hash, and every n-gram of a bucket is compared with the bucket's first code point by code point, so the
+  counts are exact: a text whose buckets ever hold two different n-grams (a hash collision) is flagged and
+  recomputed by the Python definition.
+
+The kernels release the GIL and are not parallel themselves: polars calls a `map_batches` function once per chunk
+of a frame on its own threads, and the step cuts a shard into as many chunks as it was granted CPUs. Without numba
+(`kernels()` is None) the callers keep their polars/Python forms.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+
+import numpy as np
+import polars as pl
+
+from ops_library.shingles import utf8_buffer
+
+# Odd 64-bit multiplier of the rolling n-gram hash (the golden ratio).
+_ROLL = np.uint64(0x9E3779B97F4A7C15)
+
+
+@functools.cache
+def kernels() -> tuple[Callable, Callable] | None:
+    """(class_counts, rep_ratios) compiled, or None when numba is not installed."""
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        return None
+
+    from ops_library import codepoint_kernels as k
+
+    return k.class_counts, k.rep_ratios
+
+
+@functools.cache
+def class_table(name: str) -> np.ndarray:
+    """bool[0x110000]: whether each code point belongs to the named class (`alnum`: `str.isalnum`; `special`:
+    Data-Juicer's SPECIAL_CHARACTERS, single code points only)."""
+    table = np.zeros(sys.maxunicode + 1, dtype=np.bool_)
+    if name == "alnum":
+        table[[cp for cp in range(sys.maxunicode + 1) if chr(cp).isalnum()]] = True
+    elif name == "special":
+        from ops_library.text import SPECIAL_CHARACTERS
+
+        table[[ord(c) for c in SPECIAL_CHARACTERS if len(c) == 1]] = True
+    else:
+        raise ValueError(f"unknown character class {name!r}")
+    return table
+
+
+def class_ratio(texts: pl.Series, name: str) -> pl.Series:
+    """Code points of the class over all code points, per text (0.0 for an empty text, null for null)."""
+    counts_kernel, _ = kernels()  # type: ignore[misc]
+    data, offsets = utf8_buffer(texts.fill_null(""))
+    total = np.zeros(len(texts), dtype=np.int64)
+    hits = np.zeros(len(texts), dtype=np.int64)
+    counts_kernel(data, offsets, class_table(name), total, hits)
+    ratio = np.divide(hits, total, out=np.zeros(len(texts), dtype=np.float64), where=total > 0)
+    return pl.Series(texts.name, ratio, dtype=pl.Float64).set(texts.is_null(), None)  # type: ignore[arg-type]
+
+
+def char_rep_ratios(
+    texts: pl.Series, n: int, exact: Callable[[str, int], float], *, roll: int = int(_ROLL)
+) -> pl.Series:
+    """Data-Juicer's character n-gram repetition ratio per text; `exact(text, n)` recomputes a text whose n-gram
+    hashes collided. `roll` is the rolling hash's multiplier (tests force collisions with 0)."""
+    _, rep_kernel = kernels()  # type: ignore[misc]
+    data, offsets = utf8_buffer(texts.fill_null(""))
+    out = np.zeros(len(texts), dtype=np.float64)
+    collided = np.zeros(len(texts), dtype=np.bool_)
+    rep_kernel(data, offsets, n, np.uint64(roll), out, collided)
+    for i in np.flatnonzero(collided):
+        out[i] = exact(texts[int(i)], n)
+    return pl.Series(texts.name, out, dtype=pl.Float64).set(texts.is_null(), None)  # type: ignore[arg-type]

@@ -1,0 +1,87 @@
+"""The compiled code-point kernels (ops_library/codepoints.py) against the Python definitions they replace: the same
+values on adversarial and real text, whatever the frame's chunking; a hash collision falls back to the exact count;
+without numba the filters keep their polars/Python forms with the same results."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+
+from ops_library import codepoints
+from ops_library.filters.character_repetition_filter import CharacterRepetitionFilter, char_rep_ratio
+from ops_library.registry import get_op
+from pipeline_defs.corpus import ensure_demo_corpus
+from tests.ops_library.test_reference_agreement_filters import adversarial_texts
+
+pytestmark = pytest.mark.skipif(codepoints.kernels() is None, reason="numba is not installed")
+
+TEXTS = [*adversarial_texts(300, seed=11), None]
+
+
+@pytest.fixture(scope="module")
+def demo_texts(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    corpus = ensure_demo_corpus(tmp_path_factory.mktemp("corpus")).out_dir
+    parquet = sorted(p for p in corpus.iterdir() if p.suffix == ".parquet")
+    return pl.concat([pl.read_parquet(p).select("text") for p in parquet])["text"].head(3000).to_list()
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 10])
+def test_rep_ratios_equal_the_python_definition(n: int) -> None:
+    got = codepoints.char_rep_ratios(pl.Series(TEXTS), n, char_rep_ratio).to_list()
+    assert got == [None if t is None else char_rep_ratio(t, n) for t in TEXTS]
+
+
+def test_rep_ratios_on_real_text(demo_texts: list[str]) -> None:
+    got = codepoints.char_rep_ratios(pl.Series(demo_texts), 10, char_rep_ratio).to_list()
+    assert got == [char_rep_ratio(t, 10) for t in demo_texts]
+
+
+def test_a_hash_collision_is_recomputed_exactly() -> None:
+    # With multiplier 0 an n-gram's hash is its last code point: different n-grams collide all the time.
+    recomputed: list[str] = []
+
+    def exact(text: str, n: int) -> float:
+        recomputed.append(text)
+        return char_rep_ratio(text, n)
+
+    texts = pl.Series(["abcxbcyacz" * 3, "aaaa", "abcdefg", "abcdbc"])
+    got = codepoints.char_rep_ratios(texts, 3, exact, roll=0).to_list()
+    assert got == [char_rep_ratio(t, 3) for t in texts]
+    assert recomputed == [texts[0], texts[3]]  # abc and dbc share a last code point; the others do not collide
+
+
+@pytest.mark.parametrize("name", ["alnum", "special"])
+def test_class_ratio_equals_python_membership(name: str, demo_texts: list[str]) -> None:
+    from ops_library.text import SPECIAL_CHARACTERS
+
+    member = str.isalnum if name == "alnum" else SPECIAL_CHARACTERS.__contains__
+    texts = [*TEXTS, *demo_texts[:500]]
+    got = codepoints.class_ratio(pl.Series(texts), name).to_list()
+    want = [None if t is None else (sum(map(member, t)) / len(t) if t else 0.0) for t in texts]
+    assert got == want
+
+
+@pytest.mark.parametrize("op", ["alphanumeric_filter", "special_characters_filter", "character_repetition_filter"])
+def test_stats_are_the_same_without_numba_and_in_chunks(
+    op: str, demo_texts: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    texts = [t for t in [*TEXTS, *demo_texts[:800]] if t is not None]
+    frame = pl.DataFrame({"text": texts})
+    chunked = pl.concat([frame[i : i + 97] for i in range(0, frame.height, 97)], rechunk=False)
+    assert chunked.n_chunks() > 1
+
+    def stats(df: pl.DataFrame) -> list[float]:
+        instance = get_op(op)({})
+        (expr,) = instance.stats(pl.col("text")).values()
+        return df.select(expr).to_series().to_list()
+
+    compiled, compiled_chunked = stats(frame), stats(chunked)
+    monkeypatch.setattr(codepoints, "kernels", lambda: None)
+    assert compiled == compiled_chunked == stats(frame)
+
+
+def test_character_repetition_filter_uses_the_exact_fallback_without_numba(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(codepoints, "kernels", lambda: None)
+    frame = pl.DataFrame({"text": ["ab" * 1000, "The quick brown fox jumps over the lazy dog"]})
+    (expr,) = CharacterRepetitionFilter().stats(pl.col("text")).values()
+    assert frame.select(expr).to_series().to_list() == [996 / 1991, 0.0]
