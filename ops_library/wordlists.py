@@ -1,4 +1,5 @@
-"""Word lists for stopwords_filter and flagged_words_filter, read from installed packages or a local directory.
+"""Word lists for stopwords_filter and flagged_words_filter, read from installed packages or a local directory,
+and the filter both ops are (`WordListFilter`).
 
 Data-Juicer downloads `stopwords.json` and `flagged_words.json` (BigScience's lists) at run time; Sluice
 downloads nothing, so its default lists are those that ship inside PyPI packages:
@@ -22,8 +23,13 @@ from functools import cache
 from importlib import resources
 from importlib.util import find_spec
 from pathlib import Path
+from typing import ClassVar
 
 import polars as pl
+from pydantic import Field, PositiveInt
+
+from ops_library.base import Filter, FilterParams, OpParams
+from ops_library.text import lower_refined_words
 
 STOPWORDS = "stopwords"
 FLAGGED_WORDS = "flagged_words"
@@ -116,3 +122,47 @@ def listed_ratio(
     hits = words.list.eval(pl.element().is_in(members)).list.sum()
     total = words.list.len()
     return pl.when(total > 0).then(pl.min_horizontal(hits / total, 1.0)).otherwise(0.0).cast(pl.Float64)
+
+
+class WordListParams(FilterParams):
+    """What stopwords_filter and flagged_words_filter share: the language, the word split and Data-Juicer's
+    word augmentation. Each op adds its bounds and its directory field (`WordListFilter.dir_param`)."""
+
+    lang: str = Field("en", description='Language whose word list is used; "all" merges every language.')
+    tokenization: bool = Field(
+        False, description="Split words with a SentencePiece model instead of whitespace (not supported)."
+    )
+    use_words_aug: bool = Field(
+        False, description="Also count runs of consecutive words joined together (for Chinese, Vietnamese)."
+    )
+    words_aug_group_sizes: list[PositiveInt] = Field([2], description="Run lengths joined when use_words_aug.")
+    words_aug_join_char: str = Field("", description="Text put between the words of a joined run.")
+
+
+class WordListFilter(Filter):
+    """A filter on the share of a text's words found in a word list (`words_type`, from the directory named by
+    the `dir_param` field or the shipped list). Words are split on space, newline and tab, lower-cased, stripped
+    of special characters at both ends and dropped when empty (0.0 without words)."""
+
+    words_type: ClassVar[str]
+    dir_param: ClassVar[str]
+    bounds = ("min_ratio", "max_ratio")
+
+    @classmethod
+    def unavailable(cls, params: OpParams) -> str | None:
+        from ops_library.filters.word_repetition_filter import sentencepiece_refusal
+
+        words_dir = getattr(params, cls.dir_param)
+        return sentencepiece_refusal(cls.name, params) or missing_words(
+            cls.name,
+            cls.words_type,
+            params.lang,  # type: ignore[attr-defined]
+            words_dir,
+            cls.dir_param,
+        )
+
+    def stats(self, text: pl.Expr) -> dict[str, pl.Expr]:
+        p = self.params
+        listed = load_words(self.words_type, getattr(p, self.dir_param))[p.lang]
+        groups = p.words_aug_group_sizes if p.use_words_aug else None
+        return {self.stat: listed_ratio(lower_refined_words(text), listed, groups, p.words_aug_join_char)}
