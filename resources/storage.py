@@ -36,6 +36,15 @@ LOAD_ALL_PARTITIONS = "sluice/load_all_partitions"
 _SUFFIX = {"parquet": ".parquet", "arrow": ".arrow", "jsonl": ".jsonl"}
 
 
+def row_group_rows(df: pl.DataFrame) -> int:
+    """Rows per Parquet row group: polars encodes (and decodes) a file's row groups in parallel, one per thread,
+    so a shard is cut into at least as many as polars has threads (and into 128 MB pieces beyond that), never
+    below 1,024 rows. One row group per shard encoded on one core: 0.20 s for 20k documents (55 MB) on 2 cores,
+    against 0.10 s in two."""
+    groups = max(pl.thread_pool_size(), -(-int(df.estimated_size()) // (128 << 20)))
+    return max(1024, -(-df.height // groups))
+
+
 @contextmanager
 def atomic_write(path: Path):
     """Yield a temp path beside `path`; on success rename it over `path`, so readers never see half a file."""
@@ -222,10 +231,12 @@ class CheckpointStore(dg.ConfigurableResource):
     def _encode(self, df: pl.DataFrame) -> bytes:
         buf = io.BytesIO()
         if self.format == "parquet":
+            rows = row_group_rows(df)
             if self.compression == "zstd":  # level 1: a checkpoint is written once per step and read once or twice
-                df.write_parquet(buf, compression="zstd", compression_level=1, statistics=False)
+                df.write_parquet(buf, compression="zstd", compression_level=1, statistics=False, row_group_size=rows)
             else:
-                df.write_parquet(buf, compression="uncompressed" if self.compression == "none" else self.compression)
+                compression = "uncompressed" if self.compression == "none" else self.compression
+                df.write_parquet(buf, compression=compression, row_group_size=rows)
         elif self.format == "arrow":
             df.write_ipc(buf, compression="uncompressed" if self.compression == "none" else self.compression)
         else:

@@ -187,3 +187,22 @@ def test_deferred_writes_land_before_the_block_ends_and_a_failed_write_fails_it(
     bad = CheckpointStore(base_dir=str(blocker))
     with pytest.raises(OSError), bad.deferred():
         bad.write_step(["r", "a"], "k@00000", StepOutput(frames["k@00000"]))
+
+
+@pytest.mark.parametrize("compression", ["zstd", "none"])
+def test_parquet_checkpoints_are_cut_into_a_row_group_per_polars_thread(
+    tmp_path: Path, compression: str, monkeypatch
+) -> None:
+    import pyarrow.parquet as pq
+
+    monkeypatch.setattr(pl, "thread_pool_size", lambda: 4)  # polars encodes row groups in parallel, one per thread
+    store = CheckpointStore(base_dir=str(tmp_path), compression=compression)
+    df = pl.DataFrame({"id": [str(i) for i in range(10_000)], "text": [f"document {i} " * 20 for i in range(10_000)]})
+    path = store.path(["op"], "shard")
+    store.write(df, path)
+    FRAMES.clear()  # read the file, not the frame this process just wrote
+    assert pq.ParquetFile(path).metadata.num_row_groups == 4
+    assert_frame_equal(store.read(path), df)
+    small = df.head(1500)  # never below 1,024 rows a group
+    store.write(small, path)
+    assert pq.ParquetFile(path).metadata.num_row_groups == 2
