@@ -45,6 +45,9 @@ def f(value: Any, spec: str = ",.0f", suffix: str = "") -> str:
 
 
 def table(head: list[str], rows: list[list[str]]) -> str:
+    for row in rows:
+        if len(row) != len(head):
+            raise ValueError(f"a row of {len(row)} cells under {len(head)} columns ({', '.join(head)}): {row}")
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
@@ -61,6 +64,7 @@ def config_rows(name: str, configs: dict[str, Any]) -> list[list[str]]:
                 f(c.get("docs_per_s")),
                 f(c.get("mb_per_s"), ".2f"),
                 f(c.get("peak_rss_mb")),
+                f(c.get("peak_pss_mb")),
                 f(c.get("speedup_vs_dj"), ".2f", "×"),
                 f(c.get("op_seconds"), ".2f"),
                 f(c.get("dagster_runs"), "d"),
