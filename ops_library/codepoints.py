@@ -7,8 +7,8 @@ to code points inside a numba kernel:
 
 - `class_counts`: (code points, code points in a class) per text, the class a boolean table over U+0000..U+10FFFF;
 - `char_rep_ratios`: Data-Juicer's character n-gram repetition ratio. The n-grams are bucketed by a 64-bit
-  rolling hash, and every n-gram of a bucket is compared with the bucket's first code point by code point, so the
-  counts are exact: a text whose buckets ever hold two different n-grams (a hash collision) is flagged and
+  rolling hash, and every n-gram of a bucket is compared, code point by code point, with the bucket's first one, so
+  the counts are exact: a text whose buckets ever hold two different n-grams (a hash collision) is flagged and
   recomputed by the Python definition.
 
 The kernels release the GIL and are not parallel themselves: polars calls a `map_batches` function once per chunk
