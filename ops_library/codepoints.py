@@ -28,19 +28,16 @@ import polars as pl
 from ops_library.shingles import utf8_buffer
 
 # Odd 64-bit multiplier of the rolling n-gram hash (the golden ratio).
-_ROLL = np.uint64(0x9E3779B97F4A7C15)
+_ROLL = 0x9E3779B97F4A7C15
 
 
 @functools.cache
 def kernels() -> tuple[Callable, Callable] | None:
     """(class_counts, rep_ratios) compiled, or None when numba is not installed."""
     try:
-        import numba  # noqa: F401
+        from ops_library import codepoint_kernels as k  # imports numba
     except ImportError:
         return None
-
-    from ops_library import codepoint_kernels as k
-
     return k.class_counts, k.rep_ratios
 
 
@@ -71,9 +68,7 @@ def class_ratio(texts: pl.Series, name: str) -> pl.Series:
     return pl.Series(texts.name, ratio, dtype=pl.Float64).set(texts.is_null(), None)  # type: ignore[arg-type]
 
 
-def char_rep_ratios(
-    texts: pl.Series, n: int, exact: Callable[[str, int], float], *, roll: int = int(_ROLL)
-) -> pl.Series:
+def char_rep_ratios(texts: pl.Series, n: int, exact: Callable[[str, int], float], *, roll: int = _ROLL) -> pl.Series:
     """Data-Juicer's character n-gram repetition ratio per text; `exact(text, n)` recomputes a text whose n-gram
     hashes collided. `roll` is the rolling hash's multiplier (tests force collisions with 0)."""
     _, rep_kernel = kernels()  # type: ignore[misc]

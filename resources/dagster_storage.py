@@ -115,15 +115,19 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
     Dagster version: creating the schema and stamping its migration revision costs ~70 ms per run otherwise.
     `has_table`, which Dagster asks before every dynamic-partition lookup, remembers the tables it found."""
 
+    def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None):
+        self._sluice_tables: set[str] = set()  # tables `has_table` found (Dagster's __init__ may already ask)
+        super().__init__(base_dir, inst_data=inst_data)
+
     @contextmanager
     def _connect(self, shard: str) -> Iterator[db.Connection]:
         with self._db_lock:
+            engine = pooled_engine(self.conn_string_for_shard(shard))  # lazy: opens nothing until connected
             if shard not in self._initialized_dbs:
                 copied = shard != INDEX_SHARD_NAME and self._start_from_template(self.path_for_shard(shard))
                 if not copied:  # a template copy is at this Dagster version's head revision already
-                    self._initdb(pooled_engine(self.conn_string_for_shard(shard)))
+                    self._initdb(engine)
                 self._initialized_dbs.add(shard)
-            engine = pooled_engine(self.conn_string_for_shard(shard))
             with _transaction(engine) as conn:
                 yield conn
 
@@ -158,13 +162,12 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         return True
 
     def has_table(self, table_name: str) -> bool:
-        known = self.__dict__.setdefault("_sluice_tables", set())
-        if table_name in known:
+        if table_name in self._sluice_tables:
             return True
         with pooled_engine(self.conn_string_for_shard(INDEX_SHARD_NAME)).connect() as conn:
             present = bool(conn.dialect.has_table(conn, table_name))
         if present:
-            known.add(table_name)
+            self._sluice_tables.add(table_name)
         return present
 
     def wipe(self) -> None:
