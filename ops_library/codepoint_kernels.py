@@ -101,3 +101,38 @@ def rep_ratios(data, offsets, n, roll, out, collided):  # pragma: no cover - com
             continue
         repeated = np.sort(repeated)[::-1]
         out[d] = repeated[:k].sum() / grams
+
+
+@numba.njit(cache=True, nogil=True)
+def drop_class(data, offsets, remove, strip, out, out_offsets):  # pragma: no cover - compiled
+    """Each text without its code points in `remove`, and without the leading and trailing ones in `strip` (what
+    is left of it: `str.strip` after the removal), written to `out` (UTF-8) from `out_offsets[d]`."""
+    q = 0
+    out_offsets[0] = 0
+    for d in range(len(offsets) - 1):
+        p, end = offsets[d], offsets[d + 1]
+        last = q  # end of the last code point written that is not in `strip`
+        leading = True
+        while p < end:
+            b = data[p]
+            if b < 0x80:  # ASCII, most of any text: no decoding, one byte to copy
+                p += 1
+                if remove[b] or (leading and strip[b]):
+                    continue
+                leading = False
+                out[q] = b
+                q += 1
+                if not strip[b]:
+                    last = q
+                continue
+            cp, nxt = decode(data, p)
+            if not remove[cp] and not (leading and strip[cp]):
+                leading = False
+                for i in range(p, nxt):
+                    out[q] = data[i]
+                    q += 1
+                if not strip[cp]:
+                    last = q
+            p = nxt
+        q = last
+        out_offsets[d + 1] = q

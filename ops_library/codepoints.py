@@ -6,6 +6,8 @@ n-gram count of `character_repetition_filter` has no vectorized form at all. Her
 to code points inside a numba kernel:
 
 - `class_counts`: (code points, code points in a class) per text, the class a boolean table over U+0000..U+10FFFF;
+- `strip_class`: each text without the code points of a class and stripped of those of another (the normalized
+  text `document_deduplicator` hashes), as UTF-8 bytes and offsets;
 - `char_rep_ratios`: Data-Juicer's character n-gram repetition ratio. The n-grams are bucketed by a 64-bit
   rolling hash, and every n-gram of a bucket is compared, code point by code point, with the bucket's first one, so
   the counts are exact: a text whose buckets ever hold two different n-grams (a hash collision) is flagged and
@@ -21,6 +23,7 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable
+from types import ModuleType
 
 import numpy as np
 import polars as pl
@@ -32,13 +35,13 @@ _ROLL = 0x9E3779B97F4A7C15
 
 
 @functools.cache
-def kernels() -> tuple[Callable, Callable] | None:
-    """(class_counts, rep_ratios) compiled, or None when numba is not installed."""
+def kernels() -> ModuleType | None:
+    """`ops_library.codepoint_kernels` (compiled on first call), or None when numba is not installed."""
     try:
         from ops_library import codepoint_kernels as k  # imports numba
     except ImportError:
         return None
-    return k.class_counts, k.rep_ratios
+    return k
 
 
 @functools.cache
@@ -59,11 +62,10 @@ def class_table(name: str) -> np.ndarray:
 
 def class_ratio(texts: pl.Series, name: str) -> pl.Series:
     """Code points of the class over all code points, per text (0.0 for an empty text, null for null)."""
-    counts_kernel, _ = kernels()  # type: ignore[misc]
     data, offsets = utf8_buffer(texts.fill_null(""))
     total = np.zeros(len(texts), dtype=np.int64)
     hits = np.zeros(len(texts), dtype=np.int64)
-    counts_kernel(data, offsets, class_table(name), total, hits)
+    kernels().class_counts(data, offsets, class_table(name), total, hits)  # type: ignore[union-attr]
     ratio = np.divide(hits, total, out=np.zeros(len(texts), dtype=np.float64), where=total > 0)
     return pl.Series(texts.name, ratio, dtype=pl.Float64).set(texts.is_null(), None)  # type: ignore[arg-type]
 
@@ -71,11 +73,45 @@ def class_ratio(texts: pl.Series, name: str) -> pl.Series:
 def char_rep_ratios(texts: pl.Series, n: int, exact: Callable[[str, int], float], *, roll: int = _ROLL) -> pl.Series:
     """Data-Juicer's character n-gram repetition ratio per text; `exact(text, n)` recomputes a text whose n-gram
     hashes collided. `roll` is the rolling hash's multiplier (tests force collisions with 0)."""
-    _, rep_kernel = kernels()  # type: ignore[misc]
     data, offsets = utf8_buffer(texts.fill_null(""))
     out = np.zeros(len(texts), dtype=np.float64)
     collided = np.zeros(len(texts), dtype=np.bool_)
-    rep_kernel(data, offsets, n, np.uint64(roll), out, collided)
+    kernels().rep_ratios(data, offsets, n, np.uint64(roll), out, collided)  # type: ignore[union-attr]
     for i in np.flatnonzero(collided):
         out[i] = exact(texts[int(i)], n)
     return pl.Series(texts.name, out, dtype=pl.Float64).set(texts.is_null(), None)  # type: ignore[arg-type]
+
+
+@functools.cache
+def regex_table(char_class: str) -> np.ndarray:
+    """bool[0x110000]: the code points a one-character polars (Rust) regex class such as `[\\s\\d]` matches,
+    found by asking the regex itself about every code point, so the table agrees with it, Unicode tables included."""
+    cps = np.r_[0:0xD800, 0xE000 : sys.maxunicode + 1].astype(np.uint32)  # Arrow strings hold no surrogates
+    encoded = cps.astype("<u4").tobytes().decode("utf-32-le").encode("utf-8")
+    lengths = np.select([cps < 0x80, cps < 0x800, cps < 0x10000], [1, 2, 3], 4)
+    offsets = np.zeros(len(cps) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    import pyarrow as pa
+
+    chars = pl.from_arrow(pa.LargeStringArray.from_buffers(len(cps), pa.py_buffer(offsets), pa.py_buffer(encoded)))
+    table = np.zeros(sys.maxunicode + 1, dtype=np.bool_)
+    table[cps[chars.str.contains(f"^(?:{char_class})$").to_numpy()]] = True  # type: ignore[union-attr]
+    return table
+
+
+@functools.cache
+def chars_table(chars: str) -> np.ndarray:
+    """bool[0x110000]: the code points of `chars`."""
+    table = np.zeros(sys.maxunicode + 1, dtype=np.bool_)
+    table[[ord(c) for c in chars]] = True
+    return table
+
+
+def strip_class(texts: pl.Series, remove: np.ndarray, strip: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(UTF-8 bytes, int64 offsets, n + 1 entries): each text without its code points in the `remove` table, then
+    without leading and trailing ones in the `strip` table. A null text comes out empty."""
+    data, offsets = utf8_buffer(texts.fill_null(""))
+    out = np.empty(len(data), dtype=np.uint8)
+    out_offsets = np.empty(len(offsets), dtype=np.int64)
+    kernels().drop_class(data, offsets, remove, strip, out, out_offsets)  # type: ignore[union-attr]
+    return out, out_offsets

@@ -8,6 +8,7 @@ import polars as pl
 from pydantic import Field
 from xxhash import xxh3_128_digest
 
+from ops_library import codepoints
 from ops_library.base import Deduplicator, OpParams
 from ops_library.columns import HASH
 from ops_library.registry import register
@@ -38,8 +39,22 @@ class DocumentDeduplicator(Deduplicator):
         return text.str.strip_chars(PYTHON_WHITESPACE)
 
     def hash_column(self, df: pl.DataFrame) -> pl.Series:
-        texts = df.select(self.normalized(self.text)).to_series()
-        # No polars expression computes xxh3-128 (`Expr.hash` is 64-bit and unstable across versions), so
-        # one C call per row; the normalization above stays vectorized.
-        digests = [None if t is None else xxh3_128_digest(t.encode("utf-8")) for t in texts]
-        return pl.Series(HASH, digests, dtype=pl.Binary)
+        if not self.params.ignore_non_character or codepoints.kernels() is None:
+            texts = df.select(self.normalized(self.text)).to_series()
+            # No polars expression computes xxh3-128 (`Expr.hash` is 64-bit and unstable across versions), so
+            # one C call per row; the normalization above stays vectorized.
+            digests = [None if t is None else xxh3_128_digest(t.encode("utf-8")) for t in texts]
+            return pl.Series(HASH, digests, dtype=pl.Binary)
+        text = self.text.str.to_lowercase() if self.params.lowercase else self.text
+        digests = text.map_batches(self._digests, return_dtype=pl.Binary, is_elementwise=True)
+        return df.select(digests.alias(HASH)).to_series()
+
+    def _digests(self, texts: pl.Series) -> pl.Series:
+        """xxh3-128 of each text as `normalized` leaves it, the removal and the strip done by the compiled
+        code-point kernel: about 3x faster than polars' regex replacement, which was most of this op's time."""
+        remove = codepoints.regex_table(_NON_CHARACTER)
+        data, offsets = codepoints.strip_class(texts, remove, codepoints.chars_table(PYTHON_WHITESPACE))
+        view = memoryview(data)
+        bounds = offsets.tolist()
+        digests = [xxh3_128_digest(view[a:b]) for a, b in zip(bounds, bounds[1:])]
+        return pl.Series(texts.name, digests, dtype=pl.Binary).set(texts.is_null(), None)  # type: ignore[arg-type]

@@ -85,3 +85,63 @@ def test_character_repetition_filter_uses_the_exact_fallback_without_numba(monke
     frame = pl.DataFrame({"text": ["ab" * 1000, "The quick brown fox jumps over the lazy dog"]})
     (expr,) = CharacterRepetitionFilter().stats(pl.col("text")).values()
     assert frame.select(expr).to_series().to_list() == [996 / 1991, 0.0]
+
+
+# --- strip_class: document_deduplicator's normalized text -------------------------------------------------------
+
+# Python's str.strip() also strips U+001C..U+001F, which are not Unicode White_Space: a removal of `\s` keeps them.
+EDGES = [
+    "",
+    " \t\n",
+    "\x1c\x1dword\x1e\x1f",
+    "\x1c 12 \x1f",
+    "a\x1cb",
+    "\u3000全角\u3000",
+    "\x85\xa0nbsp\u2028\u2029",
+    "٣٤٥ Arabic-Indic digits ۱۲",
+    "emoji 😀👍🏽 and 漢字, punct !?.",
+    "!!!???...",
+    "\x1c",
+    "ß ǅ İ",
+]
+
+
+def test_regex_table_is_the_regex_on_every_code_point() -> None:
+    from ops_library.dedup.document_deduplicator import _NON_CHARACTER
+
+    table = codepoints.regex_table(_NON_CHARACTER)
+    sample = [*range(0x300), *range(0x600, 0x700), *range(0x2000, 0x2100), 0x3000, 0xFF10, 0x1D7CE, 0x10FFFF]
+    chars = pl.Series([chr(c) for c in sample])
+    assert table[sample].tolist() == chars.str.contains(f"^{_NON_CHARACTER}$").to_list()
+    assert table[[ord(c) for c in " \t9٣!~\u3000"]].all() and not table[[ord(c) for c in "aZ漢\x1c😀"]].any()
+
+
+def test_strip_class_equals_the_regex_replacement(demo_texts: list[str]) -> None:
+    from ops_library.dedup.document_deduplicator import _NON_CHARACTER
+    from ops_library.text import PYTHON_WHITESPACE
+
+    texts = [*EDGES, *(t for t in TEXTS if t is not None), *demo_texts[:800]]
+    for remove in (codepoints.regex_table(_NON_CHARACTER), codepoints.chars_table("")):
+        data, offsets = codepoints.strip_class(pl.Series(texts), remove, codepoints.chars_table(PYTHON_WHITESPACE))
+        got = [data[a:b].tobytes().decode() for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
+        removed = pl.Series(texts).str.replace_all(_NON_CHARACTER + "+", "") if remove.any() else pl.Series(texts)
+        assert got == [t.strip() for t in removed.to_list()]
+        assert got[2] == "word"  # U+001C..U+001F come off the ends, as str.strip() takes them
+        assert got[4] == "a\x1cb" and got[3] == ("12" if not remove.any() else "")
+
+
+@pytest.mark.parametrize("lowercase", [False, True])
+def test_dedup_hashes_are_the_same_without_numba_and_in_chunks(
+    lowercase: bool, demo_texts: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ops_library.dedup.document_deduplicator import DocumentDeduplicator
+
+    texts = [*EDGES, *TEXTS, *demo_texts[:800]]
+    frame = pl.DataFrame({"text": texts})
+    chunked = pl.concat([frame[i : i + 97] for i in range(0, frame.height, 97)], rechunk=False)
+    op = DocumentDeduplicator({"lowercase": lowercase, "ignore_non_character": True})
+    compiled, compiled_chunked = op.hash_column(frame), op.hash_column(chunked)
+    monkeypatch.setattr(codepoints, "kernels", lambda: None)
+    regex = op.hash_column(frame)
+    assert compiled.to_list() == compiled_chunked.to_list() == regex.to_list()
+    assert regex.null_count() == 1 and compiled.dtype == pl.Binary
