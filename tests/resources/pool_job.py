@@ -7,6 +7,12 @@ Timing decides nothing: inside its slot each of the first `LIMIT` steps waits at
 steps is queued behind them (blocked by the Dagster pool, or waiting for a worker slot). So with a working limit
 exactly `LIMIT` steps overlap, and steps demonstrably waited, on any machine load. Later steps do not wait.
 
+A step blocked by the Dagster pool is any of its pending steps that holds no slot, not only the ones Dagster counts
+as `pending_step_count` (those it has not assigned yet): its claim races on SQLite, so with steps arriving together
+more than `LIMIT` can be assigned, and an assigned step that finds no free slot waits, still assigned, until one is
+freed. Counting only the unassigned ones, the barrier never saw all the others queued and held the first `LIMIT`
+steps for `BARRIER_TIMEOUT_S`, then the test failed.
+
     dagster asset materialize -f tests/resources/pool_job.py --select '*' --partition p3
 """
 
@@ -33,6 +39,20 @@ def _count(folder: Path) -> int:
     return len(os.listdir(folder))
 
 
+def _queued_at_pool(context: dg.AssetExecutionContext, arrived: set[str]) -> int:
+    """Steps blocked by the Dagster pool: its pending steps, assigned or not, whose run neither holds one of its
+    slots nor is in `arrived` (run ids of the steps past the pool: when two claims wrote the same slot row, one of
+    them holds no slot there yet runs)."""
+    info = context.instance.event_log_storage.get_concurrency_info(POOL)
+    through = arrived | {slot.run_id for slot in info.claimed_slots}
+    return sum(step.run_id not in through for step in info.pending_steps)
+
+
+def _arrived(out: Path) -> set[str]:
+    """Run ids of the steps past the Dagster pool (files `arrived/<partition>.<run id>`)."""
+    return {name.split(".", 1)[1] for name in os.listdir(out / "arrived")}
+
+
 def _barrier(context: dg.AssetExecutionContext, out: Path) -> dict[str, object]:
     """For the first `LIMIT` steps: wait (inside the slot) until all of them are inside and every later step is
     queued; say what was seen when it let go."""
@@ -42,8 +62,9 @@ def _barrier(context: dg.AssetExecutionContext, out: Path) -> dict[str, object]:
     deadline = time.monotonic() + BARRIER_TIMEOUT_S
     while True:
         entered = _count(out / "entered")
-        slot_waiting = _count(out / "arrived") - entered
-        dagster_pending = context.instance.event_log_storage.get_concurrency_info(POOL).pending_step_count
+        arrived = _arrived(out)
+        slot_waiting = len(arrived) - entered
+        dagster_pending = _queued_at_pool(context, arrived)
         if order > LIMIT or (entered >= LIMIT and dagster_pending + slot_waiting >= runs - LIMIT):
             return {
                 "order": order,
@@ -61,7 +82,7 @@ def gpu_step(context: dg.AssetExecutionContext, gpu_pool: FakeGpuPool) -> dg.Mat
     out = Path(os.environ["SLUICE_POOL_TEST_DIR"])
     for folder in ("arrived", "entered"):
         (out / folder).mkdir(exist_ok=True)
-    (out / "arrived" / context.partition_key).touch()  # past the Dagster pool, before the worker slot
+    (out / "arrived" / f"{context.partition_key}.{context.run_id}").touch()  # past the Dagster pool, before the slot
     with gpu_pool.hold(PLAN["gpu_step"], key=context.partition_key, enforce=False) as allocation:
         start = time.time()
         seen = _barrier(context, out)

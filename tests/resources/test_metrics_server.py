@@ -43,6 +43,8 @@ ROUTES: dict[str, type[BaseModel]] = {
     "/resources/all": SystemSnapshot,
     "/health": HealthInfo,
 }
+# Longest wait for the server to start, answer or stop: only a hang takes this long, never a slow machine.
+HANG_S = 120.0
 # name{labels} value, the sample line of the text exposition format
 SAMPLE_LINE = re.compile(
     r'^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?P<labels>[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*"'
@@ -59,20 +61,20 @@ def base_url() -> Iterator[str]:
     server = uvicorn.Server(uvicorn.Config(create_app(ttl_seconds=1.0), log_level="warning", lifespan="off"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + HANG_S
     while not server.started:
         assert time.monotonic() < deadline, "uvicorn did not start"
         time.sleep(0.02)
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
-    thread.join(timeout=10)
+    thread.join(timeout=HANG_S)
     sock.close()
     assert not thread.is_alive()
 
 
 def get(url: str, method: str = "GET") -> tuple[int, str, str]:
     try:
-        with urllib.request.urlopen(urllib.request.Request(url, method=method), timeout=10) as response:
+        with urllib.request.urlopen(urllib.request.Request(url, method=method), timeout=HANG_S) as response:
             return response.status, response.headers["content-type"], response.read().decode()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.headers["content-type"], exc.read().decode()

@@ -23,13 +23,16 @@ from resources.monitor import (
 ALLOC_MB = 200
 SPIN_S = 1.5
 
-# Prints its RSS before allocating, then allocates and touches ALLOC_MB, spins a core for SPIN_S, prints the CPU
-# seconds it used meanwhile by its own clock, and stays alive (holding the memory) until its stdin closes.
+# Prints its RSS before allocating and waits for a line on stdin (sent once the monitor runs, so that all it
+# counts happens while monitored, however late a loaded machine lets the test start the monitor), then allocates
+# and touches ALLOC_MB, spins a core for SPIN_S, prints the CPU seconds it used meanwhile by its own clock, and
+# stays alive (holding the memory) until its stdin closes.
 CHILD = textwrap.dedent(
     f"""
     import sys, time
     import psutil
     print(psutil.Process().memory_info().rss, flush=True)
+    sys.stdin.readline()
     cpu0 = time.process_time()
     buf = bytearray({ALLOC_MB} * 1024 * 1024)
     for i in range(0, len(buf), 4096):
@@ -44,6 +47,8 @@ CHILD = textwrap.dedent(
 )
 # /proc reports another process's CPU time in ticks of 10 ms.
 TICK_S = 0.01
+# Longest wait for something due within a second: only a hang takes this long, never a slow machine.
+HANG_S = 120.0
 
 STEP_KEYS = {
     "peak_rss_mb",
@@ -62,12 +67,14 @@ def test_monitor_sees_a_child_allocating_and_spinning() -> None:
         assert child.stdout is not None and child.stdin is not None
         baseline_mb = int(child.stdout.readline()) / MB
         with ResourceMonitor(interval=0.1, pid=child.pid) as monitor:
+            child.stdin.write("go\n")
+            child.stdin.flush()
             child_cpu_s = float(child.stdout.readline())
         summary = monitor.summary()
     finally:
         if child.stdin is not None:
             child.stdin.close()
-        child.wait(timeout=10)
+        child.wait(timeout=60)
 
     expected_mb = ALLOC_MB + baseline_mb
     assert abs(summary.peak_rss_mb - expected_mb) <= 0.25 * expected_mb, (summary.peak_rss_mb, expected_mb)
@@ -78,24 +85,36 @@ def test_monitor_sees_a_child_allocating_and_spinning() -> None:
     assert summary.duration_s >= SPIN_S
 
 
+def _wait_for_samples(monitor: ResourceMonitor, count: int) -> None:
+    """Wait until `monitor` holds `count` samples: its thread may fall behind on a loaded machine. The deadline
+    only bounds a hang (the thread is due every interval)."""
+    deadline = time.monotonic() + HANG_S
+    while len(monitor.samples) < count and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
 def test_monitor_keeps_going_when_the_process_exits() -> None:
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     with ResourceMonitor(interval=0.05, pid=child.pid) as monitor:
-        child.wait(timeout=10)
+        child.wait(timeout=HANG_S)
+        exited = len(monitor.samples)
         time.sleep(0.15)
+        _wait_for_samples(monitor, exited + 1)  # the thread sampled the process after it was gone
     assert len(monitor.samples) >= 3
     assert monitor.latest().elapsed_s >= 0.15
 
 
 def test_samples_are_ordered_and_cumulative() -> None:
+    before = time.monotonic()
     with ResourceMonitor(interval=0.05) as monitor:
+        start_call_s = time.monotonic() - before
         busy0 = time.thread_time()
         end = time.perf_counter() + 0.3
         while time.perf_counter() < end:
             pass
         busy_s = time.thread_time() - busy0
     samples = monitor.samples
-    assert samples[0].elapsed_s == pytest.approx(0.0, abs=0.05)
+    assert 0.0 <= samples[0].elapsed_s <= start_call_s  # start()'s own sample, taken on the spot
     assert [s.elapsed_s for s in samples] == sorted(s.elapsed_s for s in samples)
     assert [s.cpu_seconds for s in samples] == sorted(s.cpu_seconds for s in samples)
     assert all(s.rss_mb > 0 and 0 < s.system_mem_percent < 100 for s in samples)
@@ -120,7 +139,7 @@ def test_monitor_without_start_or_twice() -> None:
 
 
 def test_step_metadata_for_a_step_shorter_than_one_interval() -> None:
-    with StepMonitor(interval=0.5) as step:
+    with StepMonitor(interval=3600.0) as step:  # shorter than one interval however slow the machine
         sum(range(200_000))
     meta = step.metadata()
     assert meta.keys() >= STEP_KEYS
@@ -134,14 +153,24 @@ def test_step_metadata_for_a_step_shorter_than_one_interval() -> None:
 
 
 def test_cpu_percent_is_left_out_of_a_step_too_short_to_measure() -> None:
-    """Issue 11 item 13: a 3 ms step showed cpu_percent_mean 96.5, most of it the sampler's own start and stop."""
-    with StepMonitor(interval=0.5) as step:
-        pass
-    meta = step.metadata()
-    assert step.summary.duration_s < MIN_RATE_WINDOW_S  # start and stop alone take a few ms
-    assert "cpu_percent_mean" not in meta and "cpu_percent_peak" not in meta
-    assert step.summary.cpu_percent_mean is None and step.summary.system_cpu_percent_mean is None
-    assert "cpu_seconds" in meta
+    """Issue 11 item 13: a 3 ms step showed cpu_percent_mean 96.5, most of it the sampler's own start and stop.
+
+    An empty step's start and stop take a few ms, but a loaded machine can stretch one past `MIN_RATE_WINDOW_S`
+    (seen: 52 ms beside 6 busy processes on 2 cores); such a step is long enough to measure, must say so, and
+    the next empty step is tried."""
+    for _ in range(100):
+        with StepMonitor(interval=0.5) as step:
+            pass
+        meta = step.metadata()
+        assert "cpu_seconds" in meta
+        if step.summary.duration_s >= MIN_RATE_WINDOW_S:
+            assert "cpu_percent_mean" in meta and "cpu_percent_peak" in meta, (step.summary, meta)
+            assert step.summary.system_cpu_percent_mean is not None
+            continue
+        assert "cpu_percent_mean" not in meta and "cpu_percent_peak" not in meta
+        assert step.summary.cpu_percent_mean is None and step.summary.system_cpu_percent_mean is None
+        return
+    pytest.fail(f"100 empty steps in a row each took at least MIN_RATE_WINDOW_S ({MIN_RATE_WINDOW_S} s)")
 
 
 def test_a_sleeping_step_reports_the_cpu_it_used_not_the_samplers() -> None:
@@ -149,6 +178,7 @@ def test_a_sleeping_step_reports_the_cpu_it_used_not_the_samplers() -> None:
     with NVML's start), which was reported as the step's."""
     with StepMonitor(interval=0.05) as step:
         time.sleep(0.3)
+        _wait_for_samples(step.monitor, 3)  # start()'s and two of the thread's (stop() takes the fourth)
     summary = step.summary
     assert summary.samples >= 4 and step.monitor.sampler_cpu_seconds > 0
     assert summary.cpu_seconds < 0.5 * step.monitor.sampler_cpu_seconds
@@ -178,6 +208,7 @@ def test_step_monitor_samples_at_the_given_interval(interval: float) -> None:
     step_s = 0.6
     with StepMonitor(interval=interval) as step:
         time.sleep(step_s)
+        _wait_for_samples(step.monitor, 1 + 2)  # start()'s and two of the thread's
     summary = step.summary
     thread_samples = summary.samples - 2  # start() and stop() sample whatever the interval
     assert 2 <= thread_samples <= summary.duration_s / interval + 1, (thread_samples, summary.duration_s)
