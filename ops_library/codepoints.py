@@ -82,6 +82,11 @@ def char_rep_ratios(texts: pl.Series, n: int, exact: Callable[[str, int], float]
     return pl.Series(texts.name, out, dtype=pl.Float64).set(texts.is_null(), None)  # type: ignore[arg-type]
 
 
+def loaded() -> bool:
+    """Whether this process has imported the kernels already (numba's start, ~0.6 s, is then paid)."""
+    return "ops_library.codepoint_kernels" in sys.modules
+
+
 @functools.cache
 def regex_table(char_class: str) -> np.ndarray:
     """bool[0x110000]: the code points a one-character polars (Rust) regex class such as `[\\s\\d]` matches,

@@ -140,8 +140,31 @@ def test_dedup_hashes_are_the_same_without_numba_and_in_chunks(
     frame = pl.DataFrame({"text": texts})
     chunked = pl.concat([frame[i : i + 97] for i in range(0, frame.height, 97)], rechunk=False)
     op = DocumentDeduplicator({"lowercase": lowercase, "ignore_non_character": True})
+    monkeypatch.setattr(codepoints, "loaded", lambda: True)
+    assert op._compiled(frame)
     compiled, compiled_chunked = op.hash_column(frame), op.hash_column(chunked)
     monkeypatch.setattr(codepoints, "kernels", lambda: None)
+    assert not op._compiled(frame)
     regex = op.hash_column(frame)
     assert compiled.to_list() == compiled_chunked.to_list() == regex.to_list()
     assert regex.null_count() == 1 and compiled.dtype == pl.Binary
+
+
+def test_dedup_starts_numba_only_after_enough_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Starting numba costs ~0.6 s per process: the dedup normalization pays it only once the process has
+    normalized KERNEL_START_BYTES of text with the regex, or when another op has already paid it."""
+    from ops_library.dedup import document_deduplicator as dd
+
+    frame = pl.DataFrame({"text": ["Hello, World! 42", "hello world", "x" * 1000]})  # 1,027 bytes of text
+    op = dd.DocumentDeduplicator({"lowercase": True, "ignore_non_character": True})
+    monkeypatch.setattr(codepoints, "loaded", lambda: False)
+    monkeypatch.setattr(dd, "KERNEL_START_BYTES", 2054)
+    monkeypatch.setattr(dd, "_regex_bytes", 0)
+    assert [op._compiled(frame) for _ in range(3)] == [False, False, True]  # 1,027 then 2,054 bytes by the regex
+    assert dd._regex_bytes == 2054
+    monkeypatch.setattr(dd, "_regex_bytes", 0)
+    monkeypatch.setattr(codepoints, "loaded", lambda: True)
+    assert op._compiled(frame) and dd._regex_bytes == 0
+    assert not dd.DocumentDeduplicator({"lowercase": True})._compiled(frame)  # polars is as fast without the removal
+    hashes = op.hash_column(frame)
+    assert hashes[0] == hashes[1] != hashes[2]
