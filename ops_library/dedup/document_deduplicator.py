@@ -68,7 +68,8 @@ class DocumentDeduplicator(Deduplicator):
 
     def _digests(self, texts: pl.Series) -> pl.Series:
         """xxh3-128 of each text as `normalized` leaves it, the removal and the strip done by the compiled
-        code-point kernel: about 3x faster than polars' regex replacement, which was most of this op's time."""
+        code-point kernel: about half the CPU time of polars' regex replacement, which was most of this op's time
+        (0.31 vs 0.58 CPU-s, 0.17 vs 0.32 s wall on 2 cores, for 55 MB of bench corpus text)."""
         remove = codepoints.regex_table(_NON_CHARACTER)
         data, offsets = codepoints.strip_class(texts, remove, codepoints.chars_table(PYTHON_WHITESPACE))
         view = memoryview(data)
