@@ -48,16 +48,13 @@ def kernels() -> ModuleType | None:
 def class_table(name: str) -> np.ndarray:
     """bool[0x110000]: whether each code point belongs to the named class (`alnum`: `str.isalnum`; `special`:
     Data-Juicer's SPECIAL_CHARACTERS, single code points only)."""
-    table = np.zeros(sys.maxunicode + 1, dtype=np.bool_)
     if name == "alnum":
-        table[[cp for cp in range(sys.maxunicode + 1) if chr(cp).isalnum()]] = True
-    elif name == "special":
+        return chars_table("".join(c for c in map(chr, range(sys.maxunicode + 1)) if c.isalnum()))
+    if name == "special":
         from ops_library.text import SPECIAL_CHARACTERS
 
-        table[[ord(c) for c in SPECIAL_CHARACTERS if len(c) == 1]] = True
-    else:
-        raise ValueError(f"unknown character class {name!r}")
-    return table
+        return chars_table("".join(c for c in SPECIAL_CHARACTERS if len(c) == 1))
+    raise ValueError(f"unknown character class {name!r}")
 
 
 def class_ratio(texts: pl.Series, name: str) -> pl.Series:
