@@ -21,7 +21,14 @@ from typing import Literal
 import numpy as np
 
 from ops_library import lsh_params
-from ops_library.shingles import ShingleHashes
+from ops_library.shingles import (
+    _FMIX_C1,
+    _FMIX_C2,
+    _FNV_OFFSET,
+    _FNV_PRIME,
+    _WINDOW_MULTIPLIER,
+    ShingleHashes,
+)
 
 HashMode = Literal["fast", "datajuicer"]
 
@@ -186,6 +193,84 @@ def _numba_kernels():  # -> tuple of two numba functions, or None when numba is 
                         row[k] = w
 
     return fast_kernel, dj_kernel
+
+
+@functools.cache
+def _numba_fused():  # -> the compiled one-pass kernel, or None without numba
+    try:
+        import numba
+    except ImportError:
+        return None
+
+    @numba.njit(parallel=True, cache=True, nogil=True)
+    def fused_fast_kernel(data, offsets, sep, keep_empty, window, a, b, out, shingles):  # pragma: no cover
+        # One pass per text over its bytes: the token hash (FNV-1a-64, fmix64) as the token is read, the last
+        # `window` token hashes in a ring, each full window's shingle hash, and its permutations' minimum.
+        s33 = np.uint64(33)
+        s32 = np.uint64(32)
+        for d in numba.prange(len(offsets) - 1):
+            ring = np.empty(window, dtype=np.uint64)
+            mins = np.full(len(a), np.uint32(0xFFFFFFFF), dtype=np.uint32)
+            count = 0
+            h = _FNV_OFFSET
+            in_token = False
+            p = offsets[d]
+            stop = offsets[d + 1]
+            while True:
+                at_end = p >= stop
+                is_sep = True
+                if not at_end:
+                    c = data[p]
+                    is_sep = c == sep
+                    if not is_sep:
+                        h = (h ^ np.uint64(c)) * _FNV_PRIME
+                        in_token = True
+                if is_sep and (keep_empty or in_token):
+                    h ^= h >> s33
+                    h *= _FMIX_C1
+                    h ^= h >> s33
+                    h *= _FMIX_C2
+                    h ^= h >> s33
+                    ring[count % window] = h
+                    count += 1
+                    h = _FNV_OFFSET
+                    in_token = False
+                    if count >= window:
+                        acc = np.uint64(0)
+                        for j in range(count - window, count):
+                            acc = acc * _WINDOW_MULTIPLIER + ring[j % window]
+                        acc ^= acc >> s33
+                        acc *= _FMIX_C1
+                        acc ^= acc >> s33
+                        acc *= _FMIX_C2
+                        acc ^= acc >> s33
+                        for k in range(len(a)):
+                            mins[k] = min(mins[k], np.uint32((a[k] * acc + b[k]) >> s32))
+                if at_end:
+                    break
+                p += 1
+            out[d, :] = mins
+            shingles[d] = max(0, count - window + 1)
+
+    return fused_fast_kernel
+
+
+def fast_signatures_of_bytes(
+    data: np.ndarray, offsets: np.ndarray, split: tuple[int, bool], window: int, num_perm: int
+) -> tuple[np.ndarray, int] | None:
+    """(uint32 (texts, num_perm) signatures, shingle count) of the `fast` hash mode straight from the texts'
+    bytes, `split` being `shingles.byte_split`'s rule: the values of `fast_shingle_hashes` followed by
+    `minhash_signatures`, in one numba pass that keeps no token or shingle arrays. None without numba."""
+    kernel = _numba_fused()
+    if kernel is None:
+        return None
+    a, b = permutations("fast", num_perm)
+    n_docs = len(offsets) - 1
+    out = np.empty((n_docs, num_perm), dtype=np.uint32)
+    shingles = np.zeros(n_docs, dtype=np.int64)
+    if n_docs:
+        kernel(data, offsets.astype(np.int64), np.uint8(split[0]), split[1], window, a, b, out, shingles)
+    return out, int(shingles.sum())
 
 
 def numba_available() -> bool:

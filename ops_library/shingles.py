@@ -168,6 +168,18 @@ def _numba_split():  # -> the compiled splitter, or None without numba
     return split
 
 
+def byte_split(tokenization: str, marker: str | None = None) -> tuple[int, bool] | None:
+    """(separator byte, keep empty tokens) where tokens are the pieces between one separator byte: `space`
+    (empty tokens dropped) and `punctuation` (cut at `marker`, which stands for every `\\p{P}`; empty tokens
+    kept); None for other tokenizations."""
+    if tokenization == "space":
+        return _SPACE, False
+    if tokenization == "punctuation":
+        assert marker is not None and len(marker.encode()) == 1
+        return ord(marker), True
+    return None
+
+
 def tokenize(
     data: np.ndarray, offsets: np.ndarray, tokenization: str, marker: str | None = None, *, backend: str | None = None
 ) -> Tokens:
@@ -175,10 +187,10 @@ def tokenize(
     the bytes for space and punctuation splits, else (or with `backend="numpy"`) whole-buffer numpy masks."""
     n_docs = len(offsets) - 1
     n = len(data)
-    split = _numba_split() if backend != "numpy" and tokenization in ("space", "punctuation") else None
-    if split is not None:
-        sep = _SPACE if tokenization == "space" else ord(marker or " ")
-        starts, ends, doc = split(data, offsets.astype(np.int64), np.uint8(sep), tokenization == "punctuation")
+    rule = byte_split(tokenization, marker)
+    split = _numba_split() if backend != "numpy" and rule is not None else None
+    if split is not None and rule is not None:
+        starts, ends, doc = split(data, offsets.astype(np.int64), np.uint8(rule[0]), rule[1])
         return Tokens(data, starts, ends, doc, n_docs)
     if tokenization == "space":
         sep = data == _SPACE
@@ -356,13 +368,30 @@ def exact_shingles(tokens: Tokens, window: int, tokenization: str) -> Iterator[l
         yield [joiner.join(toks[i : i + window]) for i in range(len(toks) - window + 1)]
 
 
-def shingle_tokens(
-    texts: pl.Series, *, tokenization: str, lowercase: bool, ignore_pattern: str | None
-) -> tuple[Tokens, pl.Series]:
-    """Normalize and tokenize `texts`; also returns the normalized texts."""
+@dataclass(frozen=True)
+class ShingleText:
+    """The normalized texts (`norm`) as one UTF-8 buffer (`data`, `offsets`), and the byte that stands for every
+    punctuation character when tokenization is `punctuation` (`marker`)."""
+
+    norm: pl.Series
+    data: np.ndarray
+    offsets: np.ndarray
+    marker: str | None
+
+
+def shingle_text(texts: pl.Series, *, tokenization: str, lowercase: bool, ignore_pattern: str | None) -> ShingleText:
+    """Normalize `texts` for shingling and lay them out as one byte buffer."""
     marker = None
     if tokenization == "punctuation":
         marker = marker_absent_from(texts.fill_null(""))
     norm = normalized_texts(texts, lowercase=lowercase, ignore_pattern=ignore_pattern, punctuation_marker=marker)
     data, offsets = utf8_buffer(norm)
-    return tokenize(data, offsets, tokenization, marker), norm
+    return ShingleText(norm, data, offsets, marker)
+
+
+def shingle_tokens(
+    texts: pl.Series, *, tokenization: str, lowercase: bool, ignore_pattern: str | None
+) -> tuple[Tokens, pl.Series]:
+    """Normalize and tokenize `texts`; also returns the normalized texts."""
+    text = shingle_text(texts, tokenization=tokenization, lowercase=lowercase, ignore_pattern=ignore_pattern)
+    return tokenize(text.data, text.offsets, tokenization, text.marker), text.norm

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import string
 
 import polars as pl
@@ -60,10 +61,9 @@ class DocumentDeduplicator(Deduplicator):
         global _regex_bytes
         if not self.params.ignore_non_character:
             return False
-        if not codepoints.loaded():
-            if _regex_bytes < KERNEL_START_BYTES:
-                _regex_bytes += int(df.select(self.text.str.len_bytes().sum()).item() or 0)
-                return False
+        if not codepoints.loaded() and _regex_bytes < KERNEL_START_BYTES:
+            _regex_bytes += int(df.select(self.text.str.len_bytes().sum()).item() or 0)
+            return False
         return codepoints.kernels() is not None
 
     def _digests(self, texts: pl.Series) -> pl.Series:
@@ -74,5 +74,5 @@ class DocumentDeduplicator(Deduplicator):
         data, offsets = codepoints.strip_class(texts, remove, codepoints.chars_table(PYTHON_WHITESPACE))
         view = memoryview(data)
         bounds = offsets.tolist()
-        digests = [xxh3_128_digest(view[a:b]) for a, b in zip(bounds, bounds[1:])]
+        digests = [xxh3_128_digest(view[a:b]) for a, b in itertools.pairwise(bounds)]
         return pl.Series(texts.name, digests, dtype=pl.Binary).set(texts.is_null(), None)  # type: ignore[arg-type]

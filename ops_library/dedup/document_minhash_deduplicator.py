@@ -17,13 +17,23 @@ from ops_library.columns import CLUSTER_ID, DUPLICATE_OF, HASH, ROW_ID
 from ops_library.minhash import (
     HashMode,
     band_keys,
+    fast_signatures_of_bytes,
     minhash_signatures,
     numba_available,
     numba_threads,
     optimal_param,
 )
 from ops_library.registry import register
-from ops_library.shingles import ShingleHashes, Tokens, exact_shingles, fast_shingle_hashes, shingle_tokens
+from ops_library.shingles import (
+    ShingleHashes,
+    ShingleText,
+    Tokens,
+    byte_split,
+    exact_shingles,
+    fast_shingle_hashes,
+    shingle_text,
+    tokenize,
+)
 
 
 def sha1_hash32(data: bytes) -> int:
@@ -120,23 +130,41 @@ class DocumentMinhashDeduplicator(Deduplicator):
 
     # --- signatures ---------------------------------------------------------------------------------------------
 
-    def shingle_hashes(self, texts: pl.Series) -> ShingleHashes:
+    def _text(self, texts: pl.Series) -> ShingleText:
         p = self.params
         why = self.unavailable(p)
         if why:
             raise ValueError(f"{self.name}: {why}")
-        tokens, _ = shingle_tokens(
-            texts, tokenization=p.tokenization, lowercase=p.lowercase, ignore_pattern=p.ignore_pattern
-        )
+        return shingle_text(texts, tokenization=p.tokenization, lowercase=p.lowercase, ignore_pattern=p.ignore_pattern)
+
+    def _shingle_hashes_of(self, text: ShingleText) -> ShingleHashes:
+        p = self.params
+        tokens = tokenize(text.data, text.offsets, p.tokenization, text.marker)
         if p.hash_mode == "datajuicer":
             return datajuicer_shingle_hashes(tokens, p.window_size, p.tokenization)
         return fast_shingle_hashes(tokens, p.window_size)
 
+    def shingle_hashes(self, texts: pl.Series) -> ShingleHashes:
+        return self._shingle_hashes_of(self._text(texts))
+
+    def _signatures_of(self, text: ShingleText, device: str, backend: str | None) -> tuple[np.ndarray, int, str]:
+        """(signatures, shingle count, how they were computed). On the CPU with numba, the `fast` mode's
+        space and punctuation splits take the one-pass kernel (the same values, no token or shingle arrays);
+        `backend` ("numba", "numpy", "torch") forces the two-stage path on that backend."""
+        p = self.params
+        split = byte_split(p.tokenization, text.marker)
+        if p.hash_mode == "fast" and device == "cpu" and backend is None and split is not None:
+            fused = fast_signatures_of_bytes(text.data, text.offsets, split, p.window_size, p.num_permutations)
+            if fused is not None:
+                return fused[0], fused[1], "numba-fused"
+        shingles = self._shingle_hashes_of(text)
+        sig = minhash_signatures(shingles, p.hash_mode, p.num_permutations, device=device, backend=backend)
+        how = backend or ("torch" if device != "cpu" else ("numba" if numba_available() else "numpy"))
+        return sig, len(shingles.hashes), how
+
     def signatures(self, texts: pl.Series, *, device: str = "cpu", backend: str | None = None) -> np.ndarray:
         """uint32 (rows, num_permutations) MinHash signatures of `texts`."""
-        return minhash_signatures(
-            self.shingle_hashes(texts), self.hash_mode, self.params.num_permutations, device=device, backend=backend
-        )
+        return self._signatures_of(self._text(texts), device, backend)[0]
 
     def hashes(
         self, df: pl.DataFrame, *, device: str = "cpu", threads: int | None = None, **_placement: Any
@@ -147,10 +175,10 @@ class DocumentMinhashDeduplicator(Deduplicator):
         run_on, why = usable_device(device)
         threads = threads or max(1, int(self.needs.cpus))
         with numba_threads(threads):
-            t_shingle = time.perf_counter()
-            shingles = self.shingle_hashes(df[self.text_key])
+            t_text = time.perf_counter()
+            text = self._text(df[self.text_key])
             t_sig = time.perf_counter()
-            sig = minhash_signatures(shingles, self.hash_mode, self.params.num_permutations, device=run_on)
+            sig, shingles, how = self._signatures_of(text, run_on, None)
             t_end = time.perf_counter()
         keys = band_keys(sig, self.bands, self.rows_per_band)
         self.last_run_info = {
@@ -158,12 +186,12 @@ class DocumentMinhashDeduplicator(Deduplicator):
             "device_requested": device,
             **({"device_fallback": why} if why else {}),
             "hash_mode": self.hash_mode,
-            "backend": "torch" if run_on != "cpu" else ("numba" if numba_available() else "numpy"),
+            "backend": how,
             "threads": threads,
             "bands": self.bands,
             "rows_per_band": self.rows_per_band,
-            "shingles": len(shingles.hashes),
-            "shingle_seconds": round(t_sig - t_shingle, 4),
+            "shingles": shingles,
+            "normalize_seconds": round(t_sig - t_text, 4),
             "signature_seconds": round(t_end - t_sig, 4),
             "docs_per_s": round(df.height / (time.perf_counter() - t0), 1) if df.height else 0.0,
         }

@@ -174,6 +174,23 @@ def test_numba_and_numpy_tokens_and_shingle_hashes_agree(tokenization: str) -> N
     assert (fast.hashes == slow.hashes).all() and (fast.offsets == slow.offsets).all()
 
 
+@pytest.mark.skipif(not numba_available(), reason="numba not installed")
+@pytest.mark.parametrize("tokenization", ["space", "punctuation"])
+@pytest.mark.parametrize("window", [1, 3, 5])
+def test_one_pass_kernel_equals_tokens_then_shingles_then_signatures(tokenization: str, window: int) -> None:
+    edge = ["", "  a  b ", ",x,,y,", "...", " ", "ΟΔΟΣ, κόσμε!", "a b c d e", "a b c d", "tab\there  x y z w"]
+    texts = pl.Series([doc(i, 3 + 2 * i) for i in range(40)] + edge + [None], dtype=pl.String)
+    op = DocumentMinhashDeduplicator({"tokenization": tokenization, "window_size": window, "num_permutations": 64})
+    one_pass = op.signatures(texts)
+    assert (one_pass == op.signatures(texts, backend="numpy")).all()
+    assert (one_pass == op.signatures(texts, backend="numba")).all()
+    # and what the op records: the kernel it took and the shingles it hashed
+    df = pl.DataFrame({"text": texts, ROW_ID: [str(i) for i in range(texts.len())]})
+    op.hashes(df)
+    assert op.last_run_info["backend"] == "numba-fused"
+    assert op.last_run_info["shingles"] == len(op.shingle_hashes(texts).hashes)
+
+
 def test_fast_permutations_are_rensa_cores() -> None:
     # rensa-core's golden vector (`digest_prehashed_matches_golden_vector`: 16 permutations, seed 42).
     sh = ShingleHashes(np.array([1, 2, 3, 10, 20, 30, 999], dtype=np.uint64), np.array([0, 7]))
