@@ -30,8 +30,8 @@ except ImportError:  # the package __init__ needs polars; the two modules used h
 
 from _docs import stdlib_docs  # noqa: E402
 
-from ops_library.minhash import minhash_signatures, numba_available  # noqa: E402
-from ops_library.shingles import ShingleHashes, exact_shingles, fast_shingle_hashes, tokenize  # noqa: E402
+from ops_library.minhash import fast_signatures_of_bytes, minhash_signatures, numba_available  # noqa: E402
+from ops_library.shingles import ShingleHashes, byte_split, exact_shingles, fast_shingle_hashes, tokenize  # noqa: E402
 
 
 def buffer(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -96,6 +96,20 @@ def main() -> None:
             entry["gpu_signature_docs_per_s"] = round(len(texts) / gpu_s)
             entry["identical"] = bool(np.array_equal(cpu, gpu))
             entry["differing_values"] = int((cpu != gpu).sum())
+        if mode == "fast" and report["numba"]:
+            # from the bytes: the op's one-pass CPU kernel against tokens, shingle hashes, then signatures
+            split = byte_split("space")
+            (one_pass, _), one_s = timed(
+                lambda split=split: fast_signatures_of_bytes(data, offsets, split, 5, args.num_perm)
+            )
+            _, two_s = timed(
+                lambda: minhash_signatures(
+                    fast_shingle_hashes(tokenize(data, offsets, "space"), 5), "fast", args.num_perm, backend="numba"
+                )
+            )
+            entry["cpu_one_pass_from_bytes_docs_per_s"] = round(len(texts) / one_s)
+            entry["cpu_two_stage_from_bytes_docs_per_s"] = round(len(texts) / two_s)
+            entry["one_pass_identical"] = bool(np.array_equal(one_pass, cpu))
         report[mode] = entry
         print(json.dumps({mode: entry}), flush=True)
     print(json.dumps(report, indent=1))
