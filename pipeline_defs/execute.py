@@ -125,8 +125,11 @@ def execute_run(req: RunRequest) -> tuple[str, bool, str]:
     """One Dagster run of some assets over a range of shards (or unpartitioned, for a global stage): (run id,
     success, failure message). Module-level, so a process pool can call it."""
     instance = process_instance()
+    # The home travels with the job: a Celery worker rebuilds it under this run's home, not its own.
     recon = dg.build_reconstructable_job(
-        "pipeline_defs.loader", "job_for_recipe", reconstructable_args=(req.recipe_path, req.executor)
+        "pipeline_defs.loader",
+        "job_for_recipe",
+        reconstructable_args=(req.recipe_path, req.executor, str(sluice_home().root)),
     )
     run_config: dict = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
     tags = {"sluice/job_id": req.job_id, "sluice/phase": str(req.phase)}

@@ -25,6 +25,7 @@ from pipeline_defs.planning import engine_settings, load_plan, step_pools
 from pipeline_defs.recipe import Recipe, RecipeError, load_recipe
 from pipeline_defs.schedules import recipe_schedule
 from pipeline_defs.sensors import shard_sensor
+from resources.settings import adopt_home
 from resources.storage import ParquetCheckpointIOManager
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -152,8 +153,12 @@ def loadable(paths: Iterable[Path]) -> list[Path]:
     return good
 
 
-def job_for_recipe(path: str, executor: str = "in_process") -> dg.JobDefinition:
-    """Reconstructs a recipe's job in any process (the entry point of `dg.build_reconstructable_job`)."""
+def job_for_recipe(path: str, executor: str = "in_process", home: str | None = None) -> dg.JobDefinition:
+    """Reconstructs a recipe's job in any process (the entry point of `dg.build_reconstructable_job`). `home`:
+    the Sluice home of the `sluice run` that launched the run; a process with another home (a Celery worker
+    that `sluice up` started) adopts it, so checkpoints, the export, plans and slot locks are that run's."""
+    if home is not None:
+        adopt_home(home)
     recipe = load_recipe(path)
     return definitions_for([path], executor).resolve_job_def(recipe.job_name)
 

@@ -73,3 +73,11 @@ class SluiceHome(BaseSettings):
 
 def sluice_home() -> SluiceHome:
     return SluiceHome()
+
+
+def adopt_home(root: str | os.PathLike[str]) -> None:
+    """Work under the home `root` from now on in this process (`SLUICE_HOME`), unless it is already this
+    process's home. A step process (a Celery worker's, above all) calls it with the home of the run's
+    `sluice run`: `${SLUICE_HOME}` in recipes and every default path under the home then resolve as there."""
+    if SluiceHome().root != Path(root).expanduser().resolve():
+        os.environ["SLUICE_HOME"] = str(root)

@@ -12,9 +12,10 @@ import dagster as dg
 import pytest
 import yaml
 
-from pipeline_defs.loader import apply_recipe_pool_limits, definitions_for
+from pipeline_defs.loader import apply_recipe_pool_limits, definitions_for, job_for_recipe
 from pipeline_defs.recipe import RecipeError, load_recipe
 from pipeline_defs.stack import DEPLOY_YAML, Stack, write_instance
+from resources import settings
 from tests.conftest import ROOT
 
 DEMO = ROOT / "recipes" / "demo.yaml"
@@ -35,6 +36,24 @@ def test_recipe_executor_celery_gives_its_job_the_celery_executor(sluice_home: P
     assert job.executor_def.name == "celery"
     plain = definitions_for([DEMO]).resolve_job_def("demo_job")
     assert plain.executor_def.name == "in_process"
+
+
+def test_a_step_process_with_another_home_rebuilds_the_job_under_the_home_of_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Celery worker that `sluice up` started has the stack's home; a run's steps must still write checkpoints
+    and the export under the home of the `sluice run` that launched it (the pointer carries that home)."""
+    monkeypatch.setenv("SLUICE_HOME", str(tmp_path / "worker_home"))
+    run_home = tmp_path / "run_home"
+    job = job_for_recipe(str(DEMO), "in_process", str(run_home))
+    with dg.build_resources({"store": job.resource_defs["demo_checkpoints"]}) as resources:
+        assert Path(resources.store.base_dir) == run_home / "checkpoints"
+    recipe = load_recipe(DEMO)
+    assert Path(recipe.export_path) == run_home / "export" / "demo.jsonl"
+    assert settings.sluice_home().root == run_home
+    # the run's own process keeps its home: nothing to adopt
+    job_for_recipe(str(DEMO), "in_process", str(run_home))
+    assert os.environ["SLUICE_HOME"] == str(run_home)
 
 
 def test_unknown_executor_is_a_one_line_recipe_error(tmp_path: Path) -> None:

@@ -196,6 +196,37 @@ def test_ui_shows_every_op_and_step_resource_metadata(
 
 
 @pytest.mark.celery
+def test_celery_workers_write_under_the_home_of_the_run_not_their_own(
+    embedded: Path, stack: Stack, tmp_path: Path
+) -> None:
+    """A `sluice run` with its own home (its own SQLite instance) on the stack's workers: the workers were
+    started with the stack's home, yet the checkpoints and the export land in the run's home, where the run
+    says they are, and nothing of the run is written under the stack's home."""
+    client = tmp_path / "client_home"
+    shutil.copytree(embedded / "corpus", client / "corpus")
+    recipe = tmp_path / "demo_elsewhere.yaml"
+    recipe.write_text(
+        DEMO.read_text()
+        .replace("project_name: demo", "project_name: demo_elsewhere")
+        .replace("export/demo.jsonl", "export/demo_elsewhere.jsonl")
+    )
+    broker = stack.env()["SLUICE_CELERY_BROKER"]
+    env = {
+        "SLUICE_HOME": str(client),
+        "DAGSTER_HOME": str(client / "dagster_home"),
+        "SLUICE_CELERY_BROKER": broker,
+        "SLUICE_CELERY_BACKEND": broker,
+    }
+    out = sluice(["run", str(recipe), "--executor", "celery"], env)
+    assert f"output: {client / 'export' / 'demo_elsewhere.jsonl'}" in out.stdout
+    assert _export(client, "demo_elsewhere") == _export(embedded)
+    assert any((client / "checkpoints" / "demo_elsewhere").rglob("*.parquet"))
+    stack_home = stack.home.parent
+    assert not (stack_home / "checkpoints" / "demo_elsewhere").exists()
+    assert not (stack_home / "export" / "demo_elsewhere.jsonl").exists()
+
+
+@pytest.mark.celery
 def test_pool_limit_holds_across_celery_workers(stack: Stack, tmp_path: Path) -> None:
     """Four one-shard runs of a step whose pool limit is 1, sent to two workers of two slots each: the Dagster
     pool (on the PostgreSQL instance) lets one step run at a time, whichever worker takes it."""
