@@ -416,6 +416,13 @@ def section_configs(data: dict[str, Any]) -> list[str]:
         "when a broker is reachable: `sluice up`).",
         "",
     ]
+    if "celery" in (cfg.get("executors") or []):
+        lines += [
+            "The celery rows' RSS is the submitting `sluice run` process tree only: the steps run in the Celery "
+            "workers `sluice up` started, which are not its children. Every row of this run shared the machine with "
+            "that stack's idle servers (PostgreSQL, Redis, the workers, dagster-webserver and dagster-daemon).",
+            "",
+        ]
     rows = []
     for label, c in cfg["configs"].items():
         rows.append(
