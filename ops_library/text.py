@@ -38,7 +38,9 @@ VARIOUS_WHITESPACES: frozenset[str] = frozenset(
 
 # What Python's `str.strip()` removes: every c with c.isspace(). Rust's notion of whitespace (polars'
 # `strip_chars()` with no argument, regex `\s`) lacks U+001C..U+001F, so the set is spelled out.
-PYTHON_WHITESPACE: str = "".join(c for c in map(chr, range(sys.maxunicode + 1)) if c.isspace())
+# Every such code point is at most U+3000 (a test scans all of Unicode): scanning 12k code points instead of 1.1M
+# saves ~50 ms of every process's start.
+PYTHON_WHITESPACE: str = "".join(c for c in map(chr, range(0x3001)) if c.isspace())
 
 # `split_on_whitespace(doc, new_line=True, tab=True)` splits on exactly these three, nothing else.
 WORD_SEPARATORS = " \n\t"

@@ -21,7 +21,7 @@ import signal
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -29,16 +29,17 @@ from typing import Literal
 
 import dagster as dg
 
-from pipeline_defs.export import export_is_current
+from pipeline_defs.corpus_source import ensure_dataset
+from pipeline_defs.export import export_is_current, last_report
 from pipeline_defs.fingerprints import Fingerprints
 from pipeline_defs.graph import RecipeGraph, build_recipe_graph, registered_shards, sync_shards
 from pipeline_defs.joblog import JobLog, find_job
-from pipeline_defs.planning import engine_settings, plan_for, save_plan, step_pools
+from pipeline_defs.planning import engine_settings, load_plan, plan_for, save_plan, step_pools
 from pipeline_defs.progress import progress_for
 from pipeline_defs.recipe import Recipe, RecipeError, load_recipe
 from pipeline_defs.report import RunReport, collect, latest_export, new_funnel, write_summary
 from pipeline_defs.retention import drop_intermediates
-from pipeline_defs.shards import shard_content_hash, shard_for_key
+from pipeline_defs.shards import discover_shards, shard_content_hash, shard_for_key, shard_order
 from pipeline_defs.step import checkpoint_problem, is_current
 from resources.analyzer import ResourceUsageAnalyzer
 from resources.monitor import ResourceMonitor
@@ -210,6 +211,20 @@ class _Planner:
             return export_is_current(self.store, key.path, expected) and Path(self.graph.recipe.export_path).exists()
         return is_current(self.store, key.path, None, expected)
 
+    def all_current(self) -> bool:
+        """Whether every checkpoint of the recipe, the export's included, can be reused: the job runs nothing.
+        Stops at the first that cannot (on a first run: the first shard's source, one shard hashed)."""
+        for phase in self.graph.phases:
+            if not phase.partitioned:
+                if not all(self.global_current(k) for k in phase.keys):
+                    return False
+                continue
+            for k in self.shards:
+                for a in phase.keys:
+                    if checkpoint_problem(self.store, a.path, k, self.fps.expected(a, k)) is not None:
+                        return False
+        return True
+
 
 class _Signals:
     """SIGTERM and SIGINT stop the job: the signal is noted and passed to Dagster as SIGINT, which interrupts the
@@ -249,16 +264,25 @@ def run_recipe(
     path = Path(path).resolve()
     recipe = load_recipe(path)
     home = sluice_home()
-    instance = instance_ready()
     # The same recipe started twice at once runs once: the second waits, then finds its checkpoints current.
     with file_lock(home.root / "locks" / f"{recipe.project_name}.lock"):
-        return _run_locked(path, recipe, instance, executor, echo, job_id, t0)
+        return _run_locked(path, recipe, executor, echo, job_id, t0)
+
+
+def _unchanged(graph: RecipeGraph) -> _Planner | None:
+    """The planner over the input's shards when every checkpoint is current (an unchanged recipe on unchanged
+    input), told from the checkpoints alone; None when something must run. The Dagster instance is not needed
+    to know it, and opening it (its storage imports, its databases) was most of an unchanged re-run's time."""
+    recipe = graph.recipe
+    ensure_dataset(recipe)
+    keys = sorted((s.key for s in discover_shards(recipe.dataset_path, recipe.partition)), key=shard_order)
+    planner = _Planner(graph, keys)
+    return planner if planner.all_current() else None
 
 
 def _run_locked(
     path: Path,
     recipe: Recipe,
-    instance: dg.DagsterInstance,
     executor: Executor,
     echo: Callable[[str], None],
     job_id: str | None,
@@ -266,8 +290,11 @@ def _run_locked(
 ) -> RunReport:
     home = sluice_home()
     graph = build_recipe_graph(recipe)
-    job = JobLog(recipe.jobs_root, job_id or new_job_id(recipe))
     resumed = job_id is not None
+    # A resume always goes through the instance: it looks the job's runs up there.
+    current = None if resumed else _unchanged(graph)
+    instance = None if current is not None else instance_ready()
+    job = JobLog(recipe.jobs_root, job_id or new_job_id(recipe))
     job.start(
         {
             "job_id": job.job_id,
@@ -279,15 +306,21 @@ def _run_locked(
             "sluice_home": str(home.root),
         }
     )
-    plan = plan_with_history(recipe, instance)  # PlanError: nothing has run yet
-    save_plan(recipe, plan)
-    with file_lock(home.root / "locks" / "instance.lock"):
-        limits = apply_pool_limits(instance, step_pools(recipe, plan))
-        sync_shards(instance, recipe, graph.partitions_def)
-    keys = registered_shards(instance, graph.partitions_def)
-    assert graph.partitions_def.name is not None
-    order = list(instance.get_dynamic_partitions(graph.partitions_def.name))
-    planner = _Planner(graph, keys)
+    if instance is None:  # nothing runs: the last run's plan and limits hold; the shards are the input's
+        assert current is not None
+        plan = load_plan(recipe)
+        limits, keys = step_pools(recipe, plan), current.shards
+        order, planner = keys, current
+    else:
+        plan = plan_with_history(recipe, instance)  # PlanError: nothing has run yet
+        save_plan(recipe, plan)
+        with file_lock(home.root / "locks" / "instance.lock"):
+            limits = apply_pool_limits(instance, step_pools(recipe, plan))
+            sync_shards(instance, recipe, graph.partitions_def)
+        keys = registered_shards(instance, graph.partitions_def)
+        assert graph.partitions_def.name is not None
+        order = list(instance.get_dynamic_partitions(graph.partitions_def.name))
+        planner = _Planner(graph, keys)
     settings = engine_settings(recipe)
     executor = settings.executor or executor  # the recipe's `engine.executor` (e.g. celery) wins over the default
     job.emit(
@@ -310,7 +343,8 @@ def _run_locked(
     parallel = settings.max_parallel_runs or plan.hardware.cpus
     pool: ProcessPoolExecutor | None = None
     try:
-        with _Signals().watch() as signals, progress_for(instance, job.job_id, graph.phases, len(keys), echo):
+        shown = progress_for(instance, job.job_id, graph.phases, len(keys), echo) if instance else nullcontext()
+        with _Signals().watch() as signals, shown:
             for i, phase in enumerate(graph.phases):
                 names = ",".join(k.path[-1] for k in phase.keys)
                 assets = tuple(tuple(k.path) for k in phase.keys)
@@ -340,6 +374,8 @@ def _run_locked(
                         continue
                     requests = [RunRequest(str(path), job.job_id, assets, executor, None, i)]
                     echo(f"phase {i + 1}/{len(graph.phases)}: {names}")
+                if instance is None:  # the input or a checkpoint changed since `_unchanged` looked
+                    raise RunFailedError(f"{names}: checkpoints changed while the job started; run it again")
                 guard.wait_for_capacity(timeout=PRESSURE_TIMEOUT_S)
                 if len(requests) > 1 and parallel > 1:
                     pool = pool or ProcessPoolExecutor(
@@ -362,7 +398,12 @@ def _run_locked(
                         raise RunFailedError(
                             f"run {run_id} ({names}, {where}) failed: {detail}\nresume with: sluice resume {job.job_id}"
                         )
-        export = export or latest_export(instance, graph.export_key)
+        if not export:  # the export was reused: its report is kept with its checkpoint
+            export = (
+                latest_export(instance, graph.export_key)
+                if instance
+                else last_report(planner.store, graph.export_key.path)
+            )
         if export.get("input") is None:
             raise RunFailedError(f"the export was not written; resume with: sluice resume {job.job_id}")
         status = "completed"

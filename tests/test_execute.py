@@ -49,6 +49,39 @@ def test_a_range_run_materializes_every_shard_once_in_one_run_per_phase(tmp_path
     assert len(FRAMES) == 0  # the frames handed from step to step are let go when the job ends
 
 
+def test_an_unchanged_rerun_reports_the_same_job_without_opening_the_instance(
+    tmp_path: Path, sluice_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pipeline_defs.execute as execute
+
+    data, counter = _corpus(tmp_path / "data"), tmp_path / "counter"
+    counter.mkdir()
+    path = _recipe(tmp_path, "same", data=data, ops=_ops(counter))
+    first = run_recipe(path, echo=lambda _: None)
+
+    def refuse() -> dg.DagsterInstance:
+        raise AssertionError("the Dagster instance was opened")
+
+    monkeypatch.setattr(execute, "instance_ready", refuse)
+    again = run_recipe(path, echo=lambda _: None)
+    assert (again.runs, again.steps, again.skipped) == (0, 0, first.steps)
+    assert len(_calls(counter)) == first.partitions  # the counting op ran once per shard, in the first job only
+    before, after = (json.loads((r.job_dir / "job_summary.json").read_text()) for r in (first, again))
+    for field in ("status", "counts", "per_partition", "per_op", "export_path"):
+        assert after[field] == before[field], field
+    before_start, after_start = (_events(r.job_dir)[0] for r in (first, again))
+    assert after_start["metadata"]["pool_limits"] == before_start["metadata"]["pool_limits"]
+
+    # a changed input needs the instance: one more line in one file
+    with (data / "b.jsonl").open("a") as fh:
+        fh.write(json.dumps({"text": "one more line of text for the changed input", "n": 99}) + "\n")
+    with pytest.raises(AssertionError, match="instance was opened"):
+        run_recipe(path, echo=lambda _: None)
+    monkeypatch.undo()
+    changed = run_recipe(path, echo=lambda _: None)
+    assert changed.runs > 0 and changed.export["input"] == first.export["input"] + 1
+
+
 def test_a_retried_range_step_recomputes_only_the_shards_it_had_not_finished(tmp_path: Path, sluice_home: Path) -> None:
     data, counter = _corpus(tmp_path / "data"), tmp_path / "counter"
     counter.mkdir()

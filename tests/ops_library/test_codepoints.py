@@ -5,6 +5,7 @@ without numba the filters keep their polars/Python forms with the same results."
 from __future__ import annotations
 
 import itertools
+import sys
 
 import polars as pl
 import pytest
@@ -170,3 +171,9 @@ def test_dedup_starts_numba_only_after_enough_text(monkeypatch: pytest.MonkeyPat
     assert not dd.DocumentDeduplicator({"lowercase": True})._compiled(frame)  # polars is as fast without the removal
     hashes = op.hash_column(frame)
     assert hashes[0] == hashes[1] != hashes[2]
+
+
+def test_python_whitespace_is_every_code_point_str_strip_removes() -> None:
+    from ops_library.text import PYTHON_WHITESPACE
+
+    assert "".join(c for c in map(chr, range(sys.maxunicode + 1)) if c.isspace()) == PYTHON_WHITESPACE
