@@ -567,9 +567,12 @@ def machine_lines(data: dict[str, Any]) -> list[str]:
     m = any_result.get("machine", {})
     corpus = any_result.get("corpus") or {}
     quick = any(d.get("quick") for d in data.values())
+    when = {name: (d.get("machine") or {}).get("when") for name, d in data.items()}
+    measured = "; ".join(f"{name} {w}" for name, w in sorted(when.items(), key=lambda kv: str(kv[1])) if w)
     lines = [
         f"- Machine: {m.get('cores')} usable cores ({m.get('cpu_model')}), {m.get('ram_gb')} GB RAM, "
-        f"{m.get('platform')}, Python {m.get('python')}; measured {m.get('when')}.",
+        f"{m.get('platform')}, Python {m.get('python')}. Measured (each results file has its own run): "
+        f"{measured}.",
         "- Load average before each run is recorded in the JSON (`load_before`): the machine is shared, so only "
         "ratios within one script run are meaningful.",
     ]
