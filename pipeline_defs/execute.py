@@ -29,17 +29,16 @@ from typing import Literal
 
 import dagster as dg
 
-from pipeline_defs.corpus_source import ensure_dataset
 from pipeline_defs.export import export_is_current, last_report
 from pipeline_defs.fingerprints import Fingerprints
-from pipeline_defs.graph import RecipeGraph, build_recipe_graph, registered_shards, sync_shards
+from pipeline_defs.graph import RecipeGraph, build_recipe_graph, input_shards, registered_shards, sync_shards
 from pipeline_defs.joblog import JobLog, find_job
 from pipeline_defs.planning import engine_settings, load_plan, plan_for, save_plan, step_pools
 from pipeline_defs.progress import progress_for
 from pipeline_defs.recipe import Recipe, RecipeError, load_recipe
 from pipeline_defs.report import RunReport, collect, latest_export, new_funnel, write_summary
 from pipeline_defs.retention import drop_intermediates
-from pipeline_defs.shards import discover_shards, shard_content_hash, shard_for_key, shard_order
+from pipeline_defs.shards import shard_content_hash, shard_for_key, shard_order
 from pipeline_defs.step import checkpoint_problem, is_current
 from resources.analyzer import ResourceUsageAnalyzer
 from resources.monitor import ResourceMonitor
@@ -194,16 +193,18 @@ class _Planner:
             lambda k: shard_content_hash(shard_for_key(recipe.dataset_path, recipe.partition, k)),
         )
 
-    def stale_shards(self, keys: Sequence[dg.AssetKey]) -> dict[str, tuple[str, str]]:
-        """Shard -> (first stale step, why) for every shard with a checkpoint of `keys` that cannot be reused."""
-        out = {}
+    def _stale(self, keys: Sequence[dg.AssetKey]) -> Iterator[tuple[str, str, str]]:
+        """(shard, first stale step, why) for each shard with a checkpoint of `keys` that cannot be reused, lazily."""
         for k in self.shards:
             for a in keys:
                 why = checkpoint_problem(self.store, a.path, k, self.fps.expected(a, k))
                 if why is not None:
-                    out[k] = (a.path[-1], why)
+                    yield k, a.path[-1], why
                     break
-        return out
+
+    def stale_shards(self, keys: Sequence[dg.AssetKey]) -> dict[str, tuple[str, str]]:
+        """Shard -> (first stale step, why) for every shard with a checkpoint of `keys` that cannot be reused."""
+        return {k: (step, why) for k, step, why in self._stale(keys)}
 
     def global_current(self, key: dg.AssetKey) -> bool:
         expected = self.fps.expected(key, None)
@@ -214,16 +215,10 @@ class _Planner:
     def all_current(self) -> bool:
         """Whether every checkpoint of the recipe, the export's included, can be reused: the job runs nothing.
         Stops at the first that cannot (on a first run: the first shard's source, one shard hashed)."""
-        for phase in self.graph.phases:
-            if not phase.partitioned:
-                if not all(self.global_current(k) for k in phase.keys):
-                    return False
-                continue
-            for k in self.shards:
-                for a in phase.keys:
-                    if checkpoint_problem(self.store, a.path, k, self.fps.expected(a, k)) is not None:
-                        return False
-        return True
+        return all(
+            next(self._stale(p.keys), None) is None if p.partitioned else all(self.global_current(k) for k in p.keys)
+            for p in self.graph.phases
+        )
 
 
 class _Signals:
@@ -273,10 +268,7 @@ def _unchanged(graph: RecipeGraph) -> _Planner | None:
     """The planner over the input's shards when every checkpoint is current (an unchanged recipe on unchanged
     input), told from the checkpoints alone; None when something must run. The Dagster instance is not needed
     to know it, and opening it (its storage imports, its databases) was most of an unchanged re-run's time."""
-    recipe = graph.recipe
-    ensure_dataset(recipe)
-    keys = sorted((s.key for s in discover_shards(recipe.dataset_path, recipe.partition)), key=shard_order)
-    planner = _Planner(graph, keys)
+    planner = _Planner(graph, sorted(input_shards(graph.recipe), key=shard_order))
     return planner if planner.all_current() else None
 
 

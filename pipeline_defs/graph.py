@@ -703,14 +703,19 @@ def _metadata_value(value: Any) -> Any:
     return value if isinstance(value, int | float | str | bool) or value is None else dg.MetadataValue.json(value)
 
 
+def input_shards(recipe: Recipe) -> list[str]:
+    """The keys of the input's shards (the demo corpus built first where the recipe builds its input)."""
+    from pipeline_defs.corpus_source import ensure_dataset
+
+    ensure_dataset(recipe)
+    return [s.key for s in discover_shards(recipe.dataset_path, recipe.partition)]
+
+
 def sync_shards(
     instance: dg.DagsterInstance, recipe: Recipe, partitions_def: dg.DynamicPartitionsDefinition
 ) -> list[str]:
     """Make the registered partitions equal the input's shards (new ones added, vanished ones removed)."""
-    from pipeline_defs.corpus_source import ensure_dataset
-
-    ensure_dataset(recipe)
-    keys = [s.key for s in discover_shards(recipe.dataset_path, recipe.partition)]
+    keys = input_shards(recipe)
     name = partitions_def.name
     assert name is not None
     known = set(instance.get_dynamic_partitions(name))
