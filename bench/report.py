@@ -565,7 +565,8 @@ def section_breakdown(data: dict[str, Any]) -> list[str]:
         "The cases above, run again from a fresh home with timers around the pieces of `sluice run` (the "
         "command in-process, `bench/_timed_run.py`), each round beside the plain script: seconds of the main "
         f"thread's wall, medians of {bd.get('repeats')} interleaved rounds. Time on other threads (the background "
-        "checkpoint writers) is not a row: it overlaps the rows, on the same cores.",
+        "checkpoint writers) is not a row: it overlaps the rows, on the same cores, and a row includes its "
+        "thread's waits for the GIL, so it bounds from above what removing that piece would save.",
         "",
         table(head, rows),
         "",
