@@ -88,12 +88,11 @@ def _timed_iteration(gen: Iterator[Any]) -> Iterator[Any]:
 
 
 def instrument() -> None:
-    from ops_library.base import Deduplicator, Op
+    from ops_library.base import Deduplicator
     from ops_library.registry import load_all
-    from pipeline_defs import cli, execute, export, graph
+    from pipeline_defs import execute, export, graph
     from resources import monitor, storage
 
-    timed(cli, "main", "cli")
     timed(execute, "run_recipe", "run_recipe")
     timed(execute, "instance_ready", "instance")
     timed(execute, "execute_run", "dagster_runs")
@@ -103,7 +102,7 @@ def instrument() -> None:
     graph.classified = lambda fn: timed_body(classified(fn))
     timed(graph, "run_ops", "ops")
     timed(graph, "read_shard", "source_parse")
-    timed(graph.export_mod, "export_recipe", "export_write")
+    timed(export, "export_recipe", "export_write")
     timed(export, "record_export", "export_record")
     timed(storage.CheckpointStore, "write_step", "checkpoint_write")
     timed(storage._Background, "drain", "checkpoint_wait")
@@ -119,7 +118,6 @@ def instrument() -> None:
             if name in vars(cls) and (cls, name) not in wrapped:
                 timed(cls, name, "ops")
                 wrapped.add((cls, name))
-    del Op
 
 
 def _subclasses(cls: type) -> list[type]:
