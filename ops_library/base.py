@@ -240,11 +240,13 @@ class Deduplicator(Op):
     is_global = True
 
     @abstractmethod
-    def hash_column(self, df: pl.DataFrame) -> pl.Series:
-        """The dedup key of every row (equal keys = duplicates)."""
+    def hash_column(self, df: pl.DataFrame, threads: int | None = None) -> pl.Series:
+        """The dedup key of every row (equal keys = duplicates). `threads`: the CPU threads its compiled (numba)
+        kernels may use, default `needs.cpus`; kernels that polars calls per chunk run on polars' threads."""
 
-    def hashes(self, df: pl.DataFrame) -> pl.DataFrame:
-        return pl.DataFrame({ROW_ID: df[ROW_ID], HASH: self.hash_column(df)})
+    def hashes(self, df: pl.DataFrame, *, threads: int | None = None) -> pl.DataFrame:
+        """ROW_ID and HASH per row; the hashes stage passes the CPUs its step was granted as `threads`."""
+        return pl.DataFrame({ROW_ID: df[ROW_ID], HASH: self.hash_column(df, threads)})
 
     def index(self, hashes_in_order: Sequence[pl.DataFrame]) -> pl.DataFrame:
         """ROW_ID -> DUPLICATE_OF for every row that repeats an earlier one; the first occurrence is kept."""

@@ -278,18 +278,22 @@ def numba_available() -> bool:
 
 
 @contextlib.contextmanager
-def numba_threads(threads: int | None) -> Iterator[None]:
-    """Run the numba kernels inside on at most `threads` threads (None: numba's default, every core). The
-    engine runs partitions in parallel processes, so an op uses the CPUs its step was granted, no more."""
-    if threads is None or not numba_available():
-        yield
+def numba_threads(threads: int | None) -> Iterator[int | None]:
+    """Run the numba kernels inside on at most `threads` threads (None: numba's default, every core); yields
+    the count they run on (None without numba). The hashes stage passes the CPUs its step was granted, so an
+    op uses those, no more."""
+    if not numba_available():
+        yield None
         return
     import numba
 
+    if threads is None:
+        yield numba.get_num_threads()
+        return
     previous = numba.get_num_threads()
     numba.set_num_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))
     try:
-        yield
+        yield numba.get_num_threads()
     finally:
         numba.set_num_threads(previous)
 

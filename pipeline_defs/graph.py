@@ -386,8 +386,8 @@ class _Factory:
         by the `workers` processes that run its shards; each cuts a shard into that many chunks."""
         cpus = self.settings.usable(Hardware(cpus=usable_cpus(), memory_gb=0.0)).cpus
         if slot is None:
-            granted = min(cpus, self.recipe.np)
-            yield Allocation("cpu", 1, None, None, 0, chunks=max(1, granted // workers))
+            share = max(1, min(cpus, self.recipe.np) // workers)
+            yield Allocation("cpu", share, None, None, 0, chunks=share)
             return
         request = slot()
         pool: ComputePool = getattr(context.resources, self.pool_key)
@@ -519,11 +519,17 @@ class _Factory:
 
         def hashes_shard(store: CheckpointStore, alloc: Allocation, k: str, fps: list[str], _retries: int):
             t0 = time.perf_counter()
-            frame = op.hashes(spread(store.read(store.path(upstream_key.path, k)), alloc.chunks))
+            frame = op.hashes(spread(store.read(store.path(upstream_key.path, k)), alloc.chunks), threads=alloc.threads)
             out = StepOutput(frame, None, node_fingerprint(hashes_node, fps))
             store.write_step(hashes_node.key.path, k, out)
             seconds = round(time.perf_counter() - t0, 4)
-            return ShardResult(k, {"rows": out.kept.height, "seconds": seconds, "fingerprint": out.fingerprint})
+            meta = {
+                "rows": out.kept.height,
+                "seconds": seconds,
+                "fingerprint": out.fingerprint,
+                "threads": alloc.threads,
+            }
+            return ShardResult(k, meta | (getattr(op, "last_run_info", None) or {}))
 
         self.shard_fns[hashes_node.key] = hashes_shard
         hashes_body = self._partitioned_body(hashes_node, [(upstream_key.path, True)])

@@ -264,6 +264,33 @@ def test_a_step_cuts_each_shard_into_the_cpus_its_pool_grants_with_the_same_outp
     assert chunks == {"np1": {1}, "np4": {4}, "np4w2": {2}}
 
 
+def test_dedup_hashes_run_their_kernels_on_the_cpus_np_grants_with_the_same_output(
+    tmp_path: Path, sluice_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hashes stage holds no pool slot: its CPUs are the recipe's `np`, and the MinHash numba kernel runs on
+    them (at most the cores numba has), not on the op's one-CPU default."""
+    import numba
+
+    import pipeline_defs.graph
+
+    monkeypatch.setattr(pipeline_defs.graph, "usable_cpus", lambda: 4)
+    data = _corpus(tmp_path / "data")
+    ops = [{"document_minhash_deduplicator": {"window_size": 2}}]
+    runs = {
+        name: run_recipe(_recipe(tmp_path, name, data=data, ops=ops, np=np), echo=lambda _: None)
+        for name, np in [("np1", 1), ("np2", 2)]
+    }
+    assert len({Path(r.recipe.export_path).read_bytes() for r in runs.values()}) == 1
+    used = {
+        name: {
+            (m.metadata["threads"].value, m.metadata["kernel_threads"].value)
+            for m in _materializations([name, "op00_document_minhash_deduplicator__hashes"])
+        }
+        for name in runs
+    }
+    assert used == {"np1": {(1, 1)}, "np2": {(2, min(2, numba.config.NUMBA_NUM_THREADS))}}
+
+
 def test_a_real_daemon_runs_the_schedule_and_writes_the_export(tmp_path: Path, sluice_home: Path) -> None:
     """`dagster-daemon run` with an enabled every-minute schedule: its first tick launches a run of the job over
     the missing shards, which completes the recipe (the global stages follow in the same run)."""

@@ -42,7 +42,8 @@ class DocumentDeduplicator(Deduplicator):
             text = text.str.replace_all(_NON_CHARACTER + "+", "")  # whole runs: a third fewer replacements
         return text.str.strip_chars(PYTHON_WHITESPACE)
 
-    def hash_column(self, df: pl.DataFrame) -> pl.Series:
+    def hash_column(self, df: pl.DataFrame, threads: int | None = None) -> pl.Series:
+        # `threads` is not used: the kernel runs once per chunk, on polars' threads (`Allocation.chunks`)
         if not self._compiled(df):
             texts = df.select(self.normalized(self.text)).to_series()
             # No polars expression computes xxh3-128 (`Expr.hash` is 64-bit and unstable across versions), so

@@ -75,8 +75,9 @@ class DocumentLineDeduplicator(Deduplicator):
             line = line.str.replace_all(_SPECIAL + "+", "")  # whole runs: fewer replacements, the same text
         return line.str.strip_chars(PYTHON_WHITESPACE)
 
-    def line_hashes(self, df: pl.DataFrame) -> pl.DataFrame:
-        """One row per line of every text (_ROW, _LINE, _KEY): the line's hash, null for skipped lines."""
+    def line_hashes(self, df: pl.DataFrame, threads: int | None = None) -> pl.DataFrame:
+        """One row per line of every text (_ROW, _LINE, _KEY): the line's hash, null for skipped lines, hashed on
+        `threads` numba threads (default `needs.cpus`)."""
         lines = (
             df.select(pl.int_range(pl.len(), dtype=pl.UInt32).alias(_ROW), self.text.str.split("\n").alias(_LINE))
             .explode(_LINE)
@@ -87,14 +88,14 @@ class DocumentLineDeduplicator(Deduplicator):
         data, offsets = utf8_buffer(keys.fill_null(""))
         n = len(keys)
         spans = Tokens(data, offsets[:-1], offsets[1:], np.arange(n, dtype=np.int64), n)
-        with numba_threads(max(1, int(self.needs.cpus))):
+        with numba_threads(threads or max(1, int(self.needs.cpus))):
             digests = pl.Series(_KEY, fnv1a_token_hashes(spans), dtype=pl.UInt64)
         return lines.with_columns(pl.when(keys.is_not_null()).then(digests).alias(_KEY))
 
-    def hash_column(self, df: pl.DataFrame) -> pl.Series:
+    def hash_column(self, df: pl.DataFrame, threads: int | None = None) -> pl.Series:
         """The distinct hashes of each row's non-skipped lines (List(UInt64))."""
         per_row = (
-            self.line_hashes(df)
+            self.line_hashes(df, threads)
             .group_by(_ROW, maintain_order=True)
             .agg(pl.col(_KEY).drop_nulls().unique().sort().alias(HASH))
         )

@@ -170,11 +170,11 @@ class DocumentMinhashDeduplicator(Deduplicator):
         self, df: pl.DataFrame, *, device: str = "cpu", threads: int | None = None, **_placement: Any
     ) -> pl.DataFrame:
         """ROW_ID and HASH = the LSH band keys, Array(UInt64, num_bands), per row. `threads`: CPU threads of the
-        numba kernels (default: `needs.cpus`)."""
+        numba kernels (default: `needs.cpus`; the hashes stage passes its step's CPUs)."""
         t0 = time.perf_counter()
         run_on, why = usable_device(device)
         threads = threads or max(1, int(self.needs.cpus))
-        with numba_threads(threads):
+        with numba_threads(threads) as kernel_threads:
             t_text = time.perf_counter()
             text = self._text(df[self.text_key])
             t_sig = time.perf_counter()
@@ -188,6 +188,7 @@ class DocumentMinhashDeduplicator(Deduplicator):
             "hash_mode": self.hash_mode,
             "backend": how,
             "threads": threads,
+            "kernel_threads": kernel_threads,
             "bands": self.bands,
             "rows_per_band": self.rows_per_band,
             "shingles": shingles,
@@ -197,8 +198,8 @@ class DocumentMinhashDeduplicator(Deduplicator):
         }
         return pl.DataFrame({ROW_ID: df[ROW_ID], HASH: pl.Series(HASH, keys, dtype=pl.Array(pl.UInt64, self.bands))})
 
-    def hash_column(self, df: pl.DataFrame) -> pl.Series:
-        return self.hashes(df)[HASH]
+    def hash_column(self, df: pl.DataFrame, threads: int | None = None) -> pl.Series:
+        return self.hashes(df, threads=threads)[HASH]
 
     # --- index --------------------------------------------------------------------------------------------------
 
