@@ -382,8 +382,9 @@ class _Factory:
         self, context: dg.AssetExecutionContext, slot: Callable[[], OpPlan] | None, keys: list[str], workers: int
     ) -> Iterator[Allocation]:
         """One worker slot of the step's pool held for the whole step, and its allocation. The step's CPUs are
-        its op's `num_proc` x `num_cpus` (the recipe's `np` for source and hashes, which hold no slot), shared
-        by the `workers` processes that run its shards; each cuts a shard into that many chunks."""
+        its op's `num_proc` x `num_cpus` (the recipe's `np` for the source and for the hashes of dedups that take
+        no device, which hold no slot), shared by the `workers` processes that run its shards; each cuts a shard
+        into that many chunks."""
         cpus = self.settings.usable(Hardware(cpus=usable_cpus(), memory_gb=0.0)).cpus
         if slot is None:
             share = max(1, min(cpus, self.recipe.np) // workers)
@@ -507,11 +508,14 @@ class _Factory:
         assert isinstance(op, Deduplicator)
         hashes_name, index_name = f"{spec.step_name}__hashes", f"{spec.step_name}__index"
         hashes_node = Node(self.key(hashes_name), "hashes", code_hash("hashes", [spec]), (upstream_key,), True)
+        # A dedup that takes a device (MinHash) holds a slot of its hashes pool, whose allocation follows the op's
+        # plan: a share of a GPU where the plan and the pool grant one, else the CPUs of its workers.
+        placed = op.accepts_placement
 
         @dg.asset(
             description=f"{spec.name}, stage 1 of 3: the dedup key of every row of one shard.",
             deps=[upstream_key],
-            required_resource_keys={self.store_key},
+            required_resource_keys={self.store_key, self.pool_key} if placed else {self.store_key},
             **self._partitioned(hashes_name, [spec]),
         )
         def hashes(context):
@@ -519,7 +523,10 @@ class _Factory:
 
         def hashes_shard(store: CheckpointStore, alloc: Allocation, k: str, fps: list[str], _retries: int):
             t0 = time.perf_counter()
-            frame = op.hashes(spread(store.read(store.path(upstream_key.path, k)), alloc.chunks), threads=alloc.threads)
+            threads = alloc.threads if alloc.on_gpu else alloc.chunks  # the CPUs each of the step's processes has
+            where = alloc.run_kwargs() if placed else {}
+            frame = spread(store.read(store.path(upstream_key.path, k)), alloc.chunks)
+            frame = op.hashes(frame, threads=threads, **where)
             out = StepOutput(frame, None, node_fingerprint(hashes_node, fps))
             store.write_step(hashes_node.key.path, k, out)
             seconds = round(time.perf_counter() - t0, 4)
@@ -527,12 +534,16 @@ class _Factory:
                 "rows": out.kept.height,
                 "seconds": seconds,
                 "fingerprint": out.fingerprint,
-                "threads": alloc.threads,
+                "threads": threads,
+                "device": alloc.device,
+                "allocation": dg.MetadataValue.json(alloc.metadata()),
             }
             return ShardResult(k, meta | (getattr(op, "last_run_info", None) or {}))
 
         self.shard_fns[hashes_node.key] = hashes_shard
-        hashes_body = self._partitioned_body(hashes_node, [(upstream_key.path, True)])
+        slot = (lambda: step_request(self.recipe, load_plan(self.recipe), (spec,), hashes_name)) if placed else None
+        self.gpu_nodes |= {hashes_node.key} if placed else set()
+        hashes_body = self._partitioned_body(hashes_node, [(upstream_key.path, True)], slot)
         hashes_key = self._add(hashes, hashes_node)
         index_node = Node(self.key(index_name), "index", code_hash("index", [spec]), (hashes_key,), False)
 

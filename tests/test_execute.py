@@ -264,31 +264,91 @@ def test_a_step_cuts_each_shard_into_the_cpus_its_pool_grants_with_the_same_outp
     assert chunks == {"np1": {1}, "np4": {4}, "np4w2": {2}}
 
 
-def test_dedup_hashes_run_their_kernels_on_the_cpus_np_grants_with_the_same_output(
+def test_dedup_hashes_run_their_kernels_on_the_cpus_their_step_is_granted_with_the_same_output(
     tmp_path: Path, sluice_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The hashes stage holds no pool slot: its CPUs are the recipe's `np`, and the MinHash numba kernel runs on
-    them (at most the cores numba has), not on the op's one-CPU default."""
+    """A dedup's hashes step runs its numba kernels on the CPUs its step is granted, not on the op's one-CPU
+    default: SimHash's step holds no pool slot and gets the recipe's `np`; MinHash's holds a slot of its pool and
+    gets its plan's workers x CPUs (np workers with auto_op_parallelism off). numba runs on at most its cores."""
     import numba
 
     import pipeline_defs.graph
 
     monkeypatch.setattr(pipeline_defs.graph, "usable_cpus", lambda: 4)
     data = _corpus(tmp_path / "data")
-    ops = [{"document_minhash_deduplicator": {"window_size": 2}}]
+    ops = [
+        {"document_simhash_deduplicator": {"window_size": 2}},
+        {"document_minhash_deduplicator": {"window_size": 2, "accelerator": "cpu", "num_gpus": 0}},
+    ]
     runs = {
-        name: run_recipe(_recipe(tmp_path, name, data=data, ops=ops, np=np), echo=lambda _: None)
+        name: run_recipe(
+            _recipe(tmp_path, name, data=data, ops=ops, np=np, auto_op_parallelism=False), echo=lambda _: None
+        )
         for name, np in [("np1", 1), ("np2", 2)]
     }
     assert len({Path(r.recipe.export_path).read_bytes() for r in runs.values()}) == 1
-    used = {
+    simhash = {
         name: {
-            (m.metadata["threads"].value, m.metadata["kernel_threads"].value)
-            for m in _materializations([name, "op00_document_minhash_deduplicator__hashes"])
+            m.metadata["threads"].value for m in _materializations([name, "op00_document_simhash_deduplicator__hashes"])
         }
         for name in runs
     }
-    assert used == {"np1": {(1, 1)}, "np2": {(2, min(2, numba.config.NUMBA_NUM_THREADS))}}
+    minhash = {
+        name: {
+            (m.metadata["threads"].value, m.metadata["kernel_threads"].value)
+            for m in _materializations([name, "op01_document_minhash_deduplicator__hashes"])
+        }
+        for name in runs
+    }
+    assert simhash == {"np1": {1}, "np2": {2}}
+    assert minhash == {"np1": {(1, 1)}, "np2": {(2, min(2, numba.config.NUMBA_NUM_THREADS))}}
+
+
+def _hashes_metadata(project: str) -> list[dict]:
+    key = [project, "op00_document_minhash_deduplicator__hashes"]
+    return [{k: v.value for k, v in m.metadata.items()} for m in _materializations(key)]
+
+
+def test_minhash_hashes_hold_the_gpu_share_their_plan_asks_for_and_fall_back_to_the_cpu_without_cuda(
+    tmp_path: Path, sluice_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a machine whose planner and pool see a GPU, the MinHash hashes step is granted cuda:0 by the pool; where
+    torch has no CUDA (made so here) the step records why and runs on the CPU, with the export of a run that the
+    recipe keeps on the CPU (`accelerator: cpu`, `num_gpus: 0`)."""
+    import pipeline_defs.planning
+    import resources.pools
+    from resources.hardware import Hardware
+
+    data = _corpus(tmp_path / "data")
+    cpu_ops = [{"document_minhash_deduplicator": {"window_size": 2, "accelerator": "cpu", "num_gpus": 0}}]
+    cpu = run_recipe(_recipe(tmp_path, "cpu", data=data, ops=cpu_ops, np=2), echo=lambda _: None)
+    ops = [{"document_minhash_deduplicator": {"window_size": 2}}]
+    fake = Hardware.fake(cpus=2, memory_gb=8, gpus=1, gpu_memory_gb=16)
+    monkeypatch.setattr(pipeline_defs.planning, "detect_hardware", lambda: fake)
+    monkeypatch.setattr(resources.pools, "detect_hardware", lambda: fake)
+    monkeypatch.setattr(resources.pools, "_torch_cuda_devices", lambda: (0, "torch has no usable CUDA"))
+    gpu = run_recipe(_recipe(tmp_path, "gpu", data=data, ops=ops, np=2), echo=lambda _: None)
+    assert Path(gpu.recipe.export_path).read_bytes() == Path(cpu.recipe.export_path).read_bytes()
+    on_cpu, granted = _hashes_metadata("cpu"), _hashes_metadata("gpu")
+    assert on_cpu and {m["allocation"].get("granted") for m in on_cpu} == {"cpu"}
+    assert {m["device"] for m in on_cpu} == {"cpu"}
+    assert granted and {m["allocation"]["granted"] for m in granted} == {"cuda:0"}
+    assert all("torch has no usable CUDA" in m["allocation"]["fallback"] for m in granted)
+    assert {(m["device"], m["device_requested"]) for m in granted} == {("cpu", "cpu")}
+
+
+def test_minhash_hashes_run_on_the_granted_gpu_with_the_cpus_export(tmp_path: Path, sluice_home: Path) -> None:
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    data = _corpus(tmp_path / "data")
+    ops = [{"document_minhash_deduplicator": {"window_size": 2}}]
+    gpu = run_recipe(_recipe(tmp_path, "gpu", data=data, ops=ops, np=2), echo=lambda _: None)
+    cpu_ops = [{"document_minhash_deduplicator": {"window_size": 2, "accelerator": "cpu", "num_gpus": 0}}]
+    cpu = run_recipe(_recipe(tmp_path, "cpu", data=data, ops=cpu_ops, np=2), echo=lambda _: None)
+    assert Path(gpu.recipe.export_path).read_bytes() == Path(cpu.recipe.export_path).read_bytes()
+    assert {(m["device"], m["device_requested"]) for m in _hashes_metadata("gpu")} == {("cuda:0", "cuda:0")}
+    assert {m["device"] for m in _hashes_metadata("cpu")} == {"cpu"}
 
 
 def test_a_real_daemon_runs_the_schedule_and_writes_the_export(tmp_path: Path, sluice_home: Path) -> None:
