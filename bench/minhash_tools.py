@@ -70,16 +70,13 @@ def run_sluice(ids: list[str], texts: list[str], **extra: Any) -> tuple[list[str
     import polars as pl
 
     from ops_library.columns import ROW_ID
-    from ops_library.minhash import _numba_fused, numba_available
     from ops_library.registry import get_op
 
     op = get_op("document_minhash_deduplicator")(PARAMS | extra)
     frame = pl.DataFrame({ROW_ID: ids, "id": ids, "text": texts})
     threads = len(os.sched_getaffinity(0))
     started = time.perf_counter()
-    if numba_available():
-        _numba_fused()  # the kernels' first call also loads them: timed as its own stage
-        op.run(frame.head(1), threads=threads)
+    op.run(frame.head(1), threads=threads)  # the kernels' first call loads them: timed as its own stage
     loaded = time.perf_counter()
     out = op.run(frame, threads=threads)
     done = time.perf_counter()

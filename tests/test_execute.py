@@ -264,6 +264,16 @@ def test_a_step_cuts_each_shard_into_the_cpus_its_pool_grants_with_the_same_outp
     assert chunks == {"np1": {1}, "np4": {4}, "np4w2": {2}}
 
 
+# MinHash kept on the CPU by its recipe entry, whatever the machine has
+MINHASH_ON_CPU = {"document_minhash_deduplicator": {"window_size": 2, "accelerator": "cpu", "num_gpus": 0}}
+
+
+def _hashes_metadata(project: str, step: str = "op00_document_minhash_deduplicator") -> list[dict]:
+    """The metadata of each shard's materialization of `step`'s hashes asset."""
+    key = [project, f"{step}__hashes"]
+    return [{k: v.value for k, v in m.metadata.items()} for m in _materializations(key)]
+
+
 def test_dedup_hashes_run_their_kernels_on_the_cpus_their_step_is_granted_with_the_same_output(
     tmp_path: Path, sluice_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -276,10 +286,7 @@ def test_dedup_hashes_run_their_kernels_on_the_cpus_their_step_is_granted_with_t
 
     monkeypatch.setattr(pipeline_defs.graph, "usable_cpus", lambda: 4)
     data = _corpus(tmp_path / "data")
-    ops = [
-        {"document_simhash_deduplicator": {"window_size": 2}},
-        {"document_minhash_deduplicator": {"window_size": 2, "accelerator": "cpu", "num_gpus": 0}},
-    ]
+    ops = [{"document_simhash_deduplicator": {"window_size": 2}}, MINHASH_ON_CPU]
     runs = {
         name: run_recipe(
             _recipe(tmp_path, name, data=data, ops=ops, np=np, auto_op_parallelism=False), echo=lambda _: None
@@ -288,25 +295,16 @@ def test_dedup_hashes_run_their_kernels_on_the_cpus_their_step_is_granted_with_t
     }
     assert len({Path(r.recipe.export_path).read_bytes() for r in runs.values()}) == 1
     simhash = {
-        name: {
-            m.metadata["threads"].value for m in _materializations([name, "op00_document_simhash_deduplicator__hashes"])
-        }
-        for name in runs
+        name: {m["threads"] for m in _hashes_metadata(name, "op00_document_simhash_deduplicator")} for name in runs
     }
     minhash = {
         name: {
-            (m.metadata["threads"].value, m.metadata["kernel_threads"].value)
-            for m in _materializations([name, "op01_document_minhash_deduplicator__hashes"])
+            (m["threads"], m["kernel_threads"]) for m in _hashes_metadata(name, "op01_document_minhash_deduplicator")
         }
         for name in runs
     }
     assert simhash == {"np1": {1}, "np2": {2}}
     assert minhash == {"np1": {(1, 1)}, "np2": {(2, min(2, numba.config.NUMBA_NUM_THREADS))}}
-
-
-def _hashes_metadata(project: str) -> list[dict]:
-    key = [project, "op00_document_minhash_deduplicator__hashes"]
-    return [{k: v.value for k, v in m.metadata.items()} for m in _materializations(key)]
 
 
 def test_minhash_hashes_hold_the_gpu_share_their_plan_asks_for_and_fall_back_to_the_cpu_without_cuda(
@@ -320,7 +318,7 @@ def test_minhash_hashes_hold_the_gpu_share_their_plan_asks_for_and_fall_back_to_
     from resources.hardware import Hardware
 
     data = _corpus(tmp_path / "data")
-    cpu_ops = [{"document_minhash_deduplicator": {"window_size": 2, "accelerator": "cpu", "num_gpus": 0}}]
+    cpu_ops = [MINHASH_ON_CPU]
     cpu = run_recipe(_recipe(tmp_path, "cpu", data=data, ops=cpu_ops, np=2), echo=lambda _: None)
     ops = [{"document_minhash_deduplicator": {"window_size": 2}}]
     fake = Hardware.fake(cpus=2, memory_gb=8, gpus=1, gpu_memory_gb=16)
@@ -344,7 +342,7 @@ def test_minhash_hashes_run_on_the_granted_gpu_with_the_cpus_export(tmp_path: Pa
     data = _corpus(tmp_path / "data")
     ops = [{"document_minhash_deduplicator": {"window_size": 2}}]
     gpu = run_recipe(_recipe(tmp_path, "gpu", data=data, ops=ops, np=2), echo=lambda _: None)
-    cpu_ops = [{"document_minhash_deduplicator": {"window_size": 2, "accelerator": "cpu", "num_gpus": 0}}]
+    cpu_ops = [MINHASH_ON_CPU]
     cpu = run_recipe(_recipe(tmp_path, "cpu", data=data, ops=cpu_ops, np=2), echo=lambda _: None)
     assert Path(gpu.recipe.export_path).read_bytes() == Path(cpu.recipe.export_path).read_bytes()
     assert {(m["device"], m["device_requested"]) for m in _hashes_metadata("gpu")} == {("cuda:0", "cuda:0")}
