@@ -104,6 +104,9 @@ def _tree_memory(proc: psutil.Process) -> tuple[int, int]:
     return rss, pss
 
 
+LAUNCHED_ENV = "SLUICE_BENCH_LAUNCHED"  # the epoch second `measure` started the process (bench/_timed_run.py reads it)
+
+
 def measure(
     label: str,
     cmd: Sequence[str],
@@ -115,6 +118,7 @@ def measure(
     """Run `cmd` to completion; wall time and the peak summed RSS of its process tree."""
     load = os.getloadavg()[0]
     out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115 (closed below)
+    env = {**(os.environ if env is None else env), LAUNCHED_ENV: repr(time.time())}
     started = time.perf_counter()
     proc = psutil.Popen(list(cmd), env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
     peak = peak_pss = 0
@@ -183,7 +187,7 @@ def base_env() -> dict[str, str]:
 
 
 def sluice_cmd(recipe: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "pipeline_defs.cli", "run", str(recipe), *extra]
+    return [sys.executable, "-m", "pipeline_defs", "run", str(recipe), *extra]
 
 
 def sluice_env(home: Path) -> dict[str, str]:
@@ -210,7 +214,7 @@ def registered_ops() -> set[str]:
 def sluice_rejects(recipe: Path) -> str | None:
     """Sluice's own message when it refuses the recipe (`sluice validate`), else None."""
     done = subprocess.run(
-        [sys.executable, "-m", "pipeline_defs.cli", "validate", str(recipe)],
+        [sys.executable, "-m", "pipeline_defs", "validate", str(recipe)],
         env=base_env(),
         capture_output=True,
         text=True,

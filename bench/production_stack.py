@@ -27,7 +27,7 @@ from pipeline_defs.stack import Stack, down, up  # noqa: E402
 def run(recipe: Path, env: dict[str, str]) -> float:
     t0 = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "pipeline_defs.cli", "run", str(recipe)],
+        [sys.executable, "-m", "pipeline_defs", "run", str(recipe)],
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT), **env},
         check=True,

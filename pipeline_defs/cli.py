@@ -173,4 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from pipeline_defs import console
+
+    console.ready()
+    console.finish(main())
