@@ -539,7 +539,7 @@ def section_breakdown(data: dict[str, Any]) -> list[str]:
     if not cases:
         return []
     labels = {
-        "python start": "Python's own start",
+        "python start": "Python's own start (from the harness launching the process)",
         "imports": "imports of the `sluice` command (Dagster, polars, Sluice)",
         "instance": "opening the Dagster instance (created here: a fresh home)",
         "job": "the job outside its Dagster runs (plan, shards, job log, report)",
@@ -551,7 +551,7 @@ def section_breakdown(data: dict[str, Any]) -> list[str]:
         "monitor": "per-step resource monitors starting and stopping",
         "recording": "materialization metadata",
         "step rest": "the rest of Sluice's step functions",
-        "unaccounted": "the rest (the interpreter's exit, timer gaps)",
+        "unaccounted": "the rest (the interpreter's exit, its heap frozen first; timer gaps)",
     }
     head = ["piece of the main thread's wall", *(f"{n} s" for n in cases)]
     rows = [["**sluice run, whole process**", *(f(c["wall"], ".2f") for c in cases.values())]]
