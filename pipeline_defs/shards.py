@@ -723,12 +723,13 @@ def _parse_line(raw: bytes, text: str | None, text_key: str) -> tuple[dict | Non
     return obj, None, None, duplicate
 
 
-def _split_lines(data: bytes) -> tuple[pl.Series, list[bytes] | None]:
+def _split_lines(data: bytes, lines: int | None = None) -> tuple[pl.Series, list[bytes] | None]:
     """The lines of `data` as a String series (null where a line is empty or not UTF-8), and the raw byte
-    lines when some are not UTF-8 (None otherwise: the common case is split by polars, not in Python)."""
+    lines when some are not UTF-8 (None otherwise: the common case is split by polars, not in Python).
+    `lines`: how many lines `data` holds, when the caller counted them already (shard discovery did)."""
     if not data:
         return pl.Series("line", [], dtype=pl.String), None
-    expected = data.count(b"\n") + (not data.endswith(b"\n"))
+    expected = lines if lines is not None else data.count(b"\n") + (not data.endswith(b"\n"))
     try:  # polars' CSV reader as a line splitter: no quoting, a separator JSON text never holds raw
         lines = pl.read_csv(
             io.BytesIO(data),
@@ -785,21 +786,23 @@ def _read_jsonl(shard: Shard, data: bytes, text_key: str) -> ShardRead:
     first = shard.start + 1
     if shard.start == 0 and data.startswith(_BOM):
         data = data[3:]  # a UTF-8 byte-order mark is encoding noise, not data
-    series, raw_lines = _split_lines(data)
+    # Discovery counted a plain JSONL shard's lines over these very bytes: no second count.
+    series, raw_lines = _split_lines(data, shard.rows if shard.file.fmt == "jsonl" else None)
     n = series.len()
-    keys = series.str.count_matches(r'"\s*:').fill_null(0)  # an unescaped '"' then ':' ends every key
-    # A '\":' inside a string also counts; on those rows count the keys exactly, with strings emptied.
-    _recount(keys, series, series.str.contains(r'\\"\s*:').fill_null(False), _STRING_TOKEN, '""', r'""\s*:')
-    surrogate = series.str.contains(r"\u", literal=True).fill_null(False)
-    _recount(surrogate, series, surrogate, _SURROGATE_ESCAPE)
-    checks = pl.DataFrame(
-        {
-            "hold": (~series.str.contains(r"\S")).fill_null(True),  # blank, or not UTF-8
-            "brackets": series.str.count_matches(r"[\[{]").fill_null(0),
-            "keys": keys,
-            "surrogate": surrogate,
-        }
+    text = pl.col("line")
+    # One select, so polars runs the line checks side by side on its threads (each a pass over the shard).
+    scan = pl.DataFrame({"line": series}).select(
+        text.str.count_matches(r'"\s*:').fill_null(0).alias("keys"),  # an unescaped '"' then ':' ends every key
+        text.str.contains(r'\\"\s*:').fill_null(False).alias("escaped_key"),
+        text.str.contains(r"\u", literal=True).fill_null(False).alias("surrogate"),
+        (~text.str.contains(r"\S")).fill_null(True).alias("hold"),  # blank, or not UTF-8
+        text.str.count_matches(r"[\[{]").fill_null(0).alias("brackets"),
     )
+    keys, surrogate = scan["keys"], scan["surrogate"]
+    # A '\":' inside a string also counts; on those rows count the keys exactly, with strings emptied.
+    _recount(keys, series, scan["escaped_key"], _STRING_TOKEN, '""', r'""\s*:')
+    _recount(surrogate, series, surrogate, _SURROGATE_ESCAPE)
+    checks = pl.DataFrame({"hold": scan["hold"], "brackets": scan["brackets"], "keys": keys, "surrogate": surrogate})
     many = (checks["brackets"] > MAX_NESTING).arg_true()
     skeleton = series.gather(many).str.replace_all(_STRING_TOKEN, '""')  # strings emptied: brackets stay
     deep = {i for i, sk in zip(many.to_list(), skeleton.to_list(), strict=True) if _nesting(sk) > MAX_NESTING}
