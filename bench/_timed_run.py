@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 STARTED = time.time()
-# The interpreter's own start: since bench/harness.py's `measure` launched this process (it passes the second).
+# The interpreter's own start: since bench/harness.py's `measure` launched this process (it passes the second
+# in harness.LAUNCHED_ENV; harness is not imported here: its imports would add to the untimed seconds).
 BEFORE_SCRIPT = STARTED - float(os.environ["SLUICE_BENCH_LAUNCHED"])
 
 main_seconds: dict[str, float] = defaultdict(float)

@@ -23,7 +23,6 @@ Writes `{"tool", "docs", "seconds": {...}, "kept_ids": [...]}` to OUT.
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -71,10 +70,11 @@ def run_sluice(ids: list[str], texts: list[str], **extra: Any) -> tuple[list[str
 
     from ops_library.columns import ROW_ID
     from ops_library.registry import get_op
+    from resources.hardware import usable_cpus
 
     op = get_op("document_minhash_deduplicator")(PARAMS | extra)
     frame = pl.DataFrame({ROW_ID: ids, "id": ids, "text": texts})
-    threads = len(os.sched_getaffinity(0))
+    threads = usable_cpus()
     started = time.perf_counter()
     op.run(frame.head(1), threads=threads)  # the kernels' first call loads them: timed as its own stage
     loaded = time.perf_counter()
@@ -144,13 +144,15 @@ def main() -> None:
     tool, source, out = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
     import polars as pl
 
+    from resources.hardware import usable_cpus
+
     frame = pl.read_ndjson(source).select("id", "text")
     kept, seconds = TOOLS[tool](frame["id"].to_list(), frame["text"].to_list())
     payload = {
         "tool": tool,
         "docs": frame.height,
         "seconds": {k: round(v, 4) for k, v in seconds.items()},
-        "threads": len(os.sched_getaffinity(0)) if tool.startswith("sluice") else None,
+        "threads": usable_cpus() if tool.startswith("sluice") else None,
         "kept_ids": kept,
     }
     out.write_text(json.dumps(payload))

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -82,11 +86,6 @@ def test_gc_applies_the_retention_policy(tmp_path: Path, sluice_home: Path, caps
 def test_console_script_tunes_only_its_own_collector(tmp_path: Path, sluice_home: Path) -> None:
     """`sluice` (pipeline_defs.console) freezes what its imports made and collects again afterwards; the run it
     makes writes the same export as `cli.main` in this process, which leaves this process's collector as it was."""
-    import gc
-    import os
-    import subprocess
-    import sys
-
     before = (gc.get_threshold(), gc.get_freeze_count(), gc.isenabled())
     path = _recipe(tmp_path)
     assert main(["run", str(path)]) == 0
@@ -111,9 +110,6 @@ def test_console_script_tunes_only_its_own_collector(tmp_path: Path, sluice_home
 
 
 def test_python_m_pipeline_defs_is_the_sluice_command(tmp_path: Path) -> None:
-    import subprocess
-    import sys
-
     done = subprocess.run(
         [sys.executable, "-m", "pipeline_defs", "validate", str(tmp_path / "missing.yaml")],
         capture_output=True,
