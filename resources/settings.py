@@ -12,7 +12,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-# What earlier versions wrote; a home holding exactly this is brought up to date.
+# What earlier versions wrote; a home holding exactly one of these is brought up to date.
 _DAGSTER_YAML_V1 = """\
 # Written by Sluice on first use: an embedded SQLite instance under $SLUICE_HOME.
 telemetry:
@@ -21,7 +21,7 @@ run_monitoring:
   enabled: false
 """
 
-_DAGSTER_YAML = """\
+_DAGSTER_YAML_V2 = """\
 # Written by Sluice on first use: an embedded SQLite instance under $SLUICE_HOME. Dagster's SQLite layout;
 # resources/dagster_storage.py keeps one pooled connection per database file instead of one per statement.
 telemetry:
@@ -34,6 +34,27 @@ storage:
     class: PooledSqliteStorage
     config:
       base_dir: {base_dir}
+"""
+
+_DAGSTER_YAML = """\
+# Written by Sluice on first use: an embedded SQLite instance under $SLUICE_HOME. Dagster's SQLite layout;
+# resources/dagster_storage.py keeps one pooled connection per database file instead of one per statement.
+# resources/compute_logs.py writes Dagster's compute log files and mirrors them with a thread, not `tail`.
+telemetry:
+  enabled: false
+run_monitoring:
+  enabled: false
+storage:
+  custom:
+    module: resources.dagster_storage
+    class: PooledSqliteStorage
+    config:
+      base_dir: {base_dir}
+compute_logs:
+  module: resources.compute_logs
+  class: MirroredComputeLogManager
+  config:
+    base_dir: {logs_dir}
 """
 
 
@@ -65,8 +86,10 @@ class SluiceHome(BaseSettings):
         home = self.dagster_home
         home.mkdir(parents=True, exist_ok=True)
         config = home / "dagster.yaml"
-        if not config.exists() or config.read_text() == _DAGSTER_YAML_V1:
-            config.write_text(_DAGSTER_YAML.format(base_dir=json.dumps(str(home))))
+        base_dir = json.dumps(str(home))
+        earlier = (_DAGSTER_YAML_V1, _DAGSTER_YAML_V2.format(base_dir=base_dir))
+        if not config.exists() or config.read_text() in earlier:
+            config.write_text(_DAGSTER_YAML.format(base_dir=base_dir, logs_dir=json.dumps(str(home / "storage"))))
         os.environ["DAGSTER_HOME"] = str(home)
         return home
 
