@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from types import SimpleNamespace
 
 import dagster as dg
 from dagster._core.storage.sqlite_storage import DagsterSqliteStorage
 
 from resources import dagster_storage
-from resources.dagster_storage import PooledSqliteEventLogStorage
+from resources.dagster_storage import PooledSqliteEventLogStorage, _entry_events
 from resources.settings import _DAGSTER_YAML_V1, SluiceHome
 
 PARTS = dg.StaticPartitionsDefinition(["a", "b", "c"])
@@ -114,3 +116,68 @@ def test_has_table_answers_for_the_index_and_remembers_only_tables_found(sluice_
     assert storage.has_table("dynamic_partitions") is True
     assert storage.has_table("no_such_table") is False
     assert storage._sluice_tables == {"dynamic_partitions"}
+
+
+def _index_events(storage, event_type: dg.DagsterEventType) -> list[tuple[str, str | None]]:
+    records = storage.get_event_records(dg.EventRecordsFilter(event_type=event_type), ascending=True)
+    return [(r.asset_key.to_string(), r.partition_key) for r in records]
+
+
+def test_a_range_run_writes_its_asset_events_in_batches_as_dagster_would_one_by_one(
+    sluice_home: Path, tmp_path: Path, monkeypatch
+) -> None:
+    batches: list[int] = []
+    real = PooledSqliteEventLogStorage.store_event_batch
+    monkeypatch.setattr(
+        PooledSqliteEventLogStorage,
+        "store_event_batch",
+        lambda self, events: batches.append(len(events)) or real(self, events),
+    )
+    monkeypatch.delenv("DAGSTER_EVENT_BATCH_SIZE", raising=False)
+    instance = _instance(sluice_home)
+    assert os.environ["DAGSTER_EVENT_BATCH_SIZE"] == str(dagster_storage.EVENT_BATCH_SIZE)
+    tags = {"dagster/asset_partition_range_start": "a", "dagster/asset_partition_range_end": "c"}
+    run_id = dg.materialize([numbers], instance=instance, tags=tags).run_id
+    assert batches == [3, 3]  # the run's planned materializations, then the step's materializations
+    # Dagster's stock storage, one event at a time, over another home: the same events, the same asset row.
+    monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", "0")
+    stock_home = tmp_path / "stock"
+    stock_home.mkdir()
+    stock = dg.DagsterInstance.local_temp(str(stock_home))
+    stock_run = dg.materialize([numbers], instance=stock, tags=tags).run_id
+    seen = []
+    for storage, run in ((instance.event_log_storage, run_id), (stock.event_log_storage, stock_run)):
+        planned = _index_events(storage, dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED)
+        materialized = _index_events(storage, dg.DagsterEventType.ASSET_MATERIALIZATION)
+        assert sorted(planned) == sorted(materialized) == [('["numbers"]', k) for k in "abc"]
+        in_run = [e.dagster_event_type for e in storage.get_logs_for_run(run)]
+        assert in_run.count(dg.DagsterEventType.ASSET_MATERIALIZATION) == 3
+        [record] = storage.get_asset_records([dg.AssetKey("numbers")])
+        entry = record.asset_entry
+        assert entry.last_run_id == run
+        assert entry.last_materialization.dagster_event.partition == materialized[-1][1]  # the last event's row
+        assert storage.get_materialized_partitions(dg.AssetKey("numbers")) == {"a", "b", "c"}
+        seen.append((planned, materialized, len(in_run)))
+    assert seen[0] == seen[1]
+
+
+def test_a_user_who_turns_event_batching_off_gets_event_by_event_writes(sluice_home: Path, monkeypatch) -> None:
+    monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", "0")
+    called: list[int] = []
+    monkeypatch.setattr(PooledSqliteEventLogStorage, "store_event_batch", lambda self, events: called.append(1))
+    instance = _instance(sluice_home)
+    tags = {"dagster/asset_partition_range_start": "a", "dagster/asset_partition_range_end": "c"}
+    assert dg.materialize([numbers], instance=instance, tags=tags).success
+    assert os.environ["DAGSTER_EVENT_BATCH_SIZE"] == "0" and called == []
+    assert len(_index_events(instance.event_log_storage, dg.DagsterEventType.ASSET_MATERIALIZATION)) == 3
+
+
+def test_a_batch_writes_the_asset_row_of_each_key_s_last_event_and_every_event_of_a_key_with_mixed_types() -> None:
+    def event(key: str, kind: dg.DagsterEventType) -> SimpleNamespace:
+        dagster_event = SimpleNamespace(asset_key=dg.AssetKey(key))
+        return SimpleNamespace(get_dagster_event=lambda: dagster_event, dagster_event_type=kind)
+
+    mat, planned = dg.DagsterEventType.ASSET_MATERIALIZATION, dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED
+    events = [event("x", planned), event("y", mat), event("x", planned), event("y", planned), event("z", mat)]
+    kept = _entry_events(events, [10, 11, 12, 13, 14])
+    assert [event_id for _, event_id in kept] == [11, 12, 13, 14]
