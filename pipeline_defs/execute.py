@@ -381,8 +381,9 @@ def _run_locked(
                         signals.received = signals.received or signal.SIGINT
                     signals.check()
                     runs += 1
-                    job.record_run(instance, run_id, None, recipe.project_name)
-                    n, r, secs, exp = collect(instance, run_id, funnel)
+                    logs = instance.all_logs(run_id)  # read once: the job log and the report both walk it
+                    job.record_run(logs, run_id, None, recipe.project_name)
+                    n, r, secs, exp = collect(logs, funnel)
                     computed, reused, step_seconds = computed + n, reused + r, step_seconds + secs
                     export = exp or export
                     if not success:

@@ -19,6 +19,7 @@ import json
 import os
 import re
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -103,9 +104,9 @@ class JobLog:
         with open(self.dir / "job.log", "a", encoding="utf-8") as fh:
             fh.write(f"{event['timestamp']} {event_type:<20} {where:<28} {what:<40} {detail}".rstrip() + "\n")
 
-    def record_run(self, instance: dg.DagsterInstance, run_id: str, partition: str | None, prefix: str) -> None:
-        """Translate one Dagster run's event log into Sluice events."""
-        for entry in instance.all_logs(run_id):
+    def record_run(self, logs: Sequence[dg.EventLogEntry], run_id: str, partition: str | None, prefix: str) -> None:
+        """Translate one Dagster run's event log (`instance.all_logs(run_id)`) into Sluice events."""
+        for entry in logs:
             ev = entry.dagster_event
             if ev is None:
                 continue

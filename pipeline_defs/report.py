@@ -4,6 +4,7 @@ and `job_summary.json`."""
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -76,11 +77,12 @@ def plain_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
     return {k: getattr(v, "value", v) for k, v in metadata.items()}
 
 
-def collect(instance: dg.DagsterInstance, run_id: str, funnel: dict[str, StepStat]) -> tuple[int, int, float, dict]:
-    """(shard-steps computed, reused, op seconds, export metadata) of one run, from its event log."""
+def collect(logs: Sequence[dg.EventLogEntry], funnel: dict[str, StepStat]) -> tuple[int, int, float, dict]:
+    """(shard-steps computed, reused, op seconds, export metadata) of one run, from its event log
+    (`instance.all_logs(run_id)`)."""
     computed = reused = 0
     seconds, export = 0.0, {}
-    for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION):
+    for entry in logs:
         mat = entry.asset_materialization
         if mat is None:
             continue
