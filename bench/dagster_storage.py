@@ -1,4 +1,5 @@
-"""What Dagster's SQLite storage costs a range run: the stock storage against Sluice's pooled one.
+"""What Dagster's SQLite storage costs a range run: the stock storage against Sluice's pooled one, with its
+event batching (the default) and without (`DAGSTER_EVENT_BATCH_SIZE=0`).
 
 One asset job of `--assets` chained partitioned assets, each a no-op step that records per-partition metadata
 (as Sluice's steps do), run over a range of `--shards` dynamic partitions with the in-process executor. Each
@@ -61,6 +62,8 @@ def child(storage: str, assets: int, shards: int, runs: int) -> None:
         (home / "dagster_home" / "dagster.yaml").write_text(STOCK)
         os.environ["DAGSTER_HOME"] = str(home / "dagster_home")
     else:  # the dagster.yaml `sluice run` writes on a fresh home
+        if storage == "pooled_unbatched":
+            os.environ["DAGSTER_EVENT_BATCH_SIZE"] = "0"  # what a user who turns batching off sets
         SluiceHome(home=home).ensure_dagster_home()
     instance = dg.DagsterInstance.get()
     keys = [f"k{i:03d}" for i in range(shards)]
@@ -86,8 +89,8 @@ def main() -> None:
     if args.child:
         child(args.child, args.assets, args.shards, args.runs)
         return
-    walls: dict[str, list[float]] = {"stock": [], "pooled": []}
-    for _ in range(args.runs):  # alternate the two, one run per process start, so load hits both alike
+    walls: dict[str, list[float]] = {"stock": [], "pooled_unbatched": [], "pooled": []}
+    for _ in range(args.runs):  # alternate them, one run per process start, so load hits all alike
         for storage in walls:
             cmd = [sys.executable, __file__, "--child", storage, "--assets", str(args.assets), "--shards"]
             out = subprocess.run(
@@ -95,10 +98,12 @@ def main() -> None:
             )
             walls[storage].append(json.loads(out.stdout.strip().splitlines()[-1])["walls"][-1])
     stock, pooled = statistics.median(walls["stock"]), statistics.median(walls["pooled"])
+    unbatched = statistics.median(walls["pooled_unbatched"])
     load = os.getloadavg()[0]
     print(f"range run of {args.assets} assets x {args.shards} shards, median of {args.runs} (load {load:.2f})")
-    print(f"  Dagster's SQLite storage : {stock:.3f} s")
-    print(f"  PooledSqliteStorage      : {pooled:.3f} s   ({stock / pooled:.2f}x faster)")
+    print(f"  Dagster's SQLite storage               : {stock:.3f} s")
+    print(f"  PooledSqliteStorage, events one by one : {unbatched:.3f} s   ({stock / unbatched:.2f}x faster)")
+    print(f"  PooledSqliteStorage, events batched    : {pooled:.3f} s   ({stock / pooled:.2f}x faster)")
 
 
 if __name__ == "__main__":
