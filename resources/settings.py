@@ -36,26 +36,17 @@ storage:
       base_dir: {base_dir}
 """
 
-_DAGSTER_YAML = """\
-# Written by Sluice on first use: an embedded SQLite instance under $SLUICE_HOME. Dagster's SQLite layout;
-# resources/dagster_storage.py keeps one pooled connection per database file instead of one per statement.
-# resources/compute_logs.py writes Dagster's compute log files and mirrors them with a thread, not `tail`.
-telemetry:
-  enabled: false
-run_monitoring:
-  enabled: false
-storage:
-  custom:
-    module: resources.dagster_storage
-    class: PooledSqliteStorage
-    config:
-      base_dir: {base_dir}
+# Since: Dagster's compute logs, mirrored to the terminal by a thread (resources/compute_logs.py), not by `tail`.
+_DAGSTER_YAML = (
+    _DAGSTER_YAML_V2
+    + """\
 compute_logs:
   module: resources.compute_logs
   class: MirroredComputeLogManager
   config:
     base_dir: {logs_dir}
 """
+)
 
 
 class SluiceHome(BaseSettings):
