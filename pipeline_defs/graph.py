@@ -481,11 +481,13 @@ class _Factory:
 
     def _row_shard(self, node, ops, store, alloc, k, fps, upstream, index_key, retries) -> ShardResult:
         t0 = time.perf_counter()
-        df = spread(store.read(store.path(upstream.path, k)), alloc.chunks)
+        base = store.read_base(store.path(upstream.path, k))
+        df = spread(base.frame, alloc.chunks)
         first = dedup_first(index_slice(store, index_key.path, k)) if index_key is not None else None
         with StepMonitor(interval=self.settings.monitor_interval_s) as usage:
             kept, dropped, per_op = run_ops(ops, df, k, first, alloc.run_kwargs())
-        out = StepOutput(kept, concat_dropped(dropped), node_fingerprint(node, fps))
+        # Rows a filter keeps or drops are stored as a selection of the checkpoint they came from.
+        out = StepOutput(kept, concat_dropped(dropped), node_fingerprint(node, fps), base)
         store.write_step(node.key.path, k, out)
         seconds = time.perf_counter() - t0
         meta = step_metadata(df.height, out, seconds, per_op) | usage.metadata()

@@ -250,11 +250,17 @@ def checkpoint_problem(store: CheckpointStore, asset_path: Sequence[str], shard:
         return f"corrupt: {path.name} is missing beside its sidecar"
     if size != meta.bytes:
         return f"corrupt: {path.name} has {size} bytes, its sidecar says {meta.bytes}"
+    problem = store.base_problem(meta)  # a selection: the checkpoint its rows come from must be as it was
+    if problem is not None:
+        return problem
     if meta.dropped is not None:  # the rows this step dropped are part of its checkpoint
         part = store.path(asset_path, shard, "dropped")
         part_meta = CheckpointMeta.load(part)
         if part_meta is None or not part.exists() or part.stat().st_size != part_meta.bytes:
             return f"corrupt: its dropped rows ({part.name}) are missing or damaged"
+        problem = store.base_problem(part_meta)
+        if problem is not None:
+            return f"its dropped rows: {problem}"
     return None
 
 

@@ -6,10 +6,19 @@ size, hash and row count on every read, so a truncated or corrupted file is repo
 step's output has two parts, the rows that go on (`<partition>.<fmt>`) and the rows it removed, with their
 reasons (`<partition>.dropped.<fmt>`). The fingerprint (recipe params and input content, chained from the
 source) says whether a checkpoint is still valid for the current recipe and input.
+
+A part whose rows are rows of the checkpoint its step read, most of their bytes unchanged (what a filter or a
+deduplicator keeps and drops), is stored as a *selection* (Parquet and Arrow formats): the rows' positions in
+that checkpoint (`BASE_ROW`) and only the columns the step changed, the others being verified equal before
+they are left out. Its sidecar names the checkpoint (`base`, relative to the checkpoint dir) and the hash its
+bytes had when the step read them (`base_xxh3`); a read rebuilds the frame from both, and a selection whose base
+is gone or was rewritten is not current (`base_problem`). A filter then writes a few bytes per row instead of
+every document again.
 """
 
 from __future__ import annotations
 
+import base64
 import gzip
 import io
 import json
@@ -20,7 +29,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
@@ -28,9 +37,17 @@ from urllib.parse import quote
 
 import dagster as dg
 import polars as pl
+import pyarrow as pa
 import xxhash
 
+from ops_library.columns import ROW_ID
+
 UNPARTITIONED = "__all__"
+# A selection's column: each row's position in the checkpoint it was selected from (see the module docstring).
+BASE_ROW = "__sluice_base_row__"
+# A selection is written when the columns it leaves out hold at least this share of the frame's bytes.
+SELECTION_MIN_SHARE = 0.5
+_MAX_CHAIN = 256  # selections of selections: a longer chain is a damaged sidecar
 # Input metadata key: the consumer wants every partition of a partitioned upstream, as {key: frame}.
 LOAD_ALL_PARTITIONS = "sluice/load_all_partitions"
 _SUFFIX = {"parquet": ".parquet", "arrow": ".arrow", "jsonl": ".jsonl"}
@@ -68,13 +85,24 @@ class CorruptCheckpointError(OSError):
     """A checkpoint whose bytes do not match its sidecar (truncated, overwritten, or half-copied)."""
 
 
+@dataclass(frozen=True)
+class Base:
+    """A checkpoint as a step read it: its path, its sidecar, and the frame it holds."""
+
+    path: Path
+    meta: CheckpointMeta
+    frame: pl.DataFrame
+
+
 @dataclass
 class StepOutput:
-    """What a step hands the IO manager: rows that go on, rows dropped (with reasons), and its fingerprint."""
+    """What a step hands the IO manager: rows that go on, rows dropped (with reasons), and its fingerprint;
+    `base`: the checkpoint the step computed them from, so that both parts may be stored as selections of it."""
 
     kept: pl.DataFrame
     dropped: pl.DataFrame | None = None
     fingerprint: str = ""
+    base: Base | None = None
 
 
 @dataclass(frozen=True)
@@ -86,6 +114,14 @@ class CheckpointMeta:
     written_at: str
     # Rows of the step's dropped part written beside it (None: it dropped nothing), so a lost part is noticed.
     dropped: int | None = None
+    # A selection (module docstring): the checkpoint its rows come from, relative to the checkpoint dir, the hash
+    # of that checkpoint's bytes as read, and the frame's columns in order. None for a full checkpoint.
+    base: str | None = None
+    base_xxh3: str | None = None
+    columns: list[str] | None = None
+    # A JSONL checkpoint's column types (its Arrow schema, base64), so that a read gives back the frame written:
+    # JSON has no unsigned or 32-bit ints, and binary columns (a dedup's hashes) are written as hex text.
+    schema: str | None = None
 
     @classmethod
     def load(cls, path: Path) -> CheckpointMeta | None:
@@ -108,6 +144,15 @@ def file_digest(path: Path) -> tuple[int, str]:
 
 def meta_path(path: Path) -> Path:
     return path.with_name(path.name + ".meta.json")
+
+
+def _schema_text(df: pl.DataFrame) -> str:
+    return base64.b64encode(df.clear().to_arrow().schema.serialize().to_pybytes()).decode("ascii")
+
+
+def _schema_of(text: str) -> pl.Schema:
+    arrow = pa.ipc.read_schema(pa.py_buffer(base64.b64decode(text)))
+    return pl.DataFrame(pl.from_arrow(arrow.empty_table())).schema
 
 
 def _hash(data: bytes) -> str:
@@ -138,6 +183,11 @@ class FrameCache:
                 self._drop(next(iter(self._frames)))
 
     def get(self, path: Path) -> pl.DataFrame | None:
+        hit = self.entry(path)
+        return None if hit is None else hit[1]
+
+    def entry(self, path: Path) -> tuple[CheckpointMeta, pl.DataFrame] | None:
+        """The cached frame of `path` and the sidecar it was cached with, while both are still the file's."""
         with self._lock:
             hit = self._frames.get(str(path))
             if hit is not None:
@@ -153,7 +203,7 @@ class FrameCache:
             with self._lock:
                 self._drop(str(path))
             return None
-        return df
+        return meta, df
 
     def clear(self) -> None:
         with self._lock:
@@ -240,19 +290,28 @@ class CheckpointStore(dg.ConfigurableResource):
         elif self.format == "arrow":
             df.write_ipc(buf, compression="uncompressed" if self.compression == "none" else self.compression)
         else:
-            df.write_ndjson(buf)
+            binary = [c for c, t in df.schema.items() if t == pl.Binary]
+            (df.with_columns(pl.col(binary).bin.encode("hex")) if binary else df).write_ndjson(buf)
             if self.compression == "gzip":
                 return gzip.compress(buf.getvalue(), mtime=0)
         return buf.getvalue()
 
-    def _decode(self, data: bytes, path: Path) -> pl.DataFrame:
+    def _decode(self, data: bytes, path: Path, meta: CheckpointMeta) -> pl.DataFrame:
         if path.name.endswith(".parquet"):
             return pl.read_parquet(io.BytesIO(data))
         if path.name.endswith(".arrow"):
             return pl.read_ipc(io.BytesIO(data))
         if path.name.endswith(".gz"):
             data = gzip.decompress(data)
-        return pl.read_ndjson(io.BytesIO(data), infer_schema_length=None) if data else pl.DataFrame()
+        if meta.schema is None:  # written before JSONL checkpoints recorded their types
+            return pl.read_ndjson(io.BytesIO(data), infer_schema_length=None) if data else pl.DataFrame()
+        schema = _schema_of(meta.schema)
+        binary = [c for c, t in schema.items() if t == pl.Binary]
+        if not data:
+            return pl.DataFrame(schema=schema)
+        as_read = {c: pl.String if c in binary else t for c, t in schema.items()}
+        df = pl.read_ndjson(io.BytesIO(data), schema=as_read)
+        return df.with_columns(pl.col(binary).str.decode("hex")) if binary else df
 
     # --- write / read --------------------------------------------------------------------------------------
 
@@ -272,9 +331,18 @@ class CheckpointStore(dg.ConfigurableResource):
             _background.current = None
             bg.drain()
 
-    def write(self, df: pl.DataFrame, path: Path, fingerprint: str = "", dropped: int | None = None) -> CheckpointMeta:
-        """Data first, then its sidecar: a crash in between leaves a mismatch that reads as corrupt."""
-        data = self._encode(df)
+    def write(
+        self,
+        df: pl.DataFrame,
+        path: Path,
+        fingerprint: str = "",
+        dropped: int | None = None,
+        base: Base | None = None,
+    ) -> CheckpointMeta:
+        """Data first, then its sidecar: a crash in between leaves a mismatch that reads as corrupt. With `base`
+        (the checkpoint `df` was computed from), `df` is stored as a selection of it where that pays."""
+        selection = self._selection(df, base) if base is not None else None
+        data = self._encode(df if selection is None else selection)
         meta = CheckpointMeta(
             rows=df.height,
             bytes=len(data),
@@ -283,12 +351,88 @@ class CheckpointStore(dg.ConfigurableResource):
             written_at=datetime.now(timezone.utc).isoformat(),
             dropped=dropped,
         )
+        if self.format == "jsonl":
+            meta = replace(meta, schema=_schema_text(df))
+        if selection is not None:
+            assert base is not None
+            meta = replace(
+                meta,
+                base=base.path.relative_to(self.base_dir).as_posix(),
+                base_xxh3=base.meta.xxh3,
+                columns=list(df.columns),
+            )
         with atomic_write(path) as tmp:
             tmp.write_bytes(data)
         with atomic_write(meta_path(path)) as tmp:
             tmp.write_text(json.dumps(meta.__dict__))
         FRAMES.put(path, meta, df)
         return meta
+
+    def _selection(self, df: pl.DataFrame, base: Base) -> pl.DataFrame | None:
+        """What to store of `df` as a selection of `base` (BASE_ROW and the columns that differ from base's), or
+        None when `df` is not a selection of it or too little of it would be left out."""
+        b = base.frame
+        if self.format == "jsonl" or df.height == 0 or ROW_ID not in df.columns or ROW_ID not in b.columns:
+            return None
+        if not base.path.is_relative_to(self.base_dir):
+            return None
+        rows = b[ROW_ID].is_in(df[ROW_ID].implode()).arg_true()
+        if rows.len() != df.height or not b[ROW_ID].gather(rows).equals(df[ROW_ID]):
+            return None  # other rows, or the same rows in another order
+        same = [
+            c
+            for c in df.columns
+            if c in b.columns and b.schema[c] == df.schema[c] and b[c].gather(rows).equals(df[c], null_equal=True)
+        ]
+        if sum(df[c].estimated_size() for c in same) < SELECTION_MIN_SHARE * df.estimated_size():
+            return None
+        return df.select(rows.alias(BASE_ROW), *(c for c in df.columns if c not in same))
+
+    def _expand(self, stored: pl.DataFrame, meta: CheckpointMeta, path: Path, depth: int) -> pl.DataFrame:
+        """The frame a selection stands for: its base's rows at BASE_ROW, with the columns it stored."""
+        assert meta.base is not None and meta.columns is not None
+        base_path = Path(self.base_dir) / meta.base
+        problem = self.base_problem(meta)
+        if problem is not None:
+            error = MissingCheckpointError if "missing" in problem else CorruptCheckpointError
+            raise error(f"checkpoint {path}: {problem}")
+        base, base_meta = self._load(base_path, depth + 1)
+        if base_meta.xxh3 != meta.base_xxh3:
+            raise CorruptCheckpointError(f"checkpoint {path}: its base {meta.base} was rewritten since it was written")
+        rows = stored[BASE_ROW]
+        if rows.len() and int(rows.max()) >= base.height:  # type: ignore[arg-type]
+            raise CorruptCheckpointError(
+                f"checkpoint {path} selects row {rows.max()} of {meta.base}, which has {base.height} rows"
+            )
+        taken = [c for c in meta.columns if c not in stored.columns]
+        frame = pl.concat([base.select(pl.col(taken).gather(rows)), stored.drop(BASE_ROW)], how="horizontal")
+        return frame.select(meta.columns)
+
+    def base_problem(self, meta: CheckpointMeta) -> str | None:
+        """Why a selection cannot be rebuilt (None when it can, or is no selection): its base, and the base's own
+        base, must be there with the bytes they had when it was written."""
+        seen = 0
+        while meta.base is not None:
+            seen += 1
+            base_path = Path(self.base_dir) / meta.base
+            base_meta = CheckpointMeta.load(base_path)
+            try:
+                size = base_path.stat().st_size
+            except OSError:
+                size = None
+            if base_meta is None or size is None:
+                return f"its rows are rows of {meta.base}, which is missing"
+            if base_meta.xxh3 != meta.base_xxh3:
+                return f"its rows are rows of {meta.base}, which was rewritten since"
+            if size != base_meta.bytes:
+                return (
+                    f"corrupt: its rows are rows of {meta.base}, which has {size} bytes, "
+                    f"its sidecar says {base_meta.bytes}"
+                )
+            if seen > _MAX_CHAIN:
+                return f"corrupt: a chain of more than {_MAX_CHAIN} selections"
+            meta = base_meta
+        return None
 
     def verify(self, path: Path) -> CheckpointMeta:
         """The sidecar of an intact checkpoint; raises if the file is missing, or its bytes do not match."""
@@ -311,14 +455,29 @@ class CheckpointStore(dg.ConfigurableResource):
             )
         return data, meta
 
+    def _load(self, path: Path, depth: int = 0) -> tuple[pl.DataFrame, CheckpointMeta]:
+        hit = FRAMES.entry(path)
+        if hit is not None:
+            return hit[1], hit[0]
+        if depth > _MAX_CHAIN:
+            raise CorruptCheckpointError(f"checkpoint {path}: a chain of more than {_MAX_CHAIN} selections")
+        data, meta = self._read_verified(path)
+        df = self._decode(data, path, meta)
+        if df.height != meta.rows:
+            raise CorruptCheckpointError(f"checkpoint {path} has {df.height} rows, its sidecar says {meta.rows}")
+        if meta.base is not None:
+            df = self._expand(df, meta, path, depth)
+            FRAMES.put(path, meta, df)  # the next selection of it, or the next read, rebuilds nothing
+        return df, meta
+
     def read(self, path: Path, where: pl.Expr | None = None) -> pl.DataFrame:
-        df = FRAMES.get(path)
-        if df is None:
-            data, meta = self._read_verified(path)
-            df = self._decode(data, path)
-            if df.height != meta.rows:
-                raise CorruptCheckpointError(f"checkpoint {path} has {df.height} rows, its sidecar says {meta.rows}")
+        df, _ = self._load(path)
         return df if where is None else df.filter(where)
+
+    def read_base(self, path: Path) -> Base:
+        """A checkpoint as `read` returns it, with the sidecar it was read with (what a selection of it records)."""
+        df, meta = self._load(path)
+        return Base(path, meta, df)
 
     def read_dropped(self, asset_key: Sequence[str], partition: str | None) -> pl.DataFrame | None:
         path = self.path(asset_key, partition, "dropped")
@@ -340,12 +499,12 @@ class CheckpointStore(dg.ConfigurableResource):
     def _write_step(self, asset_key: Sequence[str], partition: str | None, out: StepOutput) -> CheckpointMeta:
         dropped_path = self.path(asset_key, partition, "dropped")
         if out.dropped is not None:
-            self.write(out.dropped, dropped_path, out.fingerprint)
+            self.write(out.dropped, dropped_path, out.fingerprint, base=out.base)
         else:  # a re-run that drops nothing must not leave an older run's dropped rows behind
             dropped_path.unlink(missing_ok=True)
             meta_path(dropped_path).unlink(missing_ok=True)
         dropped = None if out.dropped is None else out.dropped.height
-        return self.write(out.kept, self.path(asset_key, partition), out.fingerprint, dropped=dropped)
+        return self.write(out.kept, self.path(asset_key, partition), out.fingerprint, dropped=dropped, base=out.base)
 
 
 class ParquetCheckpointIOManager(dg.ConfigurableIOManager):

@@ -299,3 +299,104 @@ def test_checkpoint_strategies_give_the_same_output(tmp_path: Path, home: Path, 
         assert sorted(p.name for p in (home / "checkpoints" / "strat").iterdir()) == ["export"]
     expected = _reference_export(tmp_path, monkeypatch, data, _ops(counter))
     assert Path(report.recipe.export_path).read_bytes() == expected
+
+
+def _long_corpus(path: Path) -> Path:
+    """Documents long enough that a filter's checkpoint is stored as a selection (the text is most bytes)."""
+    path.mkdir(parents=True, exist_ok=True)
+    for f, n, first in (("a.jsonl", 60, 0), ("b.jsonl", 40, 100)):
+        lines = []
+        for i in range(n):
+            words = [WORDS[(i * 5 + j * 3 + len(f)) % len(WORDS)] for j in range(20 + i % 40)]
+            lines.append(json.dumps({"text": " ".join(words if i % 7 else words[:3]), "n": first + i}))
+        (path / f).write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_filter_checkpoints_are_selections_and_rebuild_the_same_export(tmp_path: Path, home: Path, monkeypatch) -> None:
+    from resources import storage
+    from resources.storage import FRAMES, CheckpointMeta, CheckpointStore
+
+    data, counter = _long_corpus(tmp_path / "data"), tmp_path / "counter"
+    counter.mkdir()
+    ops = _ops(counter, min_len=60)
+    ops[2] = {"text_length_filter": {"min_len": 60, "max_len": 250}}  # drops long documents too
+    path = _recipe(tmp_path, "sel", data=data, ops=ops)
+    first = run_recipe(path, echo=lambda _: None)
+    root = home / "checkpoints"
+    ck = root / "sel"
+    shards = sorted(p.name for p in (ck / "op02_text_length_filter").glob("*.parquet") if ".dropped" not in p.name)
+    assert len(shards) == len(discover_shards(str(data), 35)) == 4
+    selections = 0
+    for shard in shards:
+        # the filter's kept and dropped rows are positions in the counting mapper's checkpoint (none: empty part)
+        for part in (shard, shard.replace(".parquet", ".dropped.parquet")):
+            meta = CheckpointMeta.load(ck / "op02_text_length_filter" / part)
+            assert meta is not None and meta.base == (f"sel/op01_counting_mapper/{shard}" if meta.rows else None)
+            selections += meta.base is not None
+        assert CheckpointMeta.load(ck / "op01_counting_mapper" / shard).base is None  # a mapper's text changed
+    assert selections >= 6
+    out = Path(first.recipe.export_path)
+    files = {p.name: p.read_bytes() for p in out.parent.glob("sel.*")}
+    # The same recipe with every checkpoint written whole, in a fresh home: the same three files.
+    share = storage.SELECTION_MIN_SHARE
+    monkeypatch.setattr(storage, "SELECTION_MIN_SHARE", 2.0)
+    expected = _reference_export(tmp_path, monkeypatch, data, ops)
+    assert not any(CheckpointMeta.load(p).base for p in (tmp_path / "reference").rglob("*.parquet"))
+    monkeypatch.setattr(storage, "SELECTION_MIN_SHARE", share)
+    monkeypatch.setenv("SLUICE_HOME", str(home))
+    monkeypatch.setenv("DAGSTER_HOME", str(home / "dagster_home"))
+    assert files["sel.jsonl"] == expected
+    ref = {p.name.replace("ref.", "sel."): p.read_bytes() for p in (tmp_path / "reference" / "out").glob("ref.*")}
+    assert files == ref
+
+    # Export again from the checkpoints on disk alone: every selection rebuilt through its chain.
+    FRAMES.clear()
+    for p in out.parent.glob("sel.*"):
+        p.unlink()
+    again = run_recipe(path, echo=lambda _: None)
+    assert {p.name: p.read_bytes() for p in out.parent.glob("sel.*")} == files
+    assert set(again.funnel) <= {"export"}
+
+    # A base written again with other bytes for the same rows (here: another compression), under a valid sidecar:
+    # the selections of it are recomputed, never rebuilt from bytes they were not written from.
+    victim = ck / "op01_counting_mapper" / shards[0]
+    selection = ck / "op02_text_length_filter" / shards[0]
+    rows = CheckpointStore(base_dir=str(root)).read(selection)
+    old_hash = CheckpointMeta.load(victim).xxh3
+    snappy = CheckpointStore(base_dir=str(root), compression="snappy")
+    snappy.write(snappy.read(victim), victim, CheckpointMeta.load(victim).fingerprint)
+    assert CheckpointMeta.load(victim).xxh3 != old_hash
+    FRAMES.clear()
+    before = _materializations(["sel", "op02_text_length_filter"])
+    third = run_recipe(path, echo=lambda _: None)
+    invalid = [e for e in _events(third.job_dir) if e["event_type"] == "checkpoint_invalid"]
+    assert [(e["operation_name"], e["partition_id"]) for e in invalid] == [
+        ("op02_text_length_filter", shards[0].removesuffix(".parquet"))
+    ]
+    assert "rewritten" in invalid[0]["message"]
+    assert _materializations(["sel", "op02_text_length_filter"]) == before + 1
+    assert CheckpointMeta.load(selection).base_xxh3 == CheckpointMeta.load(victim).xxh3
+    FRAMES.clear()
+    assert CheckpointStore(base_dir=str(root)).read(selection).equals(rows)
+    assert {p.name: p.read_bytes() for p in out.parent.glob("sel.*")} == files
+    assert _reconciles(third.export)
+
+
+def test_jsonl_checkpoints_give_the_same_output(tmp_path: Path, home: Path, monkeypatch) -> None:
+    """`storage.format: jsonl` through a whole recipe (a dedup's binary hashes included), read back from disk."""
+    from resources.storage import FRAMES
+
+    data, counter = _corpus(tmp_path / "data"), tmp_path / "counter"
+    counter.mkdir()
+    path = _recipe(tmp_path, "js", data=data, ops=_ops(counter), storage={"format": "jsonl", "compression": "gzip"})
+    report = run_recipe(path, echo=lambda _: None)
+    hashes = home / "checkpoints" / "js" / "op03_document_deduplicator__hashes"
+    assert sorted(p.name for p in hashes.glob("*.jsonl.gz"))
+    FRAMES.clear()  # the export below reads every checkpoint from disk
+    Path(report.recipe.export_path).unlink()
+    (home / "checkpoints" / "js" / "export" / "__all__.jsonl.gz").unlink()
+    again = run_recipe(path, echo=lambda _: None)
+    assert _reconciles(again.export)
+    expected = _reference_export(tmp_path, monkeypatch, data, _ops(counter))
+    assert Path(again.recipe.export_path).read_bytes() == expected

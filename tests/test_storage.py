@@ -1,5 +1,7 @@
 """The checkpoint IO manager: round trips, loads all partitions for global stages, never shows half a file."""
 
+import random
+import string
 from pathlib import Path
 
 import dagster as dg
@@ -7,9 +9,12 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
+from ops_library.columns import ROW_ID, STATS
 from resources.storage import (
+    BASE_ROW,
     FRAMES,
     LOAD_ALL_PARTITIONS,
+    Base,
     CheckpointMeta,
     CheckpointStore,
     CorruptCheckpointError,
@@ -206,3 +211,151 @@ def test_parquet_checkpoints_are_cut_into_a_row_group_per_polars_thread(
     small = df.head(1500)  # never below 1,024 rows a group
     store.write(small, path)
     assert pq.ParquetFile(path).metadata.num_row_groups == 2
+
+
+# --- selections: a filter's rows stored as positions in the checkpoint it read ----------------------------------
+
+
+def _docs(n: int) -> pl.DataFrame:
+    """A shard as a step sees it: row ids, long texts (most of the bytes), a small field and stats."""
+    rng = random.Random(n)
+    return pl.DataFrame(
+        {
+            ROW_ID: [f"f.jsonl:{i + 1}" for i in range(n)],
+            "text": ["".join(rng.choices(string.ascii_letters + " ", k=400)) for _ in range(n)],
+            "n": list(range(n)),
+            STATS: [{"len": 10 * i} for i in range(n)],
+        }
+    )
+
+
+def _written_base(store: CheckpointStore, df: pl.DataFrame, name: str = "op00") -> Base:
+    path = store.path(["r", name], "f.jsonl@00000")
+    store.write(df, path, "fp-base")
+    return store.read_base(path)
+
+
+def test_a_filters_rows_are_stored_as_positions_in_the_checkpoint_it_read(tmp_path: Path) -> None:
+    store = CheckpointStore(base_dir=str(tmp_path))
+    base = _written_base(store, _docs(200))
+    # What a filter returns: every third row, the text untouched, its stat added to the stats struct.
+    kept = base.frame.filter(pl.col("n") % 3 == 0).with_columns(pl.struct(pl.col("n").alias("len")).alias(STATS))
+    path = store.path(["r", "op01"], "f.jsonl@00000")
+    meta = store.write(kept, path, "fp", base=base)
+    assert meta.base == "r/op00/f.jsonl@00000.parquet" and meta.base_xxh3 == base.meta.xxh3
+    assert meta.columns == kept.columns and meta.rows == kept.height
+    on_disk = pl.read_parquet(path)
+    assert on_disk.columns == [BASE_ROW, STATS]  # the text, the id and `n` are the base's
+    assert on_disk[BASE_ROW].to_list() == list(range(0, 200, 3))
+    whole = store.write(kept, store.path(["r", "whole"], "f.jsonl@00000"), "fp")  # no base: every column
+    assert meta.bytes * 3 < whole.bytes
+    FRAMES.clear()  # rebuilt from the two files, not served from memory
+    assert_frame_equal(store.read(path), kept)
+
+
+def test_a_selection_of_a_selection_reads_back_through_the_chain(tmp_path: Path) -> None:
+    store = CheckpointStore(base_dir=str(tmp_path))
+    first = _written_base(store, _docs(120))
+    second_path = store.path(["r", "op01"], "f.jsonl@00000")
+    store.write(first.frame.filter(pl.col("n") % 2 == 0), second_path, "fp1", base=first)
+    FRAMES.clear()
+    second = store.read_base(second_path)
+    third = second.frame.filter(pl.col("n") % 3 == 0)
+    third_path = store.path(["r", "op02"], "f.jsonl@00000")
+    meta = store.write(third, third_path, "fp2", base=second)
+    assert meta.base == "r/op01/f.jsonl@00000.parquet"
+    assert pl.read_parquet(third_path)[BASE_ROW].to_list() == list(range(0, 60, 3))  # positions in op01's rows
+    FRAMES.clear()
+    assert_frame_equal(store.read(third_path), third)
+    assert store.read(third_path)["n"].to_list() == list(range(0, 120, 6))
+
+
+def test_dropped_rows_with_their_reasons_are_a_selection_too(tmp_path: Path) -> None:
+    store = CheckpointStore(base_dir=str(tmp_path))
+    base = _written_base(store, _docs(50))
+    mask = pl.col("n") < 40
+    kept = base.frame.filter(mask)
+    dropped = base.frame.filter(~mask).with_columns(pl.lit("too long").alias("__sluice_reason__"))
+    store.write_step(["r", "op01"], "f.jsonl@00000", StepOutput(kept, dropped, "fp", base))
+    part = store.path(["r", "op01"], "f.jsonl@00000", "dropped")
+    assert pl.read_parquet(part).columns == [BASE_ROW, "__sluice_reason__"]
+    FRAMES.clear()
+    assert_frame_equal(store.read_dropped(["r", "op01"], "f.jsonl@00000"), dropped)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param(lambda df: df.with_columns(pl.col("text").str.to_uppercase()), id="text changed (a mapper)"),
+        pytest.param(lambda df: df.reverse(), id="rows reordered"),
+        pytest.param(lambda df: df.with_columns(pl.lit("new").alias(ROW_ID)), id="rows not from the base"),
+        pytest.param(lambda df: df.drop(ROW_ID), id="no row ids"),
+    ],
+)
+def test_a_frame_that_is_not_a_selection_of_its_base_is_stored_whole(tmp_path: Path, change) -> None:
+    store = CheckpointStore(base_dir=str(tmp_path))
+    base = _written_base(store, _docs(30))
+    out = change(base.frame.head(20))
+    path = store.path(["r", "op01"], "f.jsonl@00000")
+    meta = store.write(out, path, "fp", base=base)
+    assert meta.base is None and meta.columns is None
+    assert_frame_equal(pl.read_parquet(path), out)
+
+
+def test_a_selection_needs_the_bulk_of_the_bytes_unchanged(tmp_path: Path) -> None:
+    store = CheckpointStore(base_dir=str(tmp_path))
+    base = _written_base(store, _docs(30))
+    # Same rows and ids, but the text (most of the bytes) rewritten: storing positions would save nothing.
+    out = base.frame.with_columns(pl.col("text").str.to_uppercase())
+    meta = store.write(out, store.path(["r", "op01"], "f.jsonl@00000"), "fp", base=base)
+    assert meta.base is None
+
+
+def test_jsonl_checkpoints_are_never_selections(tmp_path: Path) -> None:
+    store = CheckpointStore(base_dir=str(tmp_path), format="jsonl")
+    base = _written_base(store, _docs(30).drop(STATS))
+    meta = store.write(base.frame.head(5), store.path(["r", "op01"], "f.jsonl@00000"), "fp", base=base)
+    assert meta.base is None
+
+
+def test_a_selection_whose_base_was_rewritten_or_removed_is_refused(tmp_path: Path) -> None:
+    store = CheckpointStore(base_dir=str(tmp_path))
+    base = _written_base(store, _docs(40))
+    path = store.path(["r", "op01"], "f.jsonl@00000")
+    meta = store.write(base.frame.tail(10), path, "fp", base=base)
+    assert store.base_problem(meta) is None
+    # The base recomputed with other content, under a valid sidecar of its own.
+    store.write(_docs(40).with_columns(pl.col("text").str.to_uppercase()), base.path, "fp-base")
+    FRAMES.clear()
+    assert "rewritten" in store.base_problem(meta)
+    with pytest.raises(CorruptCheckpointError, match="rewritten"):
+        store.read(path)
+    base.path.unlink()
+    assert "missing" in store.base_problem(meta)
+    with pytest.raises(MissingCheckpointError, match="missing"):
+        store.read(path)
+
+
+@pytest.mark.parametrize("compression", ["none", "gzip"])
+def test_jsonl_checkpoints_give_back_the_types_json_lacks(tmp_path: Path, compression: str) -> None:
+    """A dedup's binary hashes, unsigned and 32-bit numbers, nested structs: JSON holds none of these types."""
+    store = CheckpointStore(base_dir=str(tmp_path), format="jsonl", compression=compression)
+    df = pl.DataFrame(
+        {
+            ROW_ID: ["a:1", "a:2", "a:3"],
+            "__sluice_hash__": [b"\x00\xff\x10", b"", None],
+            "sig": [[1, 2**32 - 1], [], None],
+            STATS: [{"ratio": 0.25, "n": 3}, {"ratio": None, "n": 0}, None],
+        },
+        schema={
+            ROW_ID: pl.String,
+            "__sluice_hash__": pl.Binary,
+            "sig": pl.List(pl.UInt32),
+            STATS: pl.Struct({"ratio": pl.Float32, "n": pl.UInt8}),
+        },
+    )
+    for frame in (df, df.clear()):
+        path = store.path(["r", "hashes"], f"f.jsonl@{frame.height:05d}")
+        store.write(frame, path, "fp")
+        FRAMES.clear()
+        assert_frame_equal(store.read(path), frame)
