@@ -45,6 +45,9 @@ from ops_library.columns import ROW_ID
 UNPARTITIONED = "__all__"
 # A selection's column: each row's position in the checkpoint it was selected from (see the module docstring).
 BASE_ROW = "__sluice_base_row__"
+# A selection's column `CHANGED_PREFIX + c`: the rows where text column `c` differs from the base's (where `c` is
+# stored; null elsewhere, the base's value standing).
+CHANGED_PREFIX = "__sluice_changed__:"
 # A selection is written when the columns it leaves out hold at least this share of the frame's bytes.
 SELECTION_MIN_SHARE = 0.5
 _MAX_CHAIN = 256  # selections of selections: a longer chain is a damaged sidecar
@@ -119,6 +122,8 @@ class CheckpointMeta:
     base: str | None = None
     base_xxh3: str | None = None
     columns: list[str] | None = None
+    # A selection's text columns stored only where they changed (CHANGED_PREFIX + column: the rows that did).
+    patched: list[str] | None = None
     # A JSONL checkpoint's column types (its Arrow schema, base64), so that a read gives back the frame written:
     # JSON has no unsigned or 32-bit ints, and binary columns (a dedup's hashes) are written as hex text.
     schema: str | None = None
@@ -360,6 +365,7 @@ class CheckpointStore(dg.ConfigurableResource):
                 base=base.path.relative_to(self.base_dir).as_posix(),
                 base_xxh3=base.meta.xxh3,
                 columns=list(df.columns),
+                patched=[c for c in df.columns if CHANGED_PREFIX + c in selection.columns] or None,
             )
         with atomic_write(path) as tmp:
             tmp.write_bytes(data)
@@ -379,14 +385,36 @@ class CheckpointStore(dg.ConfigurableResource):
         rows = b[ROW_ID].is_in(df[ROW_ID].implode()).arg_true()
         if rows.len() != df.height or not b[ROW_ID].gather(rows).equals(df[ROW_ID]):
             return None  # other rows, or the same rows in another order
-        same = [
-            c
-            for c in df.columns
-            if c in b.columns and b.schema[c] == df.schema[c] and b[c].gather(rows).equals(df[c], null_equal=True)
-        ]
-        if sum(df[c].estimated_size() for c in same) < SELECTION_MIN_SHARE * df.estimated_size():
+        same: list[str] = []
+        patched: dict[str, pl.Series] = {}  # column -> rows where it changed (text a mapper rewrote in a few rows)
+        left_out = 0.0
+        for c in df.columns:
+            if c not in b.columns or b.schema[c] != df.schema[c]:
+                continue
+            old, size = b[c].gather(rows), df[c].estimated_size()
+            if df.schema[c] not in (pl.String, pl.Binary):
+                if old.equals(df[c], null_equal=True):
+                    same.append(c)
+                    left_out += size
+                continue
+            changed = old.ne_missing(df[c])
+            count = int(changed.sum())
+            if count == 0:
+                same.append(c)
+                left_out += size
+            elif count * 2 <= df.height:
+                patched[c] = changed
+                left_out += size * (1 - count / df.height)
+        if left_out < SELECTION_MIN_SHARE * df.estimated_size():
             return None
-        return df.select(rows.alias(BASE_ROW), *(c for c in df.columns if c not in same))
+        stored: list[pl.Series] = [rows.alias(BASE_ROW)]
+        for c in df.columns:
+            if c in patched:
+                values = pl.select(pl.when(patched[c]).then(df[c])).to_series().alias(c)
+                stored += [values, patched[c].alias(CHANGED_PREFIX + c)]
+            elif c not in same:
+                stored.append(df[c])
+        return pl.DataFrame(stored)
 
     def _expand(self, stored: pl.DataFrame, meta: CheckpointMeta, path: Path, depth: int) -> pl.DataFrame:
         """The frame a selection stands for: its base's rows at BASE_ROW, with the columns it stored."""
@@ -405,8 +433,18 @@ class CheckpointStore(dg.ConfigurableResource):
                 f"checkpoint {path} selects row {rows.max()} of {meta.base}, which has {base.height} rows"
             )
         taken = [c for c in meta.columns if c not in stored.columns]
-        frame = pl.concat([base.select(pl.col(taken).gather(rows)), stored.drop(BASE_ROW)], how="horizontal")
-        return frame.select(meta.columns)
+        patched = meta.patched or []
+        frame = pl.concat(
+            [base.select(pl.col(taken + patched).gather(rows).name.suffix("\0")), stored], how="horizontal"
+        )
+        return frame.select(
+            *(pl.col(c + "\0").alias(c) for c in taken),
+            *(
+                pl.when(pl.col(CHANGED_PREFIX + c)).then(pl.col(c)).otherwise(pl.col(c + "\0")).alias(c)
+                for c in patched
+            ),
+            *(c for c in meta.columns if c not in taken and c not in patched),
+        ).select(meta.columns)
 
     def base_problem(self, meta: CheckpointMeta) -> str | None:
         """Why a selection cannot be rebuilt (None when it can, or is no selection): its base, and the base's own

@@ -12,6 +12,7 @@ from polars.testing import assert_frame_equal
 from ops_library.columns import ROW_ID, STATS
 from resources.storage import (
     BASE_ROW,
+    CHANGED_PREFIX,
     FRAMES,
     LOAD_ALL_PARTITIONS,
     Base,
@@ -359,3 +360,35 @@ def test_jsonl_checkpoints_give_back_the_types_json_lacks(tmp_path: Path, compre
         store.write(frame, path, "fp")
         FRAMES.clear()
         assert_frame_equal(store.read(path), frame)
+
+
+def test_a_mapper_that_rewrites_few_texts_stores_only_those(tmp_path: Path) -> None:
+    store = CheckpointStore(base_dir=str(tmp_path))
+    base = _written_base(store, _docs(300))
+    # A mapper's output: every row, the text rewritten in a quarter of them (one of those to null).
+    touched = (pl.col("n") % 4 == 1) & (pl.col("n") != 5)
+    out = base.frame.with_columns(
+        pl.when(touched)
+        .then(pl.col("text").str.to_uppercase())
+        .when(pl.col("n") == 5)
+        .then(None)
+        .otherwise(pl.col("text"))
+    )
+    path = store.path(["r", "op01"], "f.jsonl@00000")
+    meta = store.write(out, path, "fp", base=base)
+    assert meta.base == "r/op00/f.jsonl@00000.parquet"
+    assert meta.patched == ["text"]
+    on_disk = pl.read_parquet(path)
+    assert on_disk.columns == [BASE_ROW, "text", CHANGED_PREFIX + "text"]
+    assert on_disk[CHANGED_PREFIX + "text"].sum() == 75 and on_disk["text"].null_count() == 300 - 75 + 1
+    whole = store.write(out, store.path(["r", "whole"], "f.jsonl@00000"), "fp")
+    assert meta.bytes * 2 < whole.bytes
+    FRAMES.clear()
+    assert_frame_equal(store.read(path), out)
+    # and a filter after it: a selection of the patched checkpoint, rebuilt through both
+    patched = store.read_base(path)
+    kept = patched.frame.filter(pl.col("n") % 3 == 0)
+    kept_path = store.path(["r", "op02"], "f.jsonl@00000")
+    assert store.write(kept, kept_path, "fp", base=patched).base == "r/op01/f.jsonl@00000.parquet"
+    FRAMES.clear()
+    assert_frame_equal(store.read(kept_path), kept)
