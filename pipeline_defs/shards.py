@@ -576,8 +576,9 @@ def _native_chunks(
 
 
 def _judge(frame: pl.DataFrame, checks: pl.DataFrame, text_key: str) -> pl.DataFrame:
-    """Per row of a native chunk: `sure` (polars' values are Python's) and whether its null top-level fields
-    were JSON nulls rather than absent keys."""
+    """Per row of a native chunk: `sure` (polars' values are Python's), `fits` (the schema holds every key of the
+    line: a schema inferred from more rows cannot do better) and whether its null top-level fields were JSON
+    nulls rather than absent keys."""
     schema = frame.schema
     unsure = [_unsure(pl.col(c), t, top=True) for c, t in schema.items()]
     # Keys polars holds. A null top-level field was either absent from the line or a JSON null: the key count
@@ -589,17 +590,13 @@ def _judge(frame: pl.DataFrame, checks: pl.DataFrame, text_key: str) -> pl.DataF
     nulls = pl.sum_horizontal(*[pl.col(c).is_null().cast(pl.Int64) for c in schema])
     keys = pl.lit(checks["keys"])
     text_ok = pl.col(text_key).is_not_null() if schema.get(text_key) == pl.String else pl.lit(False)
+    fits = (keys == held) | (keys == held + nulls)
     return frame.select(
-        (
-            ~pl.any_horizontal(unsure)
-            & ((keys == held) | (keys == held + nulls))
-            & ~pl.lit(checks["surrogate"])
-            & ~pl.lit(checks["hold"])
-            & text_ok
-        )
+        (~pl.any_horizontal(unsure) & fits & ~pl.lit(checks["surrogate"]) & ~pl.lit(checks["hold"]) & text_ok)
         .fill_null(False)
         .alias("sure"),
         ((keys == held + nulls) & (nulls > 0)).fill_null(False).alias(_NULLS_ARE_JSON),
+        fits.fill_null(False).alias("fits"),
     )
 
 
@@ -766,20 +763,39 @@ def _native(payload: bytes, lines: int, infer: int | None) -> pl.DataFrame | Non
 
 def _parse_native(
     lines: pl.Series, payload: bytes, checks: pl.DataFrame, first: int, text_key: str, infer: int | None
-) -> tuple[list[pl.DataFrame], list[int]]:
-    """The rows polars reads as Python would (native frames with `__line`), and the indexes of the others."""
+) -> tuple[list[pl.DataFrame], list[int], int, list[int]]:
+    """The rows polars reads as Python would (native frames with `__line`), the indexes of the others, how many
+    of those the native parser rejected (their types clashed with the schema), and the indexes of the rows it read
+    whose key count the schema does not hold."""
     chunks, slow = _native_chunks(lines, payload, infer)
+    rejected, unfit = len(slow), []
     natives = []
     for at, frame in chunks:
         if not frame.width:
             slow.extend(range(at, at + frame.height))
             continue
         judged = _judge(frame, checks.slice(at, frame.height), text_key)
+        unfit.extend(at + i for i in (~judged["fits"]).arg_true().to_list())
         line = pl.int_range(first + at, first + at + frame.height, dtype=pl.Int64).alias("__line")
         frame = frame.with_columns(line, judged[_NULLS_ARE_JSON])
         natives.append(frame if judged["sure"].all() else frame.filter(judged["sure"]))
         slow.extend(at + i for i in (~judged["sure"]).arg_true().to_list())
-    return natives, sorted(slow)
+    return natives, sorted(slow), rejected, unfit
+
+
+def _schema_lacks(lines: pl.Series, rows: list[int], natives: list[pl.DataFrame], sample: int = 20) -> bool:
+    """Whether a schema inferred from more rows could read more of `rows` natively: some of them (a sample) hold
+    a key the native frames lack. (A key count is also off for a text that opens with ':', ":mod:`x`", which no
+    schema changes.)"""
+    known = {c for f in natives for c in f.columns}
+    for i in rows[:sample]:
+        try:
+            obj = json.loads(lines[i] or "")
+        except (ValueError, RecursionError):
+            continue
+        if isinstance(obj, dict) and set(obj) - known:
+            return True
+    return False
 
 
 def _read_jsonl(shard: Shard, data: bytes, text_key: str) -> ShardRead:
@@ -815,10 +831,12 @@ def _read_jsonl(shard: Shard, data: bytes, text_key: str) -> ShardRead:
     else:
         native_input, payload = series, data
     # The schema is inferred from the first rows (cheap); a later field or type it lacks only makes those rows
-    # unsure, and when they are many the shard is parsed again with the schema inferred from every row.
-    natives, slow = _parse_native(native_input, payload, checks, first, text_key, _INFER_ROWS)
-    if len(slow) > _INFER_ROWS and len(slow) * 100 > n:
-        natives, slow = _parse_native(native_input, payload, checks, first, text_key, None)
+    # unsure, and when they are many the shard is parsed again with the schema inferred from every row. (Rows
+    # unsure for their values, such as a text that looks like a number, stay so under any schema.)
+    natives, slow, rejected, unfit = _parse_native(native_input, payload, checks, first, text_key, _INFER_ROWS)
+    misses = rejected + (len(unfit) if _schema_lacks(native_input, unfit, natives) else 0)
+    if misses > _INFER_ROWS and misses * 100 > n:
+        natives, slow, _, _ = _parse_native(native_input, payload, checks, first, text_key, None)
 
     def raw(i: int) -> bytes:
         return raw_lines[i] if raw_lines is not None else (series[i] or "").encode()

@@ -462,3 +462,24 @@ def test_parquet_export_holds_a_field_typed_differently_per_shard_as_json_text(t
     assert {f.schema["n"] for f in frames} == {pl.Int64, pl.Float64}
     write_rows(frames, tmp_path / "out.parquet")
     assert pl.read_parquet(tmp_path / "out.parquet")["n"].to_list() == ["1", "2.5", "3"]  # not 1.0, 2.5, 3.0
+
+
+@pytest.mark.parametrize(("late_key", "reparsed"), [(True, True), (False, False)])
+def test_a_shard_is_parsed_again_only_when_a_wider_schema_can_read_more(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, late_key: bool, reparsed: bool
+) -> None:
+    """Many rows whose key count the first schema misses: a field first seen late is worth a parse with the schema
+    from every row; texts that open with ':' (reST such as ":mod:`json`", whose '":' counts as a key) are not."""
+    import pipeline_defs.shards as shards_mod
+
+    rows = [{"text": f"t{i}", "n": i} for i in range(300)]
+    for i in range(120, 300):
+        rows[i] = {"text": f"t{i}", "n": i, "late": i} if late_key else {"text": f":mod:`m{i}` -- x", "n": i}
+    path = _jsonl(tmp_path / "late.jsonl", rows)
+    inferred: list[int | None] = []
+    native = shards_mod._native
+    monkeypatch.setattr(shards_mod, "_native", lambda p, n, infer: inferred.append(infer) or native(p, n, infer))
+    read = read_shard(discover_shards(str(path), PartitionSpec())[0], "text")
+    assert (None in inferred) is reparsed
+    out = _export([read.kept.drop(ROW_ID)], tmp_path / "out.jsonl")
+    assert [_strict(json.loads(line)) for line in out] == [_strict(r) for r in rows]
