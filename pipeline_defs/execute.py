@@ -29,6 +29,7 @@ from typing import Literal
 
 import dagster as dg
 
+from pipeline_defs import prefetch
 from pipeline_defs.export import export_is_current, last_report
 from pipeline_defs.fingerprints import Fingerprints
 from pipeline_defs.graph import RecipeGraph, build_recipe_graph, input_shards, registered_shards, sync_shards
@@ -264,15 +265,38 @@ def run_recipe(
         return _run_locked(path, recipe, executor, echo, job_id, t0)
 
 
-def _unchanged(graph: RecipeGraph) -> _Planner | None:
+def _unchanged(graph: RecipeGraph, executor: Executor) -> _Planner | None:
     """The planner over the input's shards when every checkpoint is current (an unchanged recipe on unchanged
     input), told from the checkpoints alone; None when something must run. The Dagster instance is not needed
-    to know it, and opening it (its storage imports, its databases) was most of an unchanged re-run's time."""
-    planner = _Planner(graph, sorted(input_shards(graph.recipe), key=shard_order))
-    return planner if planner.all_current() else None
+    to know it, and opening it (its storage imports, its databases) was most of an unchanged re-run's time.
+    When something must run, the source's stale shards start parsing here (`prefetch`), while the instance opens."""
+    recipe = graph.recipe
+    planner = _Planner(graph, sorted(input_shards(recipe), key=shard_order))
+    source = next(k for k, n in graph.nodes.items() if n.kind == "source")
+    stale = planner.stale_shards([source])
+    if not stale and planner.all_current():
+        return planner
+    settings = engine_settings(recipe)
+    if (settings.executor or executor) == "in_process" and settings.shard_workers <= 1:
+        prefetch.start([shard_for_key(recipe.dataset_path, recipe.partition, k) for k in stale], recipe.text_key)
+    return None
 
 
 def _run_locked(
+    path: Path,
+    recipe: Recipe,
+    executor: Executor,
+    echo: Callable[[str], None],
+    job_id: str | None,
+    t0: float,
+) -> RunReport:
+    try:
+        return _run_job(path, recipe, executor, echo, job_id, t0)
+    finally:
+        prefetch.stop()  # what the source step did not take is dropped with the job
+
+
+def _run_job(
     path: Path,
     recipe: Recipe,
     executor: Executor,
@@ -284,7 +308,7 @@ def _run_locked(
     graph = build_recipe_graph(recipe)
     resumed = job_id is not None
     # A resume always goes through the instance: it looks the job's runs up there.
-    current = None if resumed else _unchanged(graph)
+    current = None if resumed else _unchanged(graph, executor)
     instance = None if current is not None else instance_ready()
     job = JobLog(recipe.jobs_root, job_id or new_job_id(recipe))
     job.start(

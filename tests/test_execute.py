@@ -11,6 +11,7 @@ import dagster as dg
 import pytest
 import yaml
 
+from pipeline_defs import prefetch
 from pipeline_defs.execute import RunFailedError, instance_ready, run_recipe
 from pipeline_defs.graph import build_recipe_graph
 from pipeline_defs.loader import definitions_for
@@ -233,6 +234,13 @@ def test_shard_workers_spread_a_steps_shards_over_processes_with_the_same_output
     pids = {m.metadata["worker_pid"].value for m in _materializations(["two", "op01_text_length_filter"])}
     assert len(pids) >= 1 and os.getpid() not in pids  # every shard ran in a worker process
     assert all("worker_pid" not in m.metadata for m in _materializations(["one", "op01_text_length_filter"]))
+    # In this process, the source's shards were parsed while the job started (`prefetch`); with shard workers
+    # the workers parse them. Either way the job lets go of what it prefetched when it ends.
+    sources = _materializations(["one", "source"])
+    assert len(sources) == one.partitions and all(m.metadata["prefetched"].value for m in sources)
+    assert all(m.metadata["parse_seconds"].value > 0 for m in sources)
+    assert all("prefetched" not in m.metadata for m in _materializations(["two", "source"]))
+    assert prefetch._current is None
 
 
 def test_a_step_cuts_each_shard_into_the_cpus_its_pool_grants_with_the_same_output(
