@@ -5,7 +5,8 @@ bench/corpus.py) with the 5-op recipe. For each, --repeats interleaved rounds of
 
 * `sluice run RECIPE` as a subprocess in a fresh SLUICE_HOME (the corpus already built: the demo corpus is copied
   in, the bench corpus is read where it lies): whole-process wall, and from the job's `job_summary.json` the ops'
-  own seconds (`computed_this_run.*.seconds`, the source parse included), the job's wall and its Dagster runs;
+  own seconds (`computed_this_run.*.seconds`: the source step's included, but not a source parse that ran ahead
+  of its step on `sluice run`'s prefetch thread, which overlapped other work), the job's wall and its Dagster runs;
 * the same command again in the same home (nothing changed: every checkpoint valid): the re-run wall;
 * the same command once more after deleting the checkpoints, export and job logs but keeping the Dagster
   instance: the "warm" wall, what new input costs on an instance that already exists (the first run also pays

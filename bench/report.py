@@ -480,7 +480,8 @@ def section_execution(data: dict[str, Any]) -> list[str]:
     lines = [
         "## Orchestration cost (issue 8, `bench/execution.py`)",
         "",
-        "Sluice's whole-process wall, the ops' own seconds (source parse included) from the job summary, "
+        "Sluice's whole-process wall, the ops' own seconds from the job summary (the source step's included; a source "
+        "parse that ran ahead of its step, overlapping the job's start, is not), "
         "overhead = (wall − op s) / op s, the unchanged re-run, the run on an existing instance with checkpoints "
         "deleted (warm: new input, no instance to create), and a plain script running the same ops on one "
         "polars frame in one process (`bench/plain_baseline.py`).",

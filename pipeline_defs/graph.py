@@ -445,8 +445,9 @@ class _Factory:
                 "rows_in": rows,
                 "rows_out": kept.height,
                 "dropped": quarantined.height,
-                # the parse's own seconds where it ran ahead of the step, on the prefetch thread
-                "seconds": round(seconds + (prefetched.seconds if prefetched is not None else 0.0), 4),
+                # the step's own seconds: a parse that ran ahead of it (`prefetched`) overlapped other work and,
+                # slowed by that work, would overstate the op's; it is `parse_seconds` in the metadata
+                "seconds": round(seconds, 4),
             }
         ]
         meta = step_metadata(rows, out, seconds, per_op) | usage.metadata()
