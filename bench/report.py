@@ -546,7 +546,7 @@ def section_breakdown(data: dict[str, Any]) -> list[str]:
         "job": "the job outside its Dagster runs (plan, shards, job log, report)",
         "dagster": "Dagster inside its runs, outside Sluice's step functions",
         "ops": "the ops' own work (a deduplicator's hashes and index included)",
-        "source parse": "parsing the input (JSONL, with its line checks)",
+        "source parse": "parsing the input on the main thread (none where `sluice run` parsed it ahead, on a thread)",
         "export": "writing the export and its dropped and quarantined sidecars",
         "checkpoint": "checkpoints: writing, or waiting for the background writers",
         "monitor": "per-step resource monitors starting and stopping",

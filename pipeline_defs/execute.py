@@ -262,7 +262,10 @@ def run_recipe(
     home = sluice_home()
     # The same recipe started twice at once runs once: the second waits, then finds its checkpoints current.
     with file_lock(home.root / "locks" / f"{recipe.project_name}.lock"):
-        return _run_locked(path, recipe, executor, echo, job_id, t0)
+        try:
+            return _run_locked(path, recipe, executor, echo, job_id, t0)
+        finally:
+            prefetch.stop()  # what the source step did not take is dropped with the job
 
 
 def _unchanged(graph: RecipeGraph, executor: Executor) -> _Planner | None:
@@ -283,20 +286,6 @@ def _unchanged(graph: RecipeGraph, executor: Executor) -> _Planner | None:
 
 
 def _run_locked(
-    path: Path,
-    recipe: Recipe,
-    executor: Executor,
-    echo: Callable[[str], None],
-    job_id: str | None,
-    t0: float,
-) -> RunReport:
-    try:
-        return _run_job(path, recipe, executor, echo, job_id, t0)
-    finally:
-        prefetch.stop()  # what the source step did not take is dropped with the job
-
-
-def _run_job(
     path: Path,
     recipe: Recipe,
     executor: Executor,
