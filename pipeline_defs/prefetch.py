@@ -37,10 +37,10 @@ class SourcePrefetch:
     def __init__(self, shards: Sequence[Shard], text_key: str, budget_bytes: int = BUDGET_BYTES) -> None:
         self.text_key = text_key
         self.budget_bytes = budget_bytes
-        self._order = [s.key for s in shards]
         self._shards = list(shards)
+        self._position = {s.key: i for i, s in enumerate(self._shards)}
         self._done: dict[str, Parsed | None] = {}  # None: the parse failed (the step parses it itself)
-        self._taken: set[str] = set()
+        self._next = 0  # shards before this position are taken (or skipped by the step): not parsed, not held
         self._held = 0
         self._cond = threading.Condition()
         self._stopped = False
@@ -48,12 +48,14 @@ class SourcePrefetch:
         self._thread.start()
 
     def _run(self) -> None:
-        for shard in self._shards:
+        for i, shard in enumerate(self._shards):
             with self._cond:
                 # Wait while the frames already parsed (and not yet taken) fill the budget.
                 self._cond.wait_for(lambda: self._stopped or self._held < self.budget_bytes)
                 if self._stopped:
                     return
+                if i < self._next:
+                    continue  # the step went past it
             t0 = time.perf_counter()
             try:
                 before = shard_content_hash(shard)
@@ -64,7 +66,7 @@ class SourcePrefetch:
             except Exception:  # the step parses the shard again and reports the error itself
                 parsed = None
             with self._cond:
-                if shard.key in self._taken or self._stopped:
+                if i < self._next or self._stopped:
                     continue
                 self._done[shard.key] = parsed
                 self._held += _size(parsed)
@@ -74,16 +76,16 @@ class SourcePrefetch:
         """The parse of `shard` (waiting for it if it is under way), or None: not prefetched, failed, or its bytes
         do not hash to `content_hash` (the step then parses the shard itself)."""
         with self._cond:
-            if shard.key not in self._order or shard.key in self._taken:
+            at = self._position.get(shard.key)
+            if at is None or at < self._next:
                 return None
             # The step takes shards in input order: those before this one that it has not taken, it never will.
-            for key in self._order[: self._order.index(shard.key)]:
-                if key not in self._taken:
-                    self._taken.add(key)
-                    self._held -= _size(self._done.pop(key, None))
+            for skipped in self._shards[self._next : at]:
+                self._held -= _size(self._done.pop(skipped.key, None))
+            self._next = at
             self._cond.notify_all()
             self._cond.wait_for(lambda: shard.key in self._done or self._stopped or not self._thread.is_alive())
-            self._taken.add(shard.key)
+            self._next = at + 1
             parsed = self._done.pop(shard.key, None)
             self._held -= _size(parsed)
             self._cond.notify_all()

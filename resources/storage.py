@@ -385,11 +385,11 @@ class CheckpointStore(dg.ConfigurableResource):
         rows = b[ROW_ID].is_in(df[ROW_ID].implode()).arg_true()
         if rows.len() != df.height or not b[ROW_ID].gather(rows).equals(df[ROW_ID]):
             return None  # other rows, or the same rows in another order
-        same: list[str] = []
+        same = [ROW_ID]  # compared just above
         patched: dict[str, pl.Series] = {}  # column -> rows where it changed (text a mapper rewrote in a few rows)
-        left_out = 0.0
+        left_out = float(df[ROW_ID].estimated_size())
         for c in df.columns:
-            if c not in b.columns or b.schema[c] != df.schema[c]:
+            if c == ROW_ID or c not in b.columns or b.schema[c] != df.schema[c]:
                 continue
             old, size = b[c].gather(rows), df[c].estimated_size()
             if df.schema[c] not in (pl.String, pl.Binary):
@@ -420,7 +420,7 @@ class CheckpointStore(dg.ConfigurableResource):
         """The frame a selection stands for: its base's rows at BASE_ROW, with the columns it stored."""
         assert meta.base is not None and meta.columns is not None
         base_path = Path(self.base_dir) / meta.base
-        problem = self.base_problem(meta)
+        problem = self._link_problem(meta)[0]  # the links beyond it are checked as `_load` follows them
         if problem is not None:
             error = MissingCheckpointError if "missing" in problem else CorruptCheckpointError
             raise error(f"checkpoint {path}: {problem}")
@@ -449,28 +449,33 @@ class CheckpointStore(dg.ConfigurableResource):
     def base_problem(self, meta: CheckpointMeta) -> str | None:
         """Why a selection cannot be rebuilt (None when it can, or is no selection): its base, and the base's own
         base, must be there with the bytes they had when it was written."""
-        seen = 0
-        while meta.base is not None:
-            seen += 1
-            base_path = Path(self.base_dir) / meta.base
-            base_meta = CheckpointMeta.load(base_path)
-            try:
-                size = base_path.stat().st_size
-            except OSError:
-                size = None
-            if base_meta is None or size is None:
-                return f"its rows are rows of {meta.base}, which is missing"
-            if base_meta.xxh3 != meta.base_xxh3:
-                return f"its rows are rows of {meta.base}, which was rewritten since"
-            if size != base_meta.bytes:
-                return (
-                    f"corrupt: its rows are rows of {meta.base}, which has {size} bytes, "
-                    f"its sidecar says {base_meta.bytes}"
-                )
-            if seen > _MAX_CHAIN:
-                return f"corrupt: a chain of more than {_MAX_CHAIN} selections"
+        for _ in range(_MAX_CHAIN + 1):
+            if meta.base is None:
+                return None
+            problem, base_meta = self._link_problem(meta)
+            if problem is not None:
+                return problem
+            assert base_meta is not None
             meta = base_meta
-        return None
+        return f"corrupt: a chain of more than {_MAX_CHAIN} selections"
+
+    def _link_problem(self, meta: CheckpointMeta) -> tuple[str | None, CheckpointMeta | None]:
+        """(why the base of selection `meta` is not the one it was written from, or None; the base's sidecar)."""
+        assert meta.base is not None
+        base_path = Path(self.base_dir) / meta.base
+        base_meta = CheckpointMeta.load(base_path)
+        try:
+            size = base_path.stat().st_size
+        except OSError:
+            size = None
+        if base_meta is None or size is None:
+            return f"its rows are rows of {meta.base}, which is missing", None
+        if base_meta.xxh3 != meta.base_xxh3:
+            return f"its rows are rows of {meta.base}, which was rewritten since", base_meta
+        if size != base_meta.bytes:
+            why = f"corrupt: its rows are rows of {meta.base}, which has {size} bytes"
+            return f"{why}, its sidecar says {base_meta.bytes}", base_meta
+        return None, base_meta
 
     def verify(self, path: Path) -> CheckpointMeta:
         """The sidecar of an intact checkpoint; raises if the file is missing, or its bytes do not match."""
