@@ -382,16 +382,19 @@ class CheckpointStore(dg.ConfigurableResource):
             return None
         if not base.path.is_relative_to(self.base_dir):
             return None
-        rows = b[ROW_ID].is_in(df[ROW_ID].implode()).arg_true()
-        if rows.len() != df.height or not b[ROW_ID].gather(rows).equals(df[ROW_ID]):
+        member = b[ROW_ID].is_in(df[ROW_ID].implode())
+        rows = member.arg_true()
+        if rows.len() != df.height or not b[ROW_ID].filter(member).equals(df[ROW_ID]):
             return None  # other rows, or the same rows in another order
+        # The rows are the base's at `rows`, in order: its columns are compared through `filter`, which shares the
+        # base's string buffers (a `gather` of the same rows copies them: ~40x slower on a shard of long texts).
         same = [ROW_ID]  # compared just above
         patched: dict[str, pl.Series] = {}  # column -> rows where it changed (text a mapper rewrote in a few rows)
         left_out = float(df[ROW_ID].estimated_size())
         for c in df.columns:
             if c == ROW_ID or c not in b.columns or b.schema[c] != df.schema[c]:
                 continue
-            old, size = b[c].gather(rows), df[c].estimated_size()
+            old, size = b[c].filter(member), df[c].estimated_size()
             if df.schema[c] not in (pl.String, pl.Binary):
                 if old.equals(df[c], null_equal=True):
                     same.append(c)
