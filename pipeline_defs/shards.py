@@ -27,6 +27,7 @@ import io
 import json
 import math
 import os
+import time
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -378,9 +379,39 @@ def shard_for_key(dataset_path: str, spec: PartitionSpec | int | None, key: str)
     raise DatasetError(f"partition {key!r} is not a shard of {dataset_path!r} (input changed since it was registered?)")
 
 
+# A file whose mtime is at least this much older than the moment its bytes were hashed is "settled": any later
+# write gives it a newer mtime (git's rule for racily clean files), so its hash is kept for this process.
+SETTLED_NS = 2_000_000_000
+# (file, shard bounds) -> (the file's stat when hashed, the hash): a job reads a shard's hash several times (the
+# planner's fingerprints, the prefetch before and after its parse, the source step), each a pass over its bytes.
+_HASHES: dict[tuple, tuple[tuple[int, ...], str]] = {}
+
+
+def _stat_key(path: Path) -> tuple[int, ...]:
+    st = os.stat(path)
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
 def shard_content_hash(shard: Shard) -> str:
     """xxh3 of what the shard's rows are read from: its byte range (plain JSONL), the compressed file
-    (.jsonl.gz), or the Parquet footer and the row groups holding its rows. O(shard), except .gz."""
+    (.jsonl.gz), or the Parquet footer and the row groups holding its rows. O(shard), except .gz.
+
+    Within a process the bytes of a shard are read once while its file stays as it was: the hash is reused when
+    the file's device, inode, size, mtime and ctime are those it had when hashed and that mtime (and ctime) was
+    already `SETTLED_NS` old then; a file written moments before is hashed every time."""
+    key = (str(shard.file.path), shard.file.fmt, shard.start, shard.stop, shard.offset, shard.end)
+    before = _stat_key(shard.file.path)
+    hit = _HASHES.get(key)
+    if hit is not None and hit[0] == before:
+        return hit[1]
+    started = time.time_ns()
+    digest = _content_hash(shard)
+    if before[3] < started - SETTLED_NS and before[4] < started - SETTLED_NS and _stat_key(shard.file.path) == before:
+        _HASHES[key] = (before, digest)
+    return digest
+
+
+def _content_hash(shard: Shard) -> str:
     h = xxhash.xxh3_64()
     h.update(f"{shard.start}:{shard.stop}".encode())
     path = shard.file.path

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
+import time
 from pathlib import Path
 
 import polars as pl
@@ -383,6 +385,39 @@ def test_content_hash_covers_only_the_shard(tmp_path: Path) -> None:
     pl.DataFrame({"text": [f"p{i}" for i in range(40)]}).write_parquet(tmp_path / "p.parquet", row_group_size=10)
     pq_shards = discover_shards(str(tmp_path / "p.parquet"), PartitionSpec(size=10))
     assert len({shard_content_hash(s) for s in pq_shards}) == 4
+
+
+def test_a_settled_shard_is_read_once_per_process_and_any_rewrite_is_seen(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _jsonl(tmp_path / "in" / "a.jsonl", [{"text": f"t{i}"} for i in range(60)])
+    spec = PartitionSpec(bytes=300)
+    reads: list[str] = []
+    real = shards_mod._content_hash
+    monkeypatch.setattr(shards_mod, "_content_hash", lambda s: reads.append(s.key) or real(s))
+    monkeypatch.setattr(shards_mod, "_HASHES", {})
+    monkeypatch.setattr(shards_mod, "SETTLED_NS", 300_000_000)
+
+    def hashes() -> dict[str, str]:
+        return {s.key: shard_content_hash(s) for s in discover_shards(str(path.parent), spec)}
+
+    # written moments ago: every call reads the bytes (a write in the same clock tick would keep size and mtime)
+    fresh = hashes()
+    assert hashes() == fresh and len(reads) == 2 * len(fresh)
+    # settled (mtime older than SETTLED_NS): read once, then answered from the stat
+    old = path.stat().st_mtime_ns - 2 * shards_mod.SETTLED_NS
+    os.utime(path, ns=(old, old))
+    time.sleep(shards_mod.SETTLED_NS / 1e9)  # the ctime that utime set settles too
+    reads.clear()
+    settled = hashes()
+    assert settled == fresh and hashes() == settled and len(reads) == len(settled)
+    # the same size rewritten, the old mtime put back: the ctime differs, so the bytes are read again
+    path.write_text(path.read_text().replace('"t5"', '"T5"'))
+    os.utime(path, ns=(old, old))
+    reads.clear()
+    edited = hashes()
+    assert len(reads) == len(edited)
+    assert [k for k in edited if edited[k] != settled[k]] == [min(edited)]
 
 
 def test_optional_fields_are_read_natively_and_written_only_where_present(
