@@ -21,6 +21,7 @@ of a frame on its own threads, and the step cuts a shard into as many chunks as 
 from __future__ import annotations
 
 import functools
+import re
 import sys
 from collections.abc import Callable
 from types import ModuleType
@@ -49,12 +50,23 @@ def class_table(name: str) -> np.ndarray:
     """bool[0x110000]: whether each code point belongs to the named class (`alnum`: `str.isalnum`; `special`:
     Data-Juicer's SPECIAL_CHARACTERS, single code points only)."""
     if name == "alnum":
-        return chars_table("".join(c for c in map(chr, range(sys.maxunicode + 1)) if c.isalnum()))
+        return alnum_table()
     if name == "special":
         from ops_library.text import SPECIAL_CHARACTERS
 
         return chars_table("".join(c for c in SPECIAL_CHARACTERS if len(c) == 1))
     raise ValueError(f"unknown character class {name!r}")
+
+
+def alnum_table() -> np.ndarray:
+    """bool[0x110000]: `str.isalnum` of every code point, asked of Python's `re` in one pass: its Unicode `\\w` is
+    exactly `isalnum()` or "_" (CPython's `SRE_UNI_IS_WORD`), ~5x faster than calling `isalnum` per character."""
+    cps = np.arange(sys.maxunicode + 1, dtype=np.uint32)
+    everything = cps.astype("<u4").tobytes().decode("utf-32-le", "surrogatepass")
+    marked = re.sub(r"[^\W_]", "\x00", everything).encode("utf-32-le", "surrogatepass")
+    table = np.frombuffer(marked, dtype="<u4") == 0
+    table[0] = "\x00".isalnum()
+    return table
 
 
 def class_ratio(texts: pl.Series, name: str) -> pl.Series:

@@ -119,6 +119,14 @@ def test_regex_table_is_the_regex_on_every_code_point() -> None:
     assert table[[ord(c) for c in " \t9٣!~\u3000"]].all() and not table[[ord(c) for c in "aZ漢\x1c😀"]].any()
 
 
+def test_alnum_table_is_isalnum_of_every_code_point() -> None:
+    table = codepoints.alnum_table()
+    expected = [chr(c).isalnum() for c in range(sys.maxunicode + 1)]
+    assert table.tolist() == expected
+    assert codepoints.class_table("alnum") is codepoints.class_table("alnum")
+    assert table[[ord(c) for c in "aZ9٣漢ǅ²"]].all() and not table[[ord(c) for c in "_ !\x00\u3000😀"]].any()
+
+
 def test_strip_class_equals_the_regex_replacement(demo_texts: list[str]) -> None:
     from ops_library.dedup.document_deduplicator import _NON_CHARACTER
     from ops_library.text import PYTHON_WHITESPACE
