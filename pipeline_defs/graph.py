@@ -23,6 +23,7 @@ checkpoint's fingerprint is derived (pipeline_defs/fingerprints.py).
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 import json
 import os
@@ -48,6 +49,7 @@ from pipeline_defs.shards import (
     shard_content_hash,
     shard_for_key,
     shard_order,
+    shard_reference,
 )
 from pipeline_defs.step import (
     PARTITION_COL,
@@ -78,6 +80,9 @@ from resources.storage import FRAMES, CheckpointStore, StepOutput
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
 NodeKind = Literal["source", "row", "hashes", "index", "export"]
+# Set while a step's shards run in this process under the in-process executor, where the next steps read them from
+# `FRAMES`: only then does the source store its rows as a reference to the input (`shards.shard_reference`).
+_INPUT_REFERENCES: contextvars.ContextVar[bool] = contextvars.ContextVar("sluice_input_references", default=False)
 
 
 @dataclass
@@ -367,11 +372,18 @@ class _Factory:
                         results[result.shard] = result
                         deadline.check(result.shard)
                 else:
-                    with store.deferred(alloc.chunks):  # shard k is written while shard k+1 computes
-                        for k, fps in todo:
-                            deadline.check(k)
-                            results[k] = run_shard(store, alloc, k, fps, context.retry_number)
-                            deadline.check(k)
+                    # The source keeps its rows as a reference to the input only where the next steps read them
+                    # from this process's memory: another process would parse the input again to read them.
+                    in_process = context.job_def.executor_def.name == dg.in_process_executor.name
+                    token = _INPUT_REFERENCES.set(in_process)
+                    try:
+                        with store.deferred(alloc.chunks):  # shard k is written while shard k+1 computes
+                            for k, fps in todo:
+                                deadline.check(k)
+                                results[k] = run_shard(store, alloc, k, fps, context.retry_number)
+                                deadline.check(k)
+                    finally:
+                        _INPUT_REFERENCES.reset(token)
             ordered = [results[k] for k in keys]
             summary = factory._record(context, node.key, ordered, targeted)
             return dg.MaterializeResult(metadata=summary) if targeted else None
@@ -435,7 +447,9 @@ class _Factory:
             raise AccountingError(
                 f"source {shard.key}: {shard.rows} rows but {kept.height} read + {quarantined.height} quarantined"
             )
-        out = StepOutput(kept, quarantined if quarantined.height else None, fp)
+        # the kept rows are the input's: stored as a reference to the shard (read again, hash checked, if needed)
+        ref = shard_reference(shard, recipe.text_key, content_hash) if _INPUT_REFERENCES.get() else None
+        out = StepOutput(kept, quarantined if quarantined.height else None, fp, input=ref)
         store.write_step(node.key.path, k, out)
         seconds = time.perf_counter() - t0
         rows = kept.height + quarantined.height
@@ -451,7 +465,7 @@ class _Factory:
             }
         ]
         meta = step_metadata(rows, out, seconds, per_op) | usage.metadata()
-        meta |= {"file": str(shard.file.path), "checkpoint_path": str(path)}
+        meta |= {"file": str(shard.file.path), "checkpoint_path": str(path), "input_reference": ref is not None}
         if prefetched is not None:
             meta |= {"prefetched": True, "parse_seconds": round(prefetched.seconds, 4)}
         meta["quarantined"] = meta.pop("dropped")

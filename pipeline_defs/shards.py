@@ -41,6 +41,12 @@ import xxhash
 from ops_library.columns import DROP_KIND, DROP_OP, DROP_REASON, INTERNAL_PREFIX, QUARANTINED, ROW_ID
 from pipeline_defs.recipe import PartitionSpec
 from resources.settings import sluice_home
+from resources.storage import (
+    CorruptCheckpointError,
+    InputRef,
+    MissingCheckpointError,
+    register_input_reader,
+)
 
 FORMATS = {
     ".jsonl": "jsonl",
@@ -940,3 +946,39 @@ def read_shard(shard: Shard, text_key: str) -> ShardRead:
     if shard.file.fmt == "parquet":
         return _read_parquet(shard, text_key)
     return _read_jsonl(shard, _jsonl_bytes(shard), text_key)
+
+
+# --- the source's checkpoint: a reference to the shard it read ---------------------------------------------------
+
+# Bumped whenever `read_shard` would give other rows for the same bytes: an input reference written by another
+# version is then not read back (its step runs again).
+READER_VERSION = 1
+SHARD_READER = "shard"
+
+
+def shard_reference(shard: Shard, text_key: str, content_hash: str) -> InputRef | None:
+    """The source's kept rows as an input reference (resources.storage) to `shard`, or None where reading the
+    shard again costs more than reading a checkpoint: a .jsonl.gz shard is a decompression of its whole file."""
+    if shard.file.fmt == "jsonl.gz":
+        return None
+    f = shard.file
+    args = {"version": READER_VERSION, "file": str(f.path), "relpath": f.relpath, "fmt": f.fmt, "key": shard.key}
+    args |= {"index": shard.index, "start": shard.start, "stop": shard.stop, "offset": shard.offset, "end": shard.end}
+    return InputRef(SHARD_READER, args | {"text_key": text_key, "xxh3": content_hash})
+
+
+def _read_reference(args: dict) -> pl.DataFrame:
+    if args.get("version") != READER_VERSION:
+        raise CorruptCheckpointError(f"written by input reader version {args.get('version')}, not {READER_VERSION}")
+    f = InputFile(Path(args["file"]), args["relpath"], args["fmt"])
+    shard = Shard(args["key"], f, args["index"], args["start"], args["stop"], args["offset"], args["end"])
+    try:
+        digest = shard_content_hash(shard)
+    except OSError as exc:
+        raise MissingCheckpointError(f"its input {f.path} cannot be read ({exc.strerror or exc})") from exc
+    if digest != args["xxh3"]:
+        raise CorruptCheckpointError(f"its input {f.path} changed since the shard was read (rows {shard.key})")
+    return read_shard(shard, args["text_key"]).kept
+
+
+register_input_reader(SHARD_READER, _read_reference)

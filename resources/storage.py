@@ -14,6 +14,11 @@ they are left out. Its sidecar names the checkpoint (`base`, relative to the che
 bytes had when the step read them (`base_xxh3`); a read rebuilds the frame from both, and a selection whose base
 is gone or was rewritten is not current (`base_problem`). A filter then writes a few bytes per row instead of
 every document again.
+
+A part that holds the input rows as read (the source step's, from a seekable input file) is stored as an *input
+reference*: its file holds one row, a reader's name and arguments (the file, the rows' byte range, the hash those
+bytes had), and a read checks that hash and reads the rows again (`INPUT_READERS`). The input is not copied into
+the checkpoint dir, and the job does not encode it once more before its first op.
 """
 
 from __future__ import annotations
@@ -54,6 +59,13 @@ _MAX_CHAIN = 256  # selections of selections: a longer chain is a damaged sideca
 # Input metadata key: the consumer wants every partition of a partitioned upstream, as {key: frame}.
 LOAD_ALL_PARTITIONS = "sluice/load_all_partitions"
 _SUFFIX = {"parquet": ".parquet", "arrow": ".arrow", "jsonl": ".jsonl"}
+# Input references (module docstring): reader name -> function of its arguments giving the rows back, raising
+# MissingCheckpointError / CorruptCheckpointError when the input is gone or no longer holds them.
+INPUT_READERS: dict[str, Callable[[dict[str, Any]], pl.DataFrame]] = {}
+
+
+def register_input_reader(name: str, read: Callable[[dict[str, Any]], pl.DataFrame]) -> None:
+    INPUT_READERS[name] = read
 
 
 def row_group_rows(df: pl.DataFrame) -> int:
@@ -97,15 +109,25 @@ class Base:
     frame: pl.DataFrame
 
 
+@dataclass(frozen=True)
+class InputRef:
+    """Rows that an input reader gives back from its arguments (an input reference, module docstring)."""
+
+    reader: str
+    args: dict[str, Any]
+
+
 @dataclass
 class StepOutput:
     """What a step hands the IO manager: rows that go on, rows dropped (with reasons), and its fingerprint;
-    `base`: the checkpoint the step computed them from, so that both parts may be stored as selections of it."""
+    `base`: the checkpoint the step computed them from, so that both parts may be stored as selections of it;
+    `input`: the kept rows are these input rows, stored as a reference to them."""
 
     kept: pl.DataFrame
     dropped: pl.DataFrame | None = None
     fingerprint: str = ""
     base: Base | None = None
+    input: InputRef | None = None
 
 
 @dataclass(frozen=True)
@@ -127,6 +149,9 @@ class CheckpointMeta:
     # A JSONL checkpoint's column types (its Arrow schema, base64), so that a read gives back the frame written:
     # JSON has no unsigned or 32-bit ints, and binary columns (a dedup's hashes) are written as hex text.
     schema: str | None = None
+    # An input reference: the name of the reader of the arguments the file holds (`rows` counts the rows it
+    # stands for, not the file's one row).
+    input: str | None = None
 
     @classmethod
     def load(cls, path: Path) -> CheckpointMeta | None:
@@ -343,11 +368,16 @@ class CheckpointStore(dg.ConfigurableResource):
         fingerprint: str = "",
         dropped: int | None = None,
         base: Base | None = None,
+        input: InputRef | None = None,
     ) -> CheckpointMeta:
         """Data first, then its sidecar: a crash in between leaves a mismatch that reads as corrupt. With `base`
-        (the checkpoint `df` was computed from), `df` is stored as a selection of it where that pays."""
-        selection = self._selection(df, base) if base is not None else None
-        data = self._encode(df if selection is None else selection)
+        (the checkpoint `df` was computed from), `df` is stored as a selection of it where that pays; with
+        `input` (the rows `df` holds), as a reference to them."""
+        selection = self._selection(df, base) if base is not None and input is None else None
+        if input is not None:
+            data = self._encode(pl.DataFrame({"reader": [input.reader], "args": [json.dumps(input.args)]}))
+        else:
+            data = self._encode(df if selection is None else selection)
         meta = CheckpointMeta(
             rows=df.height,
             bytes=len(data),
@@ -356,8 +386,10 @@ class CheckpointStore(dg.ConfigurableResource):
             written_at=datetime.now(timezone.utc).isoformat(),
             dropped=dropped,
         )
-        if self.format == "jsonl":
+        if self.format == "jsonl" and input is None:
             meta = replace(meta, schema=_schema_text(df))
+        if input is not None:
+            meta = replace(meta, input=input.reader)
         if selection is not None:
             assert base is not None
             meta = replace(
@@ -509,12 +541,34 @@ class CheckpointStore(dg.ConfigurableResource):
             raise CorruptCheckpointError(f"checkpoint {path}: a chain of more than {_MAX_CHAIN} selections")
         data, meta = self._read_verified(path)
         df = self._decode(data, path, meta)
+        if meta.input is not None:
+            df = self._read_input(df, meta, path)
+            FRAMES.put(path, meta, df)
+            return df, meta
         if df.height != meta.rows:
             raise CorruptCheckpointError(f"checkpoint {path} has {df.height} rows, its sidecar says {meta.rows}")
         if meta.base is not None:
             df = self._expand(df, meta, path, depth)
             FRAMES.put(path, meta, df)  # the next selection of it, or the next read, rebuilds nothing
         return df, meta
+
+    @staticmethod
+    def _read_input(pointer: pl.DataFrame, meta: CheckpointMeta, path: Path) -> pl.DataFrame:
+        """The rows an input reference stands for, read again by its reader (which checks the input's hash)."""
+        read = INPUT_READERS.get(meta.input or "")
+        if read is None:
+            raise CorruptCheckpointError(
+                f"checkpoint {path} refers to input rows read by {meta.input!r}, a reader this process does not have"
+            )
+        if pointer.height != 1 or pointer["reader"][0] != meta.input:
+            raise CorruptCheckpointError(f"checkpoint {path} is not the input reference its sidecar says")
+        try:
+            df = read(json.loads(pointer["args"][0]))
+        except (MissingCheckpointError, CorruptCheckpointError) as exc:
+            raise type(exc)(f"checkpoint {path}: {exc}") from exc
+        if df.height != meta.rows:
+            raise CorruptCheckpointError(f"checkpoint {path}: its input gives {df.height} rows, it says {meta.rows}")
+        return df
 
     def read(self, path: Path, where: pl.Expr | None = None) -> pl.DataFrame:
         df, _ = self._load(path)
@@ -550,7 +604,9 @@ class CheckpointStore(dg.ConfigurableResource):
             dropped_path.unlink(missing_ok=True)
             meta_path(dropped_path).unlink(missing_ok=True)
         dropped = None if out.dropped is None else out.dropped.height
-        return self.write(out.kept, self.path(asset_key, partition), out.fingerprint, dropped=dropped, base=out.base)
+        return self.write(
+            out.kept, self.path(asset_key, partition), out.fingerprint, dropped=dropped, base=out.base, input=out.input
+        )
 
 
 class ParquetCheckpointIOManager(dg.ConfigurableIOManager):

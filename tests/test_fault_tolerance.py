@@ -388,6 +388,43 @@ def test_filter_checkpoints_are_selections_and_rebuild_the_same_export(tmp_path:
     assert _reconciles(third.export)
 
 
+def test_the_source_checkpoint_refers_to_the_input_and_a_resume_reads_the_input_again(
+    tmp_path: Path, home: Path
+) -> None:
+    import gzip
+
+    from resources.storage import FRAMES, CheckpointMeta
+
+    data, counter = _long_corpus(tmp_path / "data"), tmp_path / "counter"
+    counter.mkdir()
+    path = _recipe(tmp_path, "ref", data=data, ops=_ops(counter))
+    first = run_recipe(path, echo=lambda _: None)
+    out = Path(first.recipe.export_path)
+    files = {p.name: p.read_bytes() for p in out.parent.glob("ref.*")}
+    source = home / "checkpoints" / "ref" / "source"
+    sidecars = sorted(source.glob("*.parquet.meta.json"))
+    assert len(sidecars) == 4
+    for sidecar in sidecars:  # each holds a reference to its shard's lines, not the documents
+        meta = CheckpointMeta.load(sidecar.with_name(sidecar.name.removesuffix(".meta.json")))
+        assert meta.input == "shard" and meta.rows >= 5 and meta.bytes < 2000
+    # The first op's checkpoints lost: the source is reused, its rows read again from the input, the export the same.
+    for p in (home / "checkpoints" / "ref" / "op00_whitespace_normalization_mapper").iterdir():
+        p.unlink()
+    FRAMES.clear()
+    again = run_recipe(path, echo=lambda _: None)
+    assert {p.name: p.read_bytes() for p in out.parent.glob("ref.*")} == files
+    assert "source" not in again.funnel and "op00_whitespace_normalization_mapper" in again.funnel
+    # A .jsonl.gz input is read whole for any of its shards: its source checkpoints hold the rows themselves.
+    gz = tmp_path / "gz"
+    gz.mkdir()
+    for f in data.glob("*.jsonl"):
+        (gz / f"{f.name}.gz").write_bytes(gzip.compress(f.read_bytes()))
+    run_recipe(_recipe(tmp_path, "gz", data=gz, ops=_ops(counter)), echo=lambda _: None)
+    for p in (home / "checkpoints" / "gz" / "source").glob("*.parquet"):
+        meta = CheckpointMeta.load(p)
+        assert meta.input is None and pl.read_parquet(p).height == meta.rows
+
+
 def test_jsonl_checkpoints_give_the_same_output(tmp_path: Path, home: Path, monkeypatch) -> None:
     """`storage.format: jsonl` through a whole recipe (a dedup's binary hashes included), read back from disk."""
     from resources.storage import FRAMES

@@ -392,3 +392,56 @@ def test_a_mapper_that_rewrites_few_texts_stores_only_those(tmp_path: Path) -> N
     assert store.write(kept, kept_path, "fp", base=patched).base == "r/op01/f.jsonl@00000.parquet"
     FRAMES.clear()
     assert_frame_equal(store.read(kept_path), kept)
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "arrow", "jsonl"])
+def test_the_sources_rows_are_stored_as_a_reference_to_the_input_shard(tmp_path: Path, fmt: str) -> None:
+    from pipeline_defs.recipe import PartitionSpec
+    from pipeline_defs.shards import discover_shards, read_shard, shard_content_hash, shard_reference
+
+    data = tmp_path / "in" / "a.jsonl"
+    data.parent.mkdir()
+    rows = _docs(300).drop(STATS)
+    rows.drop(ROW_ID).write_ndjson(data)
+    shard = discover_shards(str(data), PartitionSpec(size=100))[1]
+    kept = read_shard(shard, "text").kept
+    store = CheckpointStore(base_dir=str(tmp_path / "ck"), format=fmt)
+    path = store.path(["r", "source"], shard.key)
+    ref = shard_reference(shard, "text", shard_content_hash(shard))
+    meta = store.write_step(["r", "source"], shard.key, StepOutput(kept, None, "fp", input=ref))
+    assert meta.input == "shard" and meta.rows == 100 and meta.bytes < 2000  # the args, not the texts
+    FRAMES.clear()
+    assert_frame_equal(store.read(path), kept)  # read again from the input's bytes
+    assert store.read(path)["n"].to_list() == list(range(100, 200))
+    # a filter after it is a selection of the reference, rebuilt through it
+    base = store.read_base(path)
+    sel = store.write(base.frame.filter(pl.col("n") % 2 == 0), store.path(["r", "op00"], shard.key), "f", base=base)
+    assert sel.base == (None if fmt == "jsonl" else f"r/source/{path.name}")  # JSONL: never selections
+    FRAMES.clear()
+    assert store.read(store.path(["r", "op00"], shard.key))["n"].to_list() == list(range(100, 200, 2))
+    # the input rewritten, or gone: the reference is refused, never read as other rows
+    data.write_text(data.read_text().replace('"n":150', '"n":-150'))
+    FRAMES.clear()
+    with pytest.raises(CorruptCheckpointError, match=r"a\.jsonl changed since the shard was read"):
+        store.read(path)
+    data.unlink()
+    with pytest.raises(MissingCheckpointError, match=r"its input .*a\.jsonl cannot be read"):
+        store.read(path)
+
+
+def test_an_input_reference_of_an_unknown_reader_or_another_reader_version_is_refused(tmp_path: Path) -> None:
+    import pipeline_defs.shards as shards_mod
+    from resources.storage import INPUT_READERS, InputRef
+
+    store = CheckpointStore(base_dir=str(tmp_path))
+    df = pl.DataFrame({"text": ["a", "b"]})
+    path = store.path(["r", "source"], "f.jsonl@00000")
+    store.write(df, path, "fp", input=InputRef("nobody", {}))
+    FRAMES.clear()
+    with pytest.raises(CorruptCheckpointError, match="'nobody', a reader this process does not have"):
+        store.read(path)
+    assert "shard" in INPUT_READERS
+    store.write(df, path, "fp", input=InputRef("shard", {"version": shards_mod.READER_VERSION + 1}))
+    FRAMES.clear()
+    with pytest.raises(CorruptCheckpointError, match="input reader version"):
+        store.read(path)
