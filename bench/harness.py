@@ -1,9 +1,11 @@
 """What every benchmark script shares: whole-process measurement, the machine, Sluice and Data-Juicer commands,
 job summaries read defensively, inputs cut from the bench corpus, and medians.
 
-A measured run is a subprocess; a sampler thread sums the resident memory of it and all its descendants every
-50 ms, so "peak RSS" is that of the whole process tree (pages shared by forked workers count once per process:
-an upper bound); "peak PSS" is the same sum with shared pages split between their processes.
+A measured run is a subprocess, started after the page cache's dirty pages are written out (`os.sync`: a run's
+writeback does not land in the next one's wall); a sampler thread sums the resident memory of it and all its
+descendants every 50 ms (the tree found again every 250 ms), so "peak RSS" is that of the whole process tree
+(pages shared by forked workers count once per process: an upper bound); "peak PSS" is the same sum with shared
+pages split between their processes, sampled every second (it is costly to read: `PSS_EVERY`).
 Wall time is the subprocess's, start to exit, as a user would see it.
 """
 
@@ -30,6 +32,13 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
 RESULTS = BENCH / "results"
 SAMPLE_SECONDS = 0.05
+# The sampler shares the measured tool's cores. PSS comes from the kernel walking every mapping of a process
+# (/proc/PID/smaps_rollup: ~9 ms for a `sluice run`, under the lock its page faults take) and the process tree
+# from a scan of /proc (~1.2 ms): both every 50 ms slowed a 6 s `sluice run` on 2 cores by 0.45 s. RSS (a
+# counter, /proc/PID/statm) is read every SAMPLE_SECONDS; the tree every TREE_EVERY-th sample, PSS every
+# PSS_EVERY-th.
+TREE_EVERY = 5
+PSS_EVERY = 20
 
 
 # --- the machine --------------------------------------------------------------------------------------------
@@ -88,17 +97,21 @@ class Measured:
         return asdict(self)
 
 
-def _tree_memory(proc: psutil.Process) -> tuple[int, int]:
-    """(summed RSS, summed PSS) of the process and all its descendants; PSS splits shared pages between the
-    processes sharing them, so forked workers are not counted twice (0 where the kernel gives no PSS)."""
-    rss = pss = 0
+def _tree(proc: psutil.Process) -> list[psutil.Process]:
     try:
-        procs = [proc, *proc.children(recursive=True)]
+        return [proc, *proc.children(recursive=True)]
     except psutil.Error:
-        return 0, 0
+        return []
+
+
+def _tree_memory(procs: Sequence[psutil.Process], with_pss: bool = True) -> tuple[int, int]:
+    """(summed RSS, summed PSS) of the processes (a process and its descendants, `_tree`); PSS splits shared
+    pages between the processes sharing them, so forked workers are not counted twice (0 where the kernel gives
+    no PSS, or when `with_pss` is False)."""
+    rss = pss = 0
     for p in procs:
         with contextlib.suppress(psutil.Error, AttributeError):
-            info = p.memory_full_info()
+            info = p.memory_full_info() if with_pss else p.memory_info()
             rss += info.rss
             pss += getattr(info, "pss", 0)
     return rss, pss
@@ -116,6 +129,7 @@ def measure(
     log: Path | None = None,
 ) -> Measured:
     """Run `cmd` to completion; wall time and the peak summed RSS of its process tree."""
+    os.sync()  # the previous run's writeback is not this one's
     load = os.getloadavg()[0]
     out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115 (closed below)
     env = {**(os.environ if env is None else env), LAUNCHED_ENV: repr(time.time())}
@@ -126,9 +140,13 @@ def measure(
 
     def sample() -> None:
         nonlocal peak, peak_pss
+        tick, procs = 0, [proc]
         while not done.is_set():
-            rss, pss = _tree_memory(proc)
+            if tick % TREE_EVERY == 0:
+                procs = _tree(proc)
+            rss, pss = _tree_memory(procs, with_pss=tick % PSS_EVERY == 0)
             peak, peak_pss = max(peak, rss), max(peak_pss, pss)
+            tick += 1
             done.wait(SAMPLE_SECONDS)
 
     sampler = threading.Thread(target=sample, daemon=True)

@@ -627,7 +627,8 @@ def machine_lines(data: dict[str, Any]) -> list[str]:
     lines.append(
         f"- Figures are medians of {', '.join(map(str, sorted(repeats))) or '?'} interleaved run(s) per "
         "configuration; peak RSS is the summed RSS of the whole process tree, sampled every 50 ms (PSS: the same "
-        "with pages shared between forked workers counted once)."
+        "with pages shared between forked workers counted once, sampled every second); each run starts after "
+        "`os.sync()`."
     )
     if quick:
         lines.append("- **Smoke run (`--quick`): a few thousand documents and one run each; not the benchmark.**")
