@@ -104,6 +104,22 @@ def rep_ratios(data, offsets, n, roll, out, collided):  # pragma: no cover - com
 
 
 @numba.njit(cache=True, nogil=True)
+def refined_word_counts(data, offsets, special, out):  # pragma: no cover - compiled
+    """Words between spaces, newlines and tabs that hold a code point outside the `special` table: the words
+    Data-Juicer's `words_refinement` keeps after stripping special characters from their ends."""
+    for d in range(len(offsets) - 1):
+        p, end, n, plain = offsets[d], offsets[d + 1], 0, False
+        while p < end:
+            cp, p = decode(data, p)
+            if cp == 32 or cp == 10 or cp == 9:
+                n += plain
+                plain = False
+            elif not special[cp]:
+                plain = True
+        out[d] = n + plain
+
+
+@numba.njit(cache=True, nogil=True)
 def drop_class(data, offsets, remove, strip, out, out_offsets):  # pragma: no cover - compiled
     """Each text without its code points in `remove`, and without the leading and trailing ones in `strip` (what
     is left of it: `str.strip` after the removal), written to `out` (UTF-8) from `out_offsets[d]`."""

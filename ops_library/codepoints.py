@@ -20,10 +20,11 @@ of a frame on its own threads, and the step cuts a shard into as many chunks as 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import ModuleType
 
 import numpy as np
@@ -91,9 +92,40 @@ def char_rep_ratios(texts: pl.Series, n: int, exact: Callable[[str, int], float]
     return pl.Series(texts.name, out, dtype=pl.Float64).set(texts.is_null(), None)  # type: ignore[arg-type]
 
 
+def refined_word_counts(texts: pl.Series) -> pl.Series:
+    """Data-Juicer's `len(words_refinement(split_on_whitespace(text), strip_chars=SPECIAL_CHARACTERS))` per text
+    (null for null): `text.count_refined_words` in one pass over the code points."""
+    data, offsets = utf8_buffer(texts.fill_null(""))
+    out = np.zeros(len(texts), dtype=np.int64)
+    kernels().refined_word_counts(data, offsets, class_table("special"), out)  # type: ignore[union-attr]
+    return pl.Series(texts.name, out, dtype=pl.Int64).set(texts.is_null(), None)  # type: ignore[arg-type]
+
+
 def loaded() -> bool:
     """Whether this process has imported the kernels already (numba's start, ~0.6 s, is then paid)."""
     return "ops_library.codepoint_kernels" in sys.modules
+
+
+# True inside the steps of a recipe with an op that loads the kernels whatever happens (`Op.loads_kernels`): an op
+# before it that could do without them (word counts, dedup normalization) may as well use them, since numba's
+# start (~0.5 s) is paid by that job anyway.
+_expected = False
+
+
+@contextlib.contextmanager
+def expecting(expected: bool) -> Iterator[None]:
+    """Inside, `kernels_pay` counts the kernels as paid for when `expected` (the step's recipe loads them)."""
+    global _expected
+    previous, _expected = _expected, expected
+    try:
+        yield
+    finally:
+        _expected = previous
+
+
+def kernels_pay() -> bool:
+    """Whether an op that can do without the kernels should use them: they are loaded, or this job loads them."""
+    return (loaded() or _expected) and kernels() is not None
 
 
 @functools.cache

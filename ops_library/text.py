@@ -15,6 +15,8 @@ from collections.abc import Iterable
 import emoji
 import polars as pl
 
+from ops_library import codepoints
+
 # Data-Juicer's OTHER_SPECIAL_CHARACTERS, in its order. Its source holds C1 control characters (likely
 # mojibake of curly quotes, but part of the set all the same), spaces and format characters: escaped here.
 OTHER_SPECIAL_CHARACTERS = (
@@ -84,7 +86,12 @@ def refine_words(words: pl.Expr) -> pl.Expr:
 
 
 def count_refined_words(text: pl.Expr) -> pl.Expr:
-    """`len(refine_words(split_words(text)))`, in one regex pass without building the word lists."""
+    """`len(refine_words(split_words(text)))`, in one regex pass without building the word lists (or one pass of
+    the compiled code-point kernel where this job runs it anyway: `codepoints.kernels_pay`)."""
+    if codepoints.kernels_pay():
+        if isinstance(text, pl.Series):
+            return codepoints.refined_word_counts(text)
+        return text.map_batches(codepoints.refined_word_counts, return_dtype=pl.Int64, is_elementwise=True)
     return text.str.count_matches(_REFINED_WORD).cast(pl.Int64)
 
 

@@ -36,6 +36,7 @@ from typing import Any, Literal
 import dagster as dg
 import polars as pl
 
+from ops_library import codepoints
 from ops_library.base import Deduplicator, Op
 from ops_library.columns import ROW_ID
 from pipeline_defs import export as export_mod
@@ -186,6 +187,8 @@ class _Factory:
         self.store_key = store_key(recipe)
         self.pool_key = pool_key(recipe)
         self.settings = engine_settings(recipe)
+        # an op of the recipe runs numba's kernels anyway: the ops before it use them too (`codepoints.kernels_pay`)
+        self.loads_kernels = any(spec.op_class.loads_kernels for spec in recipe.process)
         n = self.settings.max_partitions_per_run
         self.backfill_policy = dg.BackfillPolicy.multi_run(n) if n else dg.BackfillPolicy.single_run()
         try:  # shown in the UI; `sluice run` validates the plan and fails before any step when it cannot fit
@@ -505,7 +508,7 @@ class _Factory:
         base = store.read_base(store.path(upstream.path, k))
         df = spread(base.frame, alloc.chunks)
         first = dedup_first(index_slice(store, index_key.path, k)) if index_key is not None else None
-        with StepMonitor(interval=self.settings.monitor_interval_s) as usage:
+        with StepMonitor(interval=self.settings.monitor_interval_s) as usage, codepoints.expecting(self.loads_kernels):
             kept, dropped, per_op = run_ops(ops, df, k, first, alloc.run_kwargs())
         # Rows a filter keeps or drops are stored as a selection of the checkpoint they came from.
         out = StepOutput(kept, concat_dropped(dropped), node_fingerprint(node, fps), base)
@@ -549,7 +552,8 @@ class _Factory:
             threads = alloc.threads if alloc.on_gpu else alloc.chunks  # the CPUs each of the step's processes has
             where = alloc.run_kwargs() if placed else {}
             frame = spread(store.read(store.path(upstream_key.path, k)), alloc.chunks)
-            frame = op.hashes(frame, threads=threads, **where)
+            with codepoints.expecting(factory.loads_kernels):
+                frame = op.hashes(frame, threads=threads, **where)
             out = StepOutput(frame, None, node_fingerprint(hashes_node, fps))
             store.write_step(hashes_node.key.path, k, out)
             seconds = round(time.perf_counter() - t0, 4)

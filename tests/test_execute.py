@@ -397,3 +397,28 @@ def test_a_real_daemon_runs_the_schedule_and_writes_the_export(tmp_path: Path, s
     runs = dg.DagsterInstance.get().get_runs(filters=dg.RunsFilter(tags={"sluice/trigger": "schedule"}))
     assert runs and runs[-1].tags["dagster/asset_partition_range_start"] == "a.jsonl@00000"
     assert len(_calls(counter)) == 4
+
+
+def test_a_recipe_that_runs_the_kernels_anyway_counts_words_with_them(
+    tmp_path: Path, sluice_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ops_library import codepoints
+
+    if codepoints.kernels() is None:
+        pytest.skip("numba is not installed")
+    data = _corpus(tmp_path / "data")
+    calls: list[int] = []
+    real = codepoints.refined_word_counts
+    monkeypatch.setattr(codepoints, "refined_word_counts", lambda s: calls.append(len(s)) or real(s))
+    monkeypatch.setattr(codepoints, "loaded", lambda: False)  # numba not started yet, as in a fresh process
+    words = {"words_num_filter": {"min_num": 3}}
+    alone = run_recipe(_recipe(tmp_path, "alone", data=data, ops=[words]), echo=lambda _: None)
+    assert calls == []  # the regex: this recipe would start numba for this op alone
+    with_alnum = [words, {"alphanumeric_filter": {"min_ratio": 0.1}}]
+    both = run_recipe(_recipe(tmp_path, "both", data=data, ops=with_alnum), echo=lambda _: None)
+    seen, kept = (both.funnel["op00_words_num_filter"].rows_in, both.funnel["op00_words_num_filter"].rows_out)
+    assert sum(calls) == seen > kept  # every row the op saw was counted by the kernel
+    assert (seen, kept) == (
+        alone.funnel["op00_words_num_filter"].rows_in,
+        alone.funnel["op00_words_num_filter"].rows_out,
+    )

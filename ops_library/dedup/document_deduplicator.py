@@ -62,7 +62,7 @@ class DocumentDeduplicator(Deduplicator):
         global _regex_bytes
         if not self.params.ignore_non_character:
             return False
-        if not codepoints.loaded() and _regex_bytes < KERNEL_START_BYTES:
+        if not codepoints.kernels_pay() and _regex_bytes < KERNEL_START_BYTES:
             _regex_bytes += int(df.select(self.text.str.len_bytes().sum()).item() or 0)
             return False
         return codepoints.kernels() is not None

@@ -185,3 +185,35 @@ def test_python_whitespace_is_every_code_point_str_strip_removes() -> None:
     from ops_library.text import PYTHON_WHITESPACE
 
     assert "".join(c for c in map(chr, range(sys.maxunicode + 1)) if c.isspace()) == PYTHON_WHITESPACE
+
+
+def _dj_word_count(text: str) -> int:
+    """Data-Juicer's `len(words_refinement(split_on_whitespace(text), strip_chars=SPECIAL_CHARACTERS))`."""
+    from ops_library.text import SPECIAL_CHARACTERS
+
+    words = [w for line in text.split("\n") for part in line.split("\t") for w in part.split(" ") if w]
+    return sum(1 for w in words if any(c not in SPECIAL_CHARACTERS for c in w))
+
+
+def test_refined_word_counts_equal_the_python_definition_and_the_regex(demo_texts: list[str]) -> None:
+    from ops_library.text import count_refined_words
+
+    texts = [*TEXTS, *demo_texts, "", " \t\n", "--- 1234 !!", "a\u3000b c\u00a0d", "😀 😀x ©"]
+    got = codepoints.refined_word_counts(pl.Series(texts)).to_list()
+    assert got == [None if t is None else _dj_word_count(t) for t in texts]
+    assert got == pl.select(count_refined_words(pl.lit(pl.Series(texts)))).to_series().to_list()
+
+
+def test_ops_that_can_do_without_the_kernels_use_them_where_the_recipe_loads_them(monkeypatch) -> None:
+    from ops_library.text import count_refined_words
+
+    calls: list[int] = []
+    real = codepoints.refined_word_counts
+    monkeypatch.setattr(codepoints, "refined_word_counts", lambda s: calls.append(len(s)) or real(s))
+    frame = pl.DataFrame({"text": ["one two ---", "x"]})
+    monkeypatch.setattr(codepoints, "loaded", lambda: False)  # as in a fresh process
+    assert frame.select(count_refined_words(pl.col("text"))).to_series().to_list() == [2, 1] and not calls
+    with codepoints.expecting(True):  # a step of a recipe with, say, alphanumeric_filter
+        assert frame.select(count_refined_words(pl.col("text"))).to_series().to_list() == [2, 1]
+    assert calls == [2] and not codepoints.kernels_pay()
+    assert get_op("alphanumeric_filter").loads_kernels and not get_op("words_num_filter").loads_kernels
