@@ -487,7 +487,9 @@ def main() -> None:
     parser.add_argument("--dj-venv", default=None, help="Data-Juicer venv (default $SLUICE_BENCH_DJ_VENV)")
     parser.add_argument("--no-dj", action="store_true", help="Sluice only (no Data-Juicer venv needed)")
     parser.add_argument("--results", default=None, help="results directory (default bench/results[/quick])")
-    parser.add_argument("--work-dir", default=None, help="scratch directory (default bench/.work/run_<time>)")
+    parser.add_argument(
+        "--work-dir", default=None, help="scratch directory, kept (default: bench/.work/run_<time>, removed at the end)"
+    )
     parser.add_argument("--timeout", type=float, default=3600, help="seconds before one run is killed")
     parser.add_argument("--report", action=argparse.BooleanOptionalAction, default=True, help="run report.py after")
     args = parser.parse_args()
@@ -497,6 +499,9 @@ def main() -> None:
         import report
 
         report.main(["--results", str(bench.results)] + (["--quick"] if args.quick else []))
+    if not args.work_dir:  # inputs, recipes and the last exports of every configuration: hundreds of MB per run
+        shutil.rmtree(bench.work, ignore_errors=True)
+        print(f"removed the scratch directory {bench.work} (pass --work-dir to keep one)")
 
 
 if __name__ == "__main__":

@@ -962,7 +962,8 @@ def shard_reference(shard: Shard, text_key: str, content_hash: str) -> InputRef 
     if shard.file.fmt == "jsonl.gz":
         return None
     f = shard.file
-    args = {"version": READER_VERSION, "file": str(f.path), "relpath": f.relpath, "fmt": f.fmt, "key": shard.key}
+    path = str(f.path.absolute())  # read back from any working directory (a run worker's, a later `sluice run`'s)
+    args = {"version": READER_VERSION, "file": path, "relpath": f.relpath, "fmt": f.fmt, "key": shard.key}
     args |= {"index": shard.index, "start": shard.start, "stop": shard.stop, "offset": shard.offset, "end": shard.end}
     return InputRef(SHARD_READER, args | {"text_key": text_key, "xxh3": content_hash})
 
