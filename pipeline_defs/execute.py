@@ -277,10 +277,10 @@ def _unchanged(graph: RecipeGraph, executor: Executor) -> _Planner | None:
     planner = _Planner(graph, sorted(input_shards(recipe), key=shard_order))
     if planner.all_current():
         return planner
-    source = next(k for k, n in graph.nodes.items() if n.kind == "source")
-    stale = planner.stale_shards([source])
     settings = engine_settings(recipe)
     if (settings.executor or executor) == "in_process" and settings.shard_workers <= 1:
+        source = next(k for k, n in graph.nodes.items() if n.kind == "source")
+        stale = planner.stale_shards([source])
         prefetch.start([shard_for_key(recipe.dataset_path, recipe.partition, k) for k in stale], recipe.text_key)
     return None
 

@@ -542,14 +542,14 @@ class CheckpointStore(dg.ConfigurableResource):
         data, meta = self._read_verified(path)
         df = self._decode(data, path, meta)
         if meta.input is not None:
-            df = self._read_input(df, meta, path)
-            FRAMES.put(path, meta, df)
-            return df, meta
-        if df.height != meta.rows:
-            raise CorruptCheckpointError(f"checkpoint {path} has {df.height} rows, its sidecar says {meta.rows}")
-        if meta.base is not None:
+            df = self._read_input(df, meta, path)  # checks the rows it stands for
+        else:
+            if df.height != meta.rows:
+                raise CorruptCheckpointError(f"checkpoint {path} has {df.height} rows, its sidecar says {meta.rows}")
+            if meta.base is None:
+                return df, meta
             df = self._expand(df, meta, path, depth)
-            FRAMES.put(path, meta, df)  # the next selection of it, or the next read, rebuilds nothing
+        FRAMES.put(path, meta, df)  # rebuilt: the next selection of it, or the next read, rebuilds nothing
         return df, meta
 
     @staticmethod

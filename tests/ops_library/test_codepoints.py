@@ -15,6 +15,7 @@ from ops_library.filters.character_repetition_filter import CharacterRepetitionF
 from ops_library.registry import get_op
 from pipeline_defs.corpus import ensure_demo_corpus
 from tests.ops_library.test_reference_agreement_filters import adversarial_texts
+from tests.reference_dj_filters import refined_words
 
 pytestmark = pytest.mark.skipif(codepoints.kernels() is None, reason="numba is not installed")
 
@@ -187,20 +188,12 @@ def test_python_whitespace_is_every_code_point_str_strip_removes() -> None:
     assert "".join(c for c in map(chr, range(sys.maxunicode + 1)) if c.isspace()) == PYTHON_WHITESPACE
 
 
-def _dj_word_count(text: str) -> int:
-    """Data-Juicer's `len(words_refinement(split_on_whitespace(text), strip_chars=SPECIAL_CHARACTERS))`."""
-    from ops_library.text import SPECIAL_CHARACTERS
-
-    words = [w for line in text.split("\n") for part in line.split("\t") for w in part.split(" ") if w]
-    return sum(1 for w in words if any(c not in SPECIAL_CHARACTERS for c in w))
-
-
 def test_refined_word_counts_equal_the_python_definition_and_the_regex(demo_texts: list[str]) -> None:
     from ops_library.text import count_refined_words
 
     texts = [*TEXTS, *demo_texts, "", " \t\n", "--- 1234 !!", "a\u3000b c\u00a0d", "😀 😀x ©"]
     got = codepoints.refined_word_counts(pl.Series(texts)).to_list()
-    assert got == [None if t is None else _dj_word_count(t) for t in texts]
+    assert got == [None if t is None else len(refined_words(t, lower_case=False)) for t in texts]
     assert got == pl.select(count_refined_words(pl.lit(pl.Series(texts)))).to_series().to_list()
 
 
