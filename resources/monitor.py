@@ -215,6 +215,21 @@ def _proc_children_supported(pid: int) -> bool:
     return os.path.exists(f"/proc/{pid}/task/{pid}/children")
 
 
+def _has_children() -> bool:
+    """Whether this process has a child, live or not yet reaped: one `waitid` that reaps nothing (`WNOWAIT`) and
+    waits for nothing (`WNOHANG`); only "no child at all" fails (ECHILD). Children of every thread count."""
+    try:
+        os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:
+        return False
+    except OSError:
+        return True  # cannot tell: scan
+    return True
+
+
+_CAN_WAITID = hasattr(os, "waitid") and hasattr(os, "WNOWAIT")
+
+
 def _linux_descendants(pid: int) -> list[int]:
     """Descendant pids from `/proc/<pid>/task/<tid>/children` (Linux 3.5+ with CONFIG_PROC_CHILDREN). psutil's
     `children()` scans every process on the machine (~1.2 ms here with 80 of them); this reads only the tree."""
@@ -237,6 +252,11 @@ def _linux_descendants(pid: int) -> list[int]:
     return found
 
 
+# This process's psutil handle, whether /proc lists its children, and whether it has IO counters, by pid (a
+# forked child finds its own pid missing and makes its own).
+_SELF_PROBE: dict[int, tuple[psutil.Process, bool, bool]] = {}
+
+
 class _ProcessProbe:
     """CPU time, RSS and disk IO of one process and its live descendants.
 
@@ -245,24 +265,33 @@ class _ProcessProbe:
     """
 
     def __init__(self, pid: int | None, include_children: bool) -> None:
-        self.proc = psutil.Process(pid)
-        self.is_self = self.proc.pid == os.getpid()
-        self._proc_children = _proc_children_supported(self.proc.pid)
+        own = os.getpid()
+        known = _SELF_PROBE.get(own) if pid in (None, own) else None
+        if known is None:
+            self.proc = psutil.Process(pid)
+            self._proc_children = _proc_children_supported(self.proc.pid)
+            try:
+                self.proc.io_counters()
+                self.has_io = True
+            except (AttributeError, psutil.Error, OSError, NotImplementedError):
+                self.has_io = False
+            if self.proc.pid == own:  # what a step's probe finds out about this process, once per process
+                _SELF_PROBE[own] = (self.proc, self._proc_children, self.has_io)
+        else:
+            self.proc, self._proc_children, self.has_io = known
+        self.is_self = self.proc.pid == own
         self.include_children = include_children
         self.alive = True
         self._children: dict[int, psutil.Process] = {}
         self._last_cpu = 0.0
         self._last_rss = 0
         self._last_io: tuple[int, int] | None = None
-        try:
-            self.proc.io_counters()
-            self.has_io = True
-        except (AttributeError, psutil.Error, OSError, NotImplementedError):
-            self.has_io = False
 
     def _descendants(self) -> list[psutil.Process]:
         if not self.include_children:
             return []
+        if self.is_self and _CAN_WAITID and not _has_children():
+            return []  # the scan below reads a file per thread of this process (~0.6 ms with 20 threads)
         if self._proc_children:
             pids = _linux_descendants(self.proc.pid)
         else:
@@ -382,8 +411,8 @@ class ResourceMonitor:
         self.read_gpus = gpus
         self._samples: deque[Sample] = deque(maxlen=max_samples)
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._started = False
+        self._running = False  # between start() and stop(): the shared sampler thread may sample it
         self._probe: _ProcessProbe | None = None
         self._acc = _Accumulator()
         self._t0 = 0.0
@@ -401,14 +430,16 @@ class ResourceMonitor:
     # lifecycle
 
     def start(self) -> ResourceMonitor:
-        if self._thread is not None:
+        if self._started:
             raise RuntimeError("monitor already started")
+        self._started = True
         cpu_clock = time.thread_time()
         self._probe = _ProcessProbe(self.pid, self.include_children)
         if self._probe.is_self:
             self._start_maxrss_mb = _own_maxrss_mb()
         self._t0 = time.monotonic()
-        self._cpu0, _, io = self._probe.read()
+        first = self._probe.read()
+        self._cpu0, _, io = first
         if io is not None:
             self._disk0, self.disk_source = io, "process"
         else:
@@ -418,24 +449,20 @@ class ResourceMonitor:
         if self.read_gpus:
             NVML.read()  # initialise NVML before the first reading, so that its memory is not the step's
         self._rate_base = _RateBase(self._t0, 0.0, psutil.cpu_times(), self._net0)
-        self._stop.clear()
         self.sampler_cpu_seconds += time.thread_time() - cpu_clock
-        self._start_rss_mb = self.sample().rss_mb
-        cpu_clock = time.thread_time()
-        self._thread = threading.Thread(target=self._run, name="sluice-resource-monitor", daemon=True)
-        self._thread.start()
-        self.sampler_cpu_seconds += time.thread_time() - cpu_clock
+        self._start_rss_mb = self.sample(first).rss_mb
+        self._running = True
+        _SAMPLER.add(self, self._t0 + self.interval)
         return self
 
     def stop(self) -> MonitorSummary:
         """Stop sampling, take a last sample, and return the summary; stopping twice is harmless."""
-        if self._thread is None:
+        if not self._started:
             raise RuntimeError("monitor was never started")
         if not self._stopped:
-            cpu_clock = time.thread_time()
-            self._stop.set()
-            self._thread.join()
-            self.sampler_cpu_seconds += time.thread_time() - cpu_clock
+            with self._lock:  # the sampler thread samples under this lock, so none of its samples comes later
+                self._running = False
+            _SAMPLER.remove(self)
             self.sample()
             self._stopped = True
         return self.summary()
@@ -448,33 +475,36 @@ class ResourceMonitor:
     ) -> None:
         self.stop()
 
-    def _run(self) -> None:
-        next_at = self._t0 + self.interval
-        while not self._stop.wait(max(0.0, next_at - time.monotonic())):
-            self.sample()
-            next_at += self.interval
-            now = time.monotonic()
-            if next_at < now:  # fell behind (a suspended machine, a long GIL hold): skip, do not burst
-                next_at = now + self.interval
+    def _sample_if_running(self) -> None:
+        """The sampler thread's sample: none once `stop()` has begun."""
+        cpu_clock = time.thread_time()
+        with self._lock:
+            if not self._running:
+                return
+            sample, fresh = self._take(self._probe)  # type: ignore[arg-type]
+            self._record(sample, fresh)
+            self.sampler_cpu_seconds += time.thread_time() - cpu_clock
 
     # sampling
 
-    def sample(self) -> Sample:
-        """Take one sample now, record it and return it."""
+    def sample(self, reading: tuple[float, int, tuple[int, int] | None] | None = None) -> Sample:
+        """Take one sample now (from `reading`, the probe's, where just taken), record it and return it."""
         if self._probe is None:
             raise RuntimeError("monitor not started")
         cpu_clock = time.thread_time()
         with self._lock:
-            sample, fresh = self._take(self._probe)
+            sample, fresh = self._take(self._probe, reading)
             self._record(sample, fresh)
-        self.sampler_cpu_seconds += time.thread_time() - cpu_clock
+            self.sampler_cpu_seconds += time.thread_time() - cpu_clock
         return sample
 
-    def _take(self, probe: _ProcessProbe) -> tuple[Sample, bool]:
+    def _take(
+        self, probe: _ProcessProbe, reading: tuple[float, int, tuple[int, int] | None] | None = None
+    ) -> tuple[Sample, bool]:
         """The sample, and whether its rates are fresh (measured over at least `MIN_RATE_WINDOW_S`) rather than
         carried over from the previous sample (the first sample, or `stop()` right after a thread sample)."""
         now = time.monotonic()
-        cpu, rss, io = probe.read()
+        cpu, rss, io = reading if reading is not None else probe.read()
         # Monitoring this process: its CPU time includes the sampling's own, which is not the work's.
         sampler = self.sampler_cpu_seconds if probe.is_self else 0.0
         last = self._samples[-1] if self._samples else None
@@ -585,6 +615,60 @@ class ResourceMonitor:
                     for index, g in sorted(acc.gpus.items())
                 ),
             )
+
+
+class _Sampler:
+    """One daemon thread per process that samples every running `ResourceMonitor` when it is due, every
+    `interval` after its start; one that fell behind (a suspended machine, a long GIL hold) skips, never bursts.
+    A thread of its own per monitor cost a thread start and a join per step, each waiting for the GIL."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._due: dict[ResourceMonitor, float] = {}
+        self._thread: threading.Thread | None = None
+
+    def add(self, monitor: ResourceMonitor, at: float) -> None:
+        with self._cond:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="sluice-resource-monitor", daemon=True)
+                self._thread.start()
+            self._due[monitor] = at
+            self._cond.notify()
+
+    def remove(self, monitor: ResourceMonitor) -> None:
+        with self._cond:
+            self._due.pop(monitor, None)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                now = time.monotonic()
+                ready = [m for m, at in self._due.items() if at <= now]
+                if not ready:
+                    self._cond.wait(min(self._due.values()) - now if self._due else None)
+                    continue
+                for m in ready:
+                    after = self._due[m] + m.interval
+                    self._due[m] = after if after >= now else now + m.interval
+            for m in ready:
+                try:
+                    m._sample_if_running()
+                except Exception:  # that monitor stops being sampled (as its own thread would have died), not all
+                    self.remove(m)
+                    threading.excepthook(threading.ExceptHookArgs((*sys.exc_info(), threading.current_thread())))
+
+
+_SAMPLER = _Sampler()
+
+
+def _new_sampler_after_fork() -> None:
+    # A forked child has none of the parent's threads, and its copy of the condition may be held.
+    global _SAMPLER
+    _SAMPLER = _Sampler()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_sampler_after_fork)
 
 
 class StepMonitor:

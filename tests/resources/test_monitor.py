@@ -85,6 +85,64 @@ def test_monitor_sees_a_child_allocating_and_spinning() -> None:
     assert summary.duration_s >= SPIN_S
 
 
+def test_monitoring_this_process_counts_a_child_started_during_the_step() -> None:
+    """This process's monitor skips the scan for descendants while it has no child (one `waitid`); a child
+    started inside the step is found and its CPU time counted while it is still running."""
+    with StepMonitor(interval=3600.0) as step:
+        child = subprocess.Popen(
+            [sys.executable, "-c", CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        try:
+            assert child.stdout is not None and child.stdin is not None
+            child.stdout.readline()
+            child.stdin.write("go\n")
+            child.stdin.flush()
+            child_cpu_s = float(child.stdout.readline())
+        except BaseException:
+            child.kill()
+            raise
+    try:
+        assert step.summary.cpu_seconds >= child_cpu_s - 3 * TICK_S, (step.summary.cpu_seconds, child_cpu_s)
+    finally:
+        assert child.stdin is not None
+        child.stdin.close()
+        child.wait(timeout=HANG_S)
+
+
+def test_monitors_running_together_each_keep_their_interval_and_stop_cleanly() -> None:
+    """One sampler thread serves every running monitor: each is sampled at its own interval, none after stop()."""
+    fast, slow = ResourceMonitor(interval=0.05), ResourceMonitor(interval=3600.0)
+    with slow:
+        with fast:
+            _wait_for_samples(fast, 4)
+        stopped_with = len(fast.samples)
+        time.sleep(0.2)
+        assert len(fast.samples) == stopped_with  # nothing sampled it after stop()
+    assert stopped_with >= 4
+    assert len(slow.samples) == 2  # its start and stop only: never due
+
+
+def _count_samples_in_child(queue: object) -> None:
+    with StepMonitor(interval=0.05) as step:
+        _wait_for_samples(step.monitor, 3)
+    queue.put(step.summary.samples)  # type: ignore[attr-defined]
+
+
+def test_a_forked_child_samples_with_its_own_thread() -> None:
+    """A process forked while the parent's sampler thread runs has no such thread; its monitors start their own."""
+    import multiprocessing
+
+    with StepMonitor(interval=0.05):  # the parent's sampler thread is running when the child forks
+        ctx = multiprocessing.get_context("fork")
+        queue = ctx.Queue()
+        child = ctx.Process(target=_count_samples_in_child, args=(queue,))
+        child.start()
+        samples = queue.get(timeout=HANG_S)
+        child.join(timeout=HANG_S)
+    assert child.exitcode == 0
+    assert samples >= 4  # start, two of its thread's, stop
+
+
 def _wait_for_samples(monitor: ResourceMonitor, count: int) -> None:
     """Wait until `monitor` holds `count` samples: its thread may fall behind on a loaded machine. The deadline
     only bounds a hang (the thread is due every interval)."""
