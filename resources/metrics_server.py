@@ -17,15 +17,16 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse
-from starlette.routing import Route
 
 from resources.monitor import SystemSnapshot, snapshot
+
+if TYPE_CHECKING:  # starlette is imported by create_app: the `sluice` command registers this module's CLI
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, PlainTextResponse
 
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8787
@@ -150,6 +151,10 @@ def render_prometheus(snap: SystemSnapshot) -> str:
 def create_app(ttl_seconds: float = 1.0, source: Callable[[], SystemSnapshot] = snapshot) -> Starlette:
     """The ASGI app. Handlers are plain functions, so Starlette runs them (and the blocking reads) in its thread
     pool. Only GET (and the HEAD Starlette adds) is routed: anything else is 405, unknown paths 404."""
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse, PlainTextResponse
+    from starlette.routing import Route
+
     cache = SnapshotCache(ttl_seconds, source)
     started = time.monotonic()
 
