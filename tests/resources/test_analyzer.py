@@ -8,6 +8,7 @@ import dagster as dg
 import pytest
 
 from resources.analyzer import (
+    HISTORY_CACHE,
     MAX_MB_PER_1K_ROWS,
     MEMORY_FLOOR_MB,
     MIN_PROFILE_ROWS,
@@ -208,3 +209,54 @@ def test_memory_rate_median_ignores_one_model_load_and_is_capped() -> None:
 def test_memory_prediction_has_a_floor() -> None:
     profile = OpProfile.from_steps("op", [_step(10_000, 250.0, 0.0)])
     assert profile.predict(10, 1.2).memory_mb == MEMORY_FLOOR_MB
+
+
+# --- the on-disk cache of records already read ----------------------------------------------------------------
+
+
+def _counting(instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The records each `fetch_materializations` call of `instance` returned (each one deserialized)."""
+    calls: list[int] = []
+    fetch = instance.fetch_materializations
+
+    def counted(*args, **kwargs):
+        result = fetch(*args, **kwargs)
+        calls.append(len(result.records))
+        return result
+
+    monkeypatch.setattr(instance, "fetch_materializations", counted)
+    return calls
+
+
+def test_history_already_read_comes_from_the_cache_and_only_new_materializations_are_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with dg.DagsterInstance.local_temp(str(tmp_path)) as instance:
+        _record_history(instance)
+        first = ResourceUsageAnalyzer(instance).steps([KEY])
+        assert (tmp_path / HISTORY_CACHE).exists()
+        assert sorted(s.partition for s in first) == ["a", "b"]
+
+        calls = _counting(instance, monkeypatch)
+        again = ResourceUsageAnalyzer(instance).steps([KEY])
+        assert again == first and calls == [0, 1]  # nothing new; the newest one read is still there
+
+        assert dg.materialize([op_asset], instance=instance, partition_key="b").success
+        third = ResourceUsageAnalyzer(instance).steps([KEY])
+        assert calls == [0, 1, 1]  # then the new materialization only
+        monkeypatch.undo()
+        (tmp_path / HISTORY_CACHE).unlink()
+        assert third == ResourceUsageAnalyzer(instance).steps([KEY])  # the same as reading everything
+        assert [s.partition for s in third] == ["b", "b", "a"]  # newest first
+
+
+def test_the_cache_keeps_history_records_per_asset_and_forgets_a_wiped_asset(tmp_path: Path) -> None:
+    with dg.DagsterInstance.local_temp(str(tmp_path)) as instance:
+        _record_history(instance)
+        assert dg.materialize([op_asset], instance=instance, partition_key="a").success
+        newest_two = ResourceUsageAnalyzer(instance, history=2).steps([KEY])
+        assert [s.partition for s in newest_two] == ["a", "b"]
+        assert ResourceUsageAnalyzer(instance, history=2).steps([KEY]) == newest_two  # from the cache
+
+        instance.wipe_assets([KEY])
+        assert ResourceUsageAnalyzer(instance, history=2).steps([KEY]) == []  # read again, not the cached steps
