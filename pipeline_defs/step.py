@@ -171,13 +171,19 @@ def concat_dropped(frames: list[pl.DataFrame]) -> pl.DataFrame | None:
 
 def stat_histograms(ops: Sequence[tuple[OpSpec, Op]], kept: pl.DataFrame, dropped: pl.DataFrame | None):
     """A Markdown histogram per single-stat filter of the step, over every row it saw (kept and dropped)."""
+    filters = [(spec, op) for spec, op in ops if isinstance(op, Filter) and op.stat]
     frames = [f for f in (kept, dropped) if f is not None and STATS in f.columns]
-    if not frames:
+    if not filters or not frames:
         return {}
-    stats = pl.concat([f.select(STATS) for f in frames], how="diagonal_relaxed").unnest(STATS)
+    wanted = {op.stat for _, op in filters}
+    parts = []
+    for f in frames:  # only the filters' own stats: the struct carries every earlier op's too
+        fields = [name for name in f.schema[STATS].to_schema() if name in wanted]  # type: ignore[attr-defined]
+        parts.append(f.select(pl.col(STATS).struct.field(*fields)) if fields else pl.DataFrame(height=f.height))
+    stats = pl.concat(parts, how="diagonal_relaxed")
     out = {}
-    for spec, op in ops:
-        if isinstance(op, Filter) and op.stat and op.stat in stats.columns:
+    for spec, op in filters:
+        if op.stat in stats.columns:
             lo, hi = (getattr(op.params, b) for b in op.bounds)
             hi = None if hi is not None and hi >= INF else hi
             out[f"histogram/{op.stat}"] = dg.MetadataValue.md(
