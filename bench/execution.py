@@ -1,7 +1,8 @@
 """Issue 8's targets: what orchestration costs Sluice beside the ops' own work, and beside a plain script.
 
-Two inputs: the demo (`recipes/demo.yaml` on its corpus) and the bench corpus (>= 25k real-text docs, built by
-bench/corpus.py) with the 5-op recipe. For each, --repeats interleaved rounds of:
+Inputs: the demo (`recipes/demo.yaml` on its corpus), the bench corpus (>= 25k real-text docs, built by
+bench/corpus.py) with the 5-op recipe (`bench5`), and, asked for, with issue 13's 10-op recipe (`bench10`, after
+one unmeasured warm-up run that fills numba's kernel cache). For each, --repeats interleaved rounds of:
 
 * `sluice run RECIPE` as a subprocess in a fresh SLUICE_HOME (the corpus already built: the demo corpus is copied
   in, the bench corpus is read where it lies): whole-process wall, and from the job's `job_summary.json` the ops'
@@ -17,7 +18,7 @@ Printed: medians, overhead = (wall - op seconds) / op seconds (job wall and proc
 and whether both kept the same rows. Targets (issue 8): overhead <= 15 %, Sluice <= 1.3x the baseline at
 >= 25k docs on 2 cores, demo <= 8 s from a fresh home, unchanged re-run <= 3 s.
 
-    python bench/execution.py [--repeats 3] [--quick] [--cases demo,bench5]
+    python bench/execution.py [--repeats 3] [--quick] [--cases demo,bench5,bench10]
 """
 
 from __future__ import annotations
@@ -52,15 +53,26 @@ def demo_case(work: Path) -> dict[str, Any]:
 
 
 def bench5_case(work: Path, corpus_dir: Path, docs: int | None, np: int) -> dict[str, Any]:
+    return corpus_case("bench5", run_all.RECIPE_5, work, corpus_dir, docs, np)
+
+
+def bench10_case(work: Path, corpus_dir: Path, docs: int | None, np: int) -> dict[str, Any]:
+    """Issue 13's 10-op recipe (MinHash included) on the bench corpus."""
+    return corpus_case("bench10", run_all.RECIPE_10, work, corpus_dir, docs, np)
+
+
+def corpus_case(
+    name: str, ops: list[tuple[str, dict[str, Any]]], work: Path, corpus_dir: Path, docs: int | None, np: int
+) -> dict[str, Any]:
     manifest = corpus_mod.ensure(corpus_dir)
     if docs:
         source = h.corpus_input(corpus_dir, work / "inputs" / f"docs_{docs}.jsonl", docs)
         dataset, n = Path(source["path"]), source["docs"]
     else:
         dataset, n = corpus_dir / "jsonl", manifest["docs"]
-    recipe = work / "recipes" / "bench5.yaml"
+    recipe = work / "recipes" / f"{name}.yaml"
     recipe.parent.mkdir(parents=True, exist_ok=True)
-    recipe.write_text(run_all.recipe_yaml("bench5", dataset, run_all.RECIPE_5, np))
+    recipe.write_text(run_all.recipe_yaml(name, dataset, ops, np))
     return {"recipe": recipe, "seed_home": lambda home: None, "docs": n}
 
 
@@ -201,14 +213,18 @@ def main() -> None:
     corpus_dir = Path(args.corpus).resolve() if args.corpus else corpus_mod.default_dir()
     docs = args.docs or (3000 if args.quick else None)
     machine = h.machine()
+    if "bench10" in args.cases.split(","):
+        run_all.warm_kernels(work, corpus_dir, args.np or h.cores())
     cases = {}
     for name in args.cases.split(","):
         if name == "demo":
             case = demo_case(work)
         elif name == "bench5":
             case = bench5_case(work, corpus_dir, docs, args.np or h.cores())
+        elif name == "bench10":
+            case = bench10_case(work, corpus_dir, docs, args.np or h.cores())
         else:
-            sys.exit(f"execution: unknown case {name!r} (demo, bench5)")
+            sys.exit(f"execution: unknown case {name!r} (demo, bench5, bench10)")
         print(f"== {name}: {case['recipe']} ({case['docs']:,} docs), {repeats} round(s)", flush=True)
         cases[name] = measure_case(name, case, work, repeats, args.timeout)
     print_table(cases, machine)

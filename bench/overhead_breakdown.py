@@ -14,7 +14,7 @@ wall (they add up to the process wall, less what the timers cannot see):
   the background writers to finish), monitor (per-step resource monitors starting and stopping), recording
   (materialization metadata), and the rest of the step functions.
 
-    python bench/overhead_breakdown.py [--repeats 3] [--cases demo,bench5]
+    python bench/overhead_breakdown.py [--repeats 3] [--cases demo,bench5,bench10]
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import corpus as corpus_mod
 import execution
 import harness as h
+import run_all
 
 # Timers that must only run inside a step body (bench/_timed_run.py checks where each ran).
 NESTED = (
@@ -153,11 +154,15 @@ def main() -> None:
     builders = {
         "demo": lambda: execution.demo_case(work),
         "bench5": lambda: execution.bench5_case(work, args.corpus, None, np),
+        "bench10": lambda: execution.bench10_case(work, args.corpus, None, np),
     }
     machine = h.machine()
+    if "bench10" in args.cases.split(","):
+        corpus_mod.ensure(args.corpus)
+        run_all.warm_kernels(work, args.corpus, np)
     cases = {}
     for name in args.cases.split(","):
-        if name == "bench5":
+        if name in ("bench5", "bench10"):
             corpus_mod.ensure(args.corpus)
         cases[name] = measure_case(name, builders[name](), work, args.repeats)
     print_table(cases, machine)

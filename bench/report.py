@@ -630,6 +630,14 @@ def machine_lines(data: dict[str, Any]) -> list[str]:
         "with pages shared between forked workers counted once, sampled every second); each run starts after "
         "`os.sync()`."
     )
+    warm = [d["warm_up_s"] for d in data.values() if d.get("warm_up_s") is not None]
+    if warm:
+        lines.append(
+            "- Before its first measured run each script makes one unmeasured `sluice run` of the 10-op recipe on "
+            "2,000 docs, in both MinHash hash modes: numba compiles Sluice's kernels into their on-disk cache the "
+            "first time each is used on a machine (a fresh clone), once. The warm-up took "
+            f"{min(warm):.1f}–{max(warm):.1f} s here: two small runs, plus that compilation where the cache was cold."
+        )
     if quick:
         lines.append("- **Smoke run (`--quick`): a few thousand documents and one run each; not the benchmark.**")
     return lines
