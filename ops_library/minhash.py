@@ -163,7 +163,8 @@ def _numba_kernels():  # -> tuple of two numba functions, or None when numba is 
         return None
 
     # Both take a text's shingle hashes four at a time: one pass over the permutations then folds in all four,
-    # loading a, b and the running minima once per four (as the one-pass kernel below does).
+    # loading a, b and the running minima once per four (as the one-pass kernel below does). The fold is written
+    # out in each kernel: a jitted helper they both call made numba miss its on-disk cache in every new process.
     @numba.njit(parallel=True, cache=True, nogil=True)
     def fast_kernel(hashes, offsets, a, b, out):  # pragma: no cover - compiled
         s32 = np.uint64(32)
