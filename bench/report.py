@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 from pathlib import Path
 from typing import Any
@@ -177,12 +178,8 @@ def minhash_after_kernel_load(minhash: dict[str, Any], tool: str) -> float | Non
         for run in (minhash.get("runs") or {}).get(tool, [])
         if run.get("rc") == 0 and (s := (run.get("extra") or {}).get("seconds")) and "kernel_load" in s
     ]
-    if not docs or not spans:
-        return None
-    spans.sort()
-    mid = len(spans) // 2
-    median = spans[mid] if len(spans) % 2 else (spans[mid - 1] + spans[mid]) / 2
-    return round(docs / median) if median > 0 else None
+    median = statistics.median(spans) if spans else None
+    return round(docs / median) if docs and median else None
 
 
 def section_targets(data: dict[str, Any]) -> list[str]:

@@ -21,7 +21,7 @@ import re
 import statistics
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import dagster as dg
@@ -140,15 +140,13 @@ class _HistoryCache:
             return  # a read-only instance directory: read from the instance next time
 
 
-_ROW_FIELDS = ("partition", "run_id", "timestamp", "rows_in", "rows_out", "seconds", "peak_rss_mb", "cpu_seconds")
-
-
 def _row(step: StepRecord) -> list[Any]:
-    return [getattr(step, f) for f in _ROW_FIELDS] + [step.rss_delta_mb]
+    """StepRecord's fields after its asset key, in order (the key is the entry's)."""
+    return [getattr(step, f.name) for f in fields(StepRecord)[1:]]
 
 
 def _step(key: dg.AssetKey, row: list[Any]) -> StepRecord:
-    # a row is [storage id, *_ROW_FIELDS, rss_delta_mb]; [storage id] alone: a materialization without the figures
+    # a row is [storage id, *_row(step)]; [storage id] alone: a materialization without the figures
     return StepRecord(key, *row[1:])
 
 

@@ -412,7 +412,6 @@ class ResourceMonitor:
         self._samples: deque[Sample] = deque(maxlen=max_samples)
         self._lock = threading.Lock()
         self._started = False
-        self._running = False  # between start() and stop(): the shared sampler thread may sample it
         self._probe: _ProcessProbe | None = None
         self._acc = _Accumulator()
         self._t0 = 0.0
@@ -451,7 +450,6 @@ class ResourceMonitor:
         self._rate_base = _RateBase(self._t0, 0.0, psutil.cpu_times(), self._net0)
         self.sampler_cpu_seconds += time.thread_time() - cpu_clock
         self._start_rss_mb = self.sample(first).rss_mb
-        self._running = True
         _SAMPLER.add(self, self._t0 + self.interval)
         return self
 
@@ -461,10 +459,9 @@ class ResourceMonitor:
             raise RuntimeError("monitor was never started")
         if not self._stopped:
             with self._lock:  # the sampler thread samples under this lock, so none of its samples comes later
-                self._running = False
+                self._stopped = True
             _SAMPLER.remove(self)
             self.sample()
-            self._stopped = True
         return self.summary()
 
     def __enter__(self) -> ResourceMonitor:
@@ -477,13 +474,7 @@ class ResourceMonitor:
 
     def _sample_if_running(self) -> None:
         """The sampler thread's sample: none once `stop()` has begun."""
-        cpu_clock = time.thread_time()
-        with self._lock:
-            if not self._running:
-                return
-            sample, fresh = self._take(self._probe)  # type: ignore[arg-type]
-            self._record(sample, fresh)
-            self.sampler_cpu_seconds += time.thread_time() - cpu_clock
+        self._sample(None, unless_stopped=True)
 
     # sampling
 
@@ -491,9 +482,18 @@ class ResourceMonitor:
         """Take one sample now (from `reading`, the probe's, where just taken), record it and return it."""
         if self._probe is None:
             raise RuntimeError("monitor not started")
+        sample = self._sample(reading)
+        assert sample is not None
+        return sample
+
+    def _sample(
+        self, reading: tuple[float, int, tuple[int, int] | None] | None, unless_stopped: bool = False
+    ) -> Sample | None:
         cpu_clock = time.thread_time()
         with self._lock:
-            sample, fresh = self._take(self._probe, reading)
+            if unless_stopped and self._stopped:
+                return None
+            sample, fresh = self._take(self._probe, reading)  # type: ignore[arg-type]
             self._record(sample, fresh)
             self.sampler_cpu_seconds += time.thread_time() - cpu_clock
         return sample
