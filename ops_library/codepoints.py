@@ -21,6 +21,7 @@ of a frame on its own threads, and the step cuts a shard into as many chunks as 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 import re
 import sys
@@ -108,24 +109,23 @@ def loaded() -> bool:
 
 # True inside the steps of a recipe with an op that loads the kernels whatever happens (`Op.loads_kernels`): an op
 # before it that could do without them (word counts, dedup normalization) may as well use them, since numba's
-# start (~0.5 s) is paid by that job anyway.
-_expected = False
+# start (~0.5 s) is paid by that job anyway. Per thread: `sluice run`'s prefetch works on a thread of its own.
+_expected: contextvars.ContextVar[bool] = contextvars.ContextVar("sluice_kernels_expected", default=False)
 
 
 @contextlib.contextmanager
 def expecting(expected: bool) -> Iterator[None]:
     """Inside, `kernels_pay` counts the kernels as paid for when `expected` (the step's recipe loads them)."""
-    global _expected
-    previous, _expected = _expected, expected
+    token = _expected.set(expected)
     try:
         yield
     finally:
-        _expected = previous
+        _expected.reset(token)
 
 
 def kernels_pay() -> bool:
     """Whether an op that can do without the kernels should use them: they are loaded, or this job loads them."""
-    return (loaded() or _expected) and kernels() is not None
+    return (loaded() or _expected.get()) and kernels() is not None
 
 
 @functools.cache

@@ -29,7 +29,7 @@ from typing import Literal
 
 import dagster as dg
 
-from pipeline_defs import prefetch
+from pipeline_defs import console, prefetch
 from pipeline_defs.export import export_is_current, last_report
 from pipeline_defs.fingerprints import Fingerprints
 from pipeline_defs.graph import RecipeGraph, build_recipe_graph, input_shards, registered_shards, sync_shards
@@ -42,6 +42,7 @@ from pipeline_defs.retention import drop_intermediates
 from pipeline_defs.shards import shard_content_hash, shard_for_key, shard_order
 from pipeline_defs.step import checkpoint_problem, is_current
 from resources.analyzer import ResourceUsageAnalyzer
+from resources.hardware import Hardware, usable_cpus
 from resources.monitor import ResourceMonitor
 from resources.planner import Plan
 from resources.pools import apply_pool_limits
@@ -86,6 +87,7 @@ def process_instance() -> dg.DagsterInstance:
     key = (os.getpid(), home, config.stat().st_mtime_ns if config.exists() else None)
     if _INSTANCE is None or _INSTANCE[0] != key:
         _INSTANCE = (key, dg.DagsterInstance.get())
+        console.settle()  # the storage modules it imported: frozen, in the `sluice` command's process
     return _INSTANCE[1]
 
 
@@ -280,8 +282,18 @@ def _unchanged(graph: RecipeGraph, executor: Executor) -> _Planner | None:
     settings = engine_settings(recipe)
     if (settings.executor or executor) == "in_process" and settings.shard_workers <= 1:
         source = next(k for k, n in graph.nodes.items() if n.kind == "source")
-        stale = planner.stale_shards([source])
-        prefetch.start([shard_for_key(recipe.dataset_path, recipe.partition, k) for k in stale], recipe.text_key)
+        stale = sorted(planner.stale_shards([source]), key=shard_order)
+        # the first phase's steps take in shard order, step by step: only where one run holds every stale shard
+        one_run = not settings.max_partitions_per_run or settings.max_partitions_per_run >= len(stale)
+        prefetch.start(
+            [shard_for_key(recipe.dataset_path, recipe.partition, k) for k in stale],
+            recipe.text_key,
+            graph.ahead if one_run else (),
+            source=graph.nodes[source],
+            chunks=max(1, min(settings.usable(Hardware(cpus=usable_cpus(), memory_gb=0.0)).cpus, recipe.np)),
+            loads_kernels=any(spec.op_class.loads_kernels for spec in recipe.process),
+            monitor_interval_s=settings.monitor_interval_s,
+        )
     return None
 
 

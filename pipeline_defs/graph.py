@@ -118,6 +118,8 @@ class RecipeGraph:
     row_assets: list[dg.AssetKey]
     checks: list[dg.AssetChecksDefinition] = field(default_factory=list)
     shard_fns: dict[dg.AssetKey, Any] = field(default_factory=dict)
+    # The first phase's row steps `sluice run` may work ahead of their Dagster steps (pipeline_defs/prefetch.py).
+    ahead: list[prefetch.AheadStep] = field(default_factory=list)
 
     @property
     def group(self) -> str:
@@ -183,6 +185,8 @@ class _Factory:
         # asset -> fn(store, alloc, shard, upstream fps, retries): one shard of the step (also in a worker)
         self.shard_fns: dict[dg.AssetKey, Any] = {}
         self.gpu_nodes: set[dg.AssetKey] = set()  # steps whose ops take a device: never in worker processes
+        self.ahead: list[prefetch.AheadStep] = []
+        self.ahead_open = True  # no row step has stopped the chain worked ahead yet
         self.io_key = io_manager_key(recipe)
         self.store_key = store_key(recipe)
         self.pool_key = pool_key(recipe)
@@ -501,20 +505,38 @@ class _Factory:
         body = self._partitioned_body(node, ups, lambda: step_request(recipe, load_plan(recipe), step.ops, step.name))
         key = self._add(row_asset, node)
         self.row_assets.append(key)
+        # Worked ahead by `sluice run` (pipeline_defs/prefetch.py): the first phase's row steps up to the first
+        # one with an op that takes a device or is not Sluice's own (a custom op may have side effects, which
+        # must happen in its step, under its retry policy).
+        own = all(s.op_class.__module__.startswith("ops_library.") for s in step.ops)
+        if self.ahead_open and self.nodes[key].phase == 0 and index_key is None and own and not self.on_gpu(node):
+            self.ahead.append(prefetch.AheadStep(step.name, self.nodes[key], step.ops))
+        else:
+            self.ahead_open = False
         return key
 
     def _row_shard(self, node, ops, store, alloc, k, fps, upstream, index_key, retries) -> ShardResult:
         t0 = time.perf_counter()
         base = store.read_base(store.path(upstream.path, k))
-        df = spread(base.frame, alloc.chunks)
-        first = dedup_first(index_slice(store, index_key.path, k)) if index_key is not None else None
-        with StepMonitor(interval=self.settings.monitor_interval_s) as usage, codepoints.expecting(self.loads_kernels):
-            kept, dropped, per_op = run_ops(ops, df, k, first, alloc.run_kwargs())
+        fp = node_fingerprint(node, fps)
+        # worked while `sluice run` started its runs and ran the steps before this one (pipeline_defs/prefetch.py)
+        ahead = prefetch.take_step(node.key.path[-1], k, fp) if index_key is None and retries == 0 else None
+        if ahead is not None and ahead.rows_in == base.frame.height:
+            df, (kept, dropped, per_op), usage = base.frame, (ahead.kept, ahead.dropped, ahead.per_op), ahead.usage
+        else:
+            ahead, df = None, spread(base.frame, alloc.chunks)
+            first = dedup_first(index_slice(store, index_key.path, k)) if index_key is not None else None
+            with StepMonitor(self.settings.monitor_interval_s) as monitor, codepoints.expecting(self.loads_kernels):
+                kept, dropped, per_op = run_ops(ops, df, k, first, alloc.run_kwargs())
+            usage = monitor.metadata()
         # Rows a filter keeps or drops are stored as a selection of the checkpoint they came from.
-        out = StepOutput(kept, concat_dropped(dropped), node_fingerprint(node, fps), base)
+        out = StepOutput(kept, concat_dropped(dropped), fp, base)
         store.write_step(node.key.path, k, out)
-        seconds = time.perf_counter() - t0
-        meta = step_metadata(df.height, out, seconds, per_op) | usage.metadata()
+        # the step's own seconds, and the work done ahead of it (slowed by what it overlapped: an upper bound)
+        seconds = time.perf_counter() - t0 + (ahead.seconds if ahead is not None else 0.0)
+        meta = step_metadata(df.height, out, seconds, per_op) | usage
+        if ahead is not None:
+            meta |= {"ran_ahead": True, "ahead_seconds": round(ahead.seconds, 4)}
         meta |= stat_histograms(ops, out.kept, out.dropped)
         in_mb = df.estimated_size("mb")
         meta |= {
@@ -791,4 +813,5 @@ def build_recipe_graph(recipe: Recipe) -> RecipeGraph:
         row_assets=factory.row_assets,
         checks=factory.checks,
         shard_fns=factory.shard_fns,
+        ahead=factory.ahead,
     )

@@ -1,15 +1,26 @@
-"""The source's parse of stale input shards, started by `sluice run` before its Dagster runs.
+"""The first phase's work on stale input shards, started by `sluice run` ahead of its Dagster steps.
 
 Before the first step runs, `sluice run` spends about a second in Python that holds the GIL: opening (or
-creating) the Dagster instance, planning, registering partitions, starting the first run. The source's parse is
-mostly polars work that does not hold it. So when the job's source has stale shards, a thread parses them, in
-input order, while the rest starts; the source step then takes each shard's rows from here (`take`) instead of
-parsing it again, provided the shard's bytes still hash to what was parsed. Nothing else changes: the step checks
-its accounting, writes its checkpoint and records its materialization as before, with `prefetched: true` and the
-parse's own seconds in its metadata.
+creating) the Dagster instance, planning, registering partitions, starting the first run; and each step then
+spends a tenth of a second or so in Dagster (its events, its materializations, its checkpoint writes). The
+source's parse and the ops are mostly polars (and numba) work that does not hold the GIL. So when the job's source
+has stale shards, a thread does the first phase's work while the rest goes on, in the order the steps will ask
+for it: it parses every shard, in input order, then runs the first row step's ops on each parsed shard, then the
+next row step's on those outputs, and so on through the row steps of the first phase (`AheadStep`, in
+`RecipeGraph.ahead`: those before the first global stage, whose ops take no device).
 
-Only for steps that run in this process (the in-process executor without shard workers); at most `budget_bytes`
-of parsed frames wait here at once, so a large input is parsed ahead by a few shards, not read into memory.
+Each step takes its shards' results from here instead of computing them: the source step a shard's rows
+(`take`), provided the shard's bytes still hash to what was parsed; a row step a shard's kept and dropped rows and
+per-op stats (`take_step`), provided the fingerprint the step computed from its upstream checkpoints is the one
+the thread computed for what it ran on: the same op code on the same bytes, so the same rows. Nothing else
+changes: the step checks its accounting, writes its checkpoint and records its materialization as before, with
+`prefetched: true` (source) or `ran_ahead: true` (row step) and the work's own seconds in its metadata. Whatever
+fails here (an op raising, a shard whose bytes changed) is left to the step, which computes it itself and reports
+the error where it belongs.
+
+Only for steps that run in this process (the in-process executor without shard workers, every stale shard in one
+run); at most `budget_bytes` of results wait here at once, so a large input is worked ahead by a few shards, not
+read into memory.
 """
 
 from __future__ import annotations
@@ -17,11 +28,19 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
+import polars as pl
+
+from ops_library import codepoints
+from pipeline_defs.fingerprints import node_fingerprint
+from pipeline_defs.recipe import OpSpec
 from pipeline_defs.shards import Shard, ShardRead, read_shard, shard_content_hash
+from pipeline_defs.step import run_ops, spread
+from resources.monitor import StepMonitor
 
-BUDGET_BYTES = 512 << 20  # parsed frames waiting for the source step, at most
+BUDGET_BYTES = 512 << 20  # results waiting for their steps, at most
 
 
 @dataclass
@@ -31,70 +50,162 @@ class Parsed:
     seconds: float
 
 
-class SourcePrefetch:
-    """A thread parsing `shards` in order; `take` hands each one's rows to the source step once."""
+@dataclass
+class Computed:
+    """A row step's ops on one shard, run ahead: what `run_ops` returned, and how it went."""
 
-    def __init__(self, shards: Sequence[Shard], text_key: str, budget_bytes: int = BUDGET_BYTES) -> None:
+    fingerprint: str
+    rows_in: int
+    kept: pl.DataFrame
+    dropped: list[pl.DataFrame]
+    per_op: list[dict[str, Any]]
+    seconds: float
+    usage: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AheadStep:
+    """A row step of the first phase: its name, how its fingerprint is derived (a `graph.Node`: `code` over its
+    upstream's fingerprint) and its ops' specs (the thread builds instances of its own: ops keep per-run state)."""
+
+    name: str
+    node: Any
+    specs: Sequence[OpSpec]
+
+
+class Prefetch:
+    """A thread working ahead in the order the steps take: position `s * len(shards) + i` is step `s` (0: the
+    source's parse) on shard `i`. `take`/`take_step` hand each result over once; a position the steps went past
+    without taking is let go (and a shard whose chain broke is not worked further)."""
+
+    def __init__(
+        self,
+        shards: Sequence[Shard],
+        text_key: str,
+        steps: Sequence[AheadStep] = (),
+        *,
+        source: Any = None,
+        chunks: int = 1,
+        loads_kernels: bool = False,
+        monitor_interval_s: float = 0.5,
+        budget_bytes: int = BUDGET_BYTES,
+    ) -> None:
         self.text_key = text_key
         self.budget_bytes = budget_bytes
         self._shards = list(shards)
-        self._position = {s.key: i for i, s in enumerate(self._shards)}
-        self._done: dict[str, Parsed | None] = {}  # None: the parse failed (the step parses it itself)
-        self._next = 0  # shards before this position are taken (or skipped by the step): not parsed, not held
+        self._steps = list(steps) if source is not None else []
+        self._source = source  # the source's `graph.Node`: its fingerprint starts every shard's chain
+        self._chunks = chunks
+        self._loads_kernels = loads_kernels
+        self._interval = monitor_interval_s
+        self._index = {s.key: i for i, s in enumerate(self._shards)}
+        self._step_index = {st.name: n + 1 for n, st in enumerate(self._steps)}
+        self._ops: dict[str, list] = {}  # each step's op instances, built by the thread
+        self._done: dict[int, Parsed | Computed | None] = {}  # None: failed (the step computes it itself)
+        self._next = 0  # positions before this one are taken or let go: not worked, not held
         self._held = 0
         self._cond = threading.Condition()
         self._stopped = False
-        self._thread = threading.Thread(target=self._run, name="sluice-source-prefetch", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="sluice-prefetch", daemon=True)
         self._thread.start()
 
+    # --- the thread ---------------------------------------------------------------------------------------------
+
     def _run(self) -> None:
-        for i, shard in enumerate(self._shards):
-            with self._cond:
-                # Wait while the frames already parsed (and not yet taken) fill the budget.
-                self._cond.wait_for(lambda: self._stopped or self._held < self.budget_bytes)
-                if self._stopped:
-                    return
-                if i < self._next:
-                    continue  # the step went past it
-            t0 = time.perf_counter()
-            try:
-                before = shard_content_hash(shard)
-                read = read_shard(shard, self.text_key)
-                parsed = Parsed(read, before, time.perf_counter() - t0)
-                if shard_content_hash(shard) != before:  # the file changed while it was read
-                    parsed = None
-            except Exception:  # the step parses the shard again and reports the error itself
-                parsed = None
-            with self._cond:
-                if i < self._next or self._stopped:
-                    continue
-                self._done[shard.key] = parsed
-                self._held += _size(parsed)
-                self._cond.notify_all()
+        n = len(self._shards)
+        frames: list[pl.DataFrame | None] = [None] * n  # each shard's latest output, the next step's input
+        fps: list[str | None] = [None] * n
+        with codepoints.expecting(self._loads_kernels):
+            for s in range(len(self._steps) + 1):
+                for i, shard in enumerate(self._shards):
+                    pos = s * n + i
+                    with self._cond:
+                        # Wait while the results already worked (and not yet taken) fill the budget.
+                        self._cond.wait_for(lambda: self._stopped or self._held < self.budget_bytes)
+                        if self._stopped:
+                            return
+                        gone = pos < self._next  # the steps went past it
+                    if gone or (s > 0 and frames[i] is None):
+                        frames[i] = None  # the chain of this shard is broken: the steps compute the rest
+                        continue
+                    result = self._parse(shard) if s == 0 else self._work(self._steps[s - 1], shard, frames[i], fps[i])
+                    if isinstance(result, Parsed):
+                        frames[i] = result.read.kept
+                        fps[i] = node_fingerprint(self._source, [result.content_hash]) if self._steps else None
+                    elif isinstance(result, Computed):
+                        frames[i], fps[i] = result.kept, result.fingerprint
+                    else:
+                        frames[i] = None
+                    if s == len(self._steps):
+                        frames[i] = None  # nothing reads it any more
+                    with self._cond:
+                        if pos < self._next or self._stopped:
+                            continue
+                        self._done[pos] = result
+                        self._held += _size(result)
+                        self._cond.notify_all()
+
+    def _parse(self, shard: Shard) -> Parsed | None:
+        t0 = time.perf_counter()
+        try:
+            before = shard_content_hash(shard)
+            read = read_shard(shard, self.text_key)
+            if shard_content_hash(shard) != before:  # the file changed while it was read
+                return None
+            return Parsed(read, before, time.perf_counter() - t0)
+        except Exception:  # the step parses the shard again and reports the error itself
+            return None
+
+    def _work(self, step: AheadStep, shard: Shard, df: pl.DataFrame | None, upstream_fp: str | None) -> Computed | None:
+        assert df is not None and upstream_fp is not None
+        t0 = time.perf_counter()
+        try:
+            ops = self._ops.get(step.name) or self._ops.setdefault(step.name, [(s, s.build()) for s in step.specs])
+            with StepMonitor(interval=self._interval) as usage:
+                kept, dropped, per_op = run_ops(ops, spread(df, self._chunks), shard.key)
+        except Exception:  # the step runs the ops itself and reports the error on its shard
+            return None
+        fp = node_fingerprint(step.node, [upstream_fp])
+        return Computed(fp, df.height, kept, dropped, per_op, time.perf_counter() - t0, usage.metadata())
+
+    # --- the steps ----------------------------------------------------------------------------------------------
+
+    def _take(self, pos: int) -> Parsed | Computed | None:
+        with self._cond:
+            if pos < self._next:
+                return None
+            # The steps take in position order: the positions before this one not taken, they never will.
+            for gone in range(self._next, pos):
+                self._held -= _size(self._done.pop(gone, None))
+            self._next = pos
+            self._cond.notify_all()
+            self._cond.wait_for(lambda: pos in self._done or self._stopped or not self._thread.is_alive())
+            self._next = pos + 1
+            result = self._done.pop(pos, None)
+            self._held -= _size(result)
+            self._cond.notify_all()
+        return result
 
     def take(self, shard: Shard, content_hash: str) -> Parsed | None:
         """The parse of `shard` (waiting for it if it is under way), or None: not prefetched, failed, or its bytes
         do not hash to `content_hash` (the step then parses the shard itself)."""
-        with self._cond:
-            at = self._position.get(shard.key)
-            if at is None or at < self._next:
-                return None
-            # The step takes shards in input order: those before this one that it has not taken, it never will.
-            for skipped in self._shards[self._next : at]:
-                self._held -= _size(self._done.pop(skipped.key, None))
-            self._next = at
-            self._cond.notify_all()
-            self._cond.wait_for(lambda: shard.key in self._done or self._stopped or not self._thread.is_alive())
-            self._next = at + 1
-            parsed = self._done.pop(shard.key, None)
-            self._held -= _size(parsed)
-            self._cond.notify_all()
-        if parsed is None or parsed.content_hash != content_hash:
+        i = self._index.get(shard.key)
+        parsed = None if i is None else self._take(i)
+        if not isinstance(parsed, Parsed) or parsed.content_hash != content_hash:
             return None
         return parsed
 
+    def take_step(self, step: str, shard: str, fingerprint: str) -> Computed | None:
+        """Row step `step`'s result on `shard` (waiting for it if it is under way), or None: not worked ahead,
+        failed, or computed from other input than the step's (`fingerprint`: the step then runs its ops)."""
+        s, i = self._step_index.get(step), self._index.get(shard)
+        computed = None if s is None or i is None else self._take(s * len(self._shards) + i)
+        if not isinstance(computed, Computed) or computed.fingerprint != fingerprint:
+            return None
+        return computed
+
     def stop(self) -> None:
-        """No more parses; what is held is dropped."""
+        """No more work; what is held is dropped."""
         with self._cond:
             self._stopped = True
             self._done.clear()
@@ -102,23 +213,25 @@ class SourcePrefetch:
             self._cond.notify_all()
 
 
-def _size(parsed: Parsed | None) -> int:
-    if parsed is None:
-        return 0
-    return int(parsed.read.kept.estimated_size()) + int(parsed.read.quarantined.estimated_size())
+def _size(result: Parsed | Computed | None) -> int:
+    if isinstance(result, Parsed):
+        return int(result.read.kept.estimated_size()) + int(result.read.quarantined.estimated_size())
+    if isinstance(result, Computed):
+        return int(result.kept.estimated_size()) + sum(int(d.estimated_size()) for d in result.dropped)
+    return 0
 
 
-_current: SourcePrefetch | None = None
+_current: Prefetch | None = None
 _lock = threading.Lock()
 
 
-def start(shards: Sequence[Shard], text_key: str) -> SourcePrefetch | None:
-    """Start parsing `shards` for this process's next source step (replacing any earlier prefetch)."""
+def start(shards: Sequence[Shard], text_key: str, steps: Sequence[AheadStep] = (), **kwargs: Any) -> Prefetch | None:
+    """Start working ahead on `shards` for this process's next steps (replacing any earlier prefetch)."""
     global _current
     with _lock:
         if _current is not None:
             _current.stop()
-        _current = SourcePrefetch(shards, text_key) if shards else None
+        _current = Prefetch(shards, text_key, steps, **kwargs) if shards else None
         return _current
 
 
@@ -126,6 +239,12 @@ def take(shard: Shard, content_hash: str) -> Parsed | None:
     """The prefetched parse of `shard`, if `sluice run` started one in this process and it matches."""
     current = _current
     return None if current is None else current.take(shard, content_hash)
+
+
+def take_step(step: str, shard: str, fingerprint: str) -> Computed | None:
+    """Row step `step`'s result on `shard`, if `sluice run` worked it ahead in this process and it matches."""
+    current = _current
+    return None if current is None else current.take_step(step, shard, fingerprint)
 
 
 def stop() -> None:

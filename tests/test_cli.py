@@ -109,6 +109,38 @@ def test_console_script_tunes_only_its_own_collector(tmp_path: Path, sluice_home
     assert (tmp_path / "second" / "out.jsonl").read_bytes() == in_process
 
 
+def test_the_console_script_freezes_what_opening_the_instance_imported(tmp_path: Path, sluice_home: Path) -> None:
+    """The instance's storage modules are imported when a command first opens it, after the script froze its
+    imports: `settle` freezes them too, in the script's process only (here, where `cli.main` is called from a
+    test, opening an instance leaves the collector as it was)."""
+    probe = (
+        "import gc\n"
+        "from pipeline_defs import console\n"
+        "console.start()\n"
+        "from pipeline_defs import execute\n"
+        "console.ready()\n"
+        "before = gc.get_freeze_count()\n"
+        "execute.instance_ready()\n"
+        "print('FROZEN', before, gc.get_freeze_count(), gc.isenabled())\n"
+    )
+    env = {**os.environ, "SLUICE_HOME": str(tmp_path / "home2"), "DAGSTER_HOME": str(tmp_path / "home2" / "dh")}
+    done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    _, before, after, enabled = [ln for ln in done.stdout.splitlines() if ln.startswith("FROZEN ")][-1].split()
+    assert int(after) > int(before) + 20_000 and enabled == "True"
+
+    from pipeline_defs import execute
+
+    frozen = gc.get_freeze_count()
+    monkey = execute._INSTANCE
+    try:
+        execute._INSTANCE = None  # opened afresh in this process
+        execute.instance_ready()
+    finally:
+        execute._INSTANCE = monkey
+    assert gc.get_freeze_count() == frozen
+
+
 def test_python_m_pipeline_defs_is_the_sluice_command(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "pipeline_defs", "validate", str(tmp_path / "missing.yaml")],

@@ -63,23 +63,24 @@ def test_an_unchanged_rerun_reports_the_same_job_without_opening_the_instance(
     def refuse() -> dg.DagsterInstance:
         raise AssertionError("the Dagster instance was opened")
 
-    monkeypatch.setattr(execute, "instance_ready", refuse)
-    again = run_recipe(path, echo=lambda _: None)
-    assert (again.runs, again.steps, again.skipped) == (0, 0, first.steps)
-    assert len(_calls(counter)) == first.partitions  # the counting op ran once per shard, in the first job only
-    before, after = (json.loads((r.job_dir / "job_summary.json").read_text()) for r in (first, again))
-    for field in ("status", "counts", "per_partition", "per_op", "export_path"):
-        assert after[field] == before[field], field
-    before_start, after_start = (_events(r.job_dir)[0] for r in (first, again))
-    assert after_start["metadata"]["pool_limits"] == before_start["metadata"]["pool_limits"]
+    with monkeypatch.context() as patched:  # leaving it undoes this patch only (the home stays the test's)
+        patched.setattr(execute, "instance_ready", refuse)
+        again = run_recipe(path, echo=lambda _: None)
+        assert (again.runs, again.steps, again.skipped) == (0, 0, first.steps)
+        assert len(_calls(counter)) == first.partitions  # the counting op ran once per shard, in the first job
+        before, after = (json.loads((r.job_dir / "job_summary.json").read_text()) for r in (first, again))
+        for field in ("status", "counts", "per_partition", "per_op", "export_path"):
+            assert after[field] == before[field], field
+        before_start, after_start = (_events(r.job_dir)[0] for r in (first, again))
+        assert after_start["metadata"]["pool_limits"] == before_start["metadata"]["pool_limits"]
 
-    # a changed input needs the instance: one more line in one file
-    with (data / "b.jsonl").open("a") as fh:
-        fh.write(json.dumps({"text": "one more line of text for the changed input", "n": 99}) + "\n")
-    with pytest.raises(AssertionError, match="instance was opened"):
-        run_recipe(path, echo=lambda _: None)
-    monkeypatch.undo()
+        # a changed input needs the instance: one more line in one file
+        with (data / "b.jsonl").open("a") as fh:
+            fh.write(json.dumps({"text": "one more line of text for the changed input", "n": 99}) + "\n")
+        with pytest.raises(AssertionError, match="instance was opened"):
+            run_recipe(path, echo=lambda _: None)
     changed = run_recipe(path, echo=lambda _: None)
+    assert str(changed.recipe.checkpoint_root).startswith(str(sluice_home))
     assert changed.runs > 0 and changed.export["input"] == first.export["input"] + 1
 
 
@@ -240,6 +241,12 @@ def test_shard_workers_spread_a_steps_shards_over_processes_with_the_same_output
     assert len(sources) == one.partitions and all(m.metadata["prefetched"].value for m in sources)
     assert all(m.metadata["parse_seconds"].value > 0 for m in sources)
     assert all("prefetched" not in m.metadata for m in _materializations(["two", "source"]))
+    # ... and so were the ops of the row steps before the first global stage (not those after it)
+    ahead = _materializations(["one", "op01_text_length_filter"])
+    assert len(ahead) == one.partitions and all(m.metadata["ran_ahead"].value for m in ahead)
+    assert all(m.metadata["ahead_seconds"].value > 0 for m in ahead)
+    assert all("ran_ahead" not in m.metadata for m in _materializations(["one", "op02_document_deduplicator"]))
+    assert all("ran_ahead" not in m.metadata for m in _materializations(["two", "op01_text_length_filter"]))
     assert prefetch._current is None
 
 
