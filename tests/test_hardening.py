@@ -71,7 +71,9 @@ def test_rows_that_do_not_reconcile_fail_the_job_with_the_counts(tmp_path: Path,
     with pytest.raises(RunFailedError, match=r"rows do not reconcile in 1 shards: .*: input \d+ != kept \d+"):
         run_recipe(path, echo=lambda _: None)
     assert main(["run", str(path)]) == 1
-    summary = json.loads(sorted((sluice_home / "jobs").glob("*_rec_*/job_summary.json"))[-1].read_text())
+    # the newest job's summary (job ids sort by the second they started in, then by a random suffix)
+    newest = max((sluice_home / "jobs").glob("*_rec_*/job_summary.json"), key=lambda p: p.stat().st_mtime_ns)
+    summary = json.loads(newest.read_text())
     assert summary["status"] == "failed" and "reconcile" in summary["error"]
 
 
