@@ -19,8 +19,9 @@ fails here (an op raising, a shard whose bytes changed) is left to the step, whi
 the error where it belongs.
 
 Only for steps that run in this process (the in-process executor without shard workers, every stale shard in one
-run); at most `budget_bytes` of results wait here at once, so a large input is worked ahead by a few shards, not
-read into memory.
+run); at most `budget_bytes` of results wait here at once, so a large input is parsed ahead by a few shards, not
+read into memory. The row steps are worked ahead only while every stale shard's parsed frame fits in the budget
+too (each waits here between two steps): a larger input is only parsed ahead.
 """
 
 from __future__ import annotations
@@ -115,6 +116,7 @@ class Prefetch:
         n = len(self._shards)
         frames: list[pl.DataFrame | None] = [None] * n  # each shard's latest output, the next step's input
         fps: list[str | None] = [None] * n
+        chain_bytes = 0  # the parsed frames the row steps will start from
         with codepoints.expecting(self._loads_kernels):
             for s in range(len(self._steps) + 1):
                 for i, shard in enumerate(self._shards):
@@ -124,24 +126,32 @@ class Prefetch:
                         self._cond.wait_for(lambda: self._stopped or self._held < self.budget_bytes)
                         if self._stopped:
                             return
-                        gone = pos < self._next  # the steps went past it
-                    if gone or (s > 0 and frames[i] is None):
-                        frames[i] = None  # the chain of this shard is broken: the steps compute the rest
-                        continue
-                    result = self._parse(shard) if s == 0 else self._work(self._steps[s - 1], shard, frames[i], fps[i])
-                    if isinstance(result, Parsed):
+                        if pos < self._next:  # the steps went past it: the chain of this shard is broken
+                            frames[i] = None
+                            continue
+                    result: Parsed | Computed | None = None
+                    if s == 0:
+                        result = self._parse(shard)
+                    elif frames[i] is not None:
+                        result = self._work(self._steps[s - 1], shard, frames[i], fps[i])
+                    if isinstance(result, Parsed) and self._steps:
                         frames[i] = result.read.kept
-                        fps[i] = node_fingerprint(self._source, [result.content_hash]) if self._steps else None
+                        fps[i] = node_fingerprint(self._source, [result.content_hash])
+                        chain_bytes += int(result.read.kept.estimated_size())
                     elif isinstance(result, Computed):
                         frames[i], fps[i] = result.kept, result.fingerprint
                     else:
                         frames[i] = None
                     if s == len(self._steps):
                         frames[i] = None  # nothing reads it any more
+                    if chain_bytes > self.budget_bytes:
+                        # Every shard's frame waits here between two steps: an input this large is only parsed
+                        # ahead (the row steps run their ops themselves), so memory stays within the budget.
+                        frames = [None] * n
                     with self._cond:
                         if pos < self._next or self._stopped:
                             continue
-                        self._done[pos] = result
+                        self._done[pos] = result  # None too: a step waiting for it computes it at once
                         self._held += _size(result)
                         self._cond.notify_all()
 

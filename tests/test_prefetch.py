@@ -173,3 +173,20 @@ def test_a_result_from_other_input_or_a_failed_op_is_left_to_the_step(
     assert results[second.name, shards[2].key] is not None and results[third.name, shards[2].key] is not None
     assert prefetch._held == 0
     prefetch.stop()
+
+
+def test_an_input_whose_frames_do_not_fit_the_budget_is_only_parsed_ahead(tmp_path: Path, sluice_home: Path) -> None:
+    graph = _graph(tmp_path, _input(tmp_path / "in"))
+    shards = discover_shards(str(tmp_path / "in"), PartitionSpec())
+    # every shard's frame would wait between two steps: more than the budget, so the steps run their own ops
+    prefetch = Prefetch(shards, "text", graph.ahead, source=_source(graph), budget_bytes=1)
+    fps = {}
+    for shard in shards:
+        content = shard_content_hash(shard)
+        assert prefetch.take(shard, content) is not None  # the parse is still handed over, one shard at a time
+        fps[shard.key] = node_fingerprint(_source(graph), [content])
+    step = graph.ahead[0]
+    for shard in shards:
+        assert prefetch.take_step(step.name, shard.key, node_fingerprint(step.node, [fps[shard.key]])) is None
+    assert prefetch._held == 0
+    prefetch.stop()
