@@ -56,8 +56,28 @@ def finish(code: int) -> NoReturn:
     sys.exit(code)
 
 
+def _prefetch_early(argv: list[str]) -> None:
+    """`sluice run RECIPE [--executor E]`: the prefetch starts before the command imports Dagster."""
+    if not argv or argv[0] != "run":
+        return
+    args, executor = [], "in_process"
+    rest = iter(argv[1:])
+    for arg in rest:
+        if arg == "--executor":
+            executor = next(rest, executor)
+        elif arg.startswith("--executor="):
+            executor = arg.split("=", 1)[1]
+        elif not arg.startswith("-"):
+            args.append(arg)
+    if len(args) == 1:
+        from pipeline_defs import prefetch
+
+        prefetch.start_early(args[0], executor)
+
+
 def main() -> NoReturn:
     start()
+    _prefetch_early(sys.argv[1:])
     from pipeline_defs.cli import main as cli_main
 
     ready()

@@ -289,7 +289,7 @@ def _unchanged(graph: RecipeGraph, executor: Executor) -> _Planner | None:
             [shard_for_key(recipe.dataset_path, recipe.partition, k) for k in stale],
             recipe.text_key,
             graph.ahead if one_run else (),
-            source=graph.nodes[source],
+            source_code=graph.nodes[source].code,
             chunks=max(1, min(settings.usable(Hardware(cpus=usable_cpus(), memory_gb=0.0)).cpus, recipe.np)),
             loads_kernels=any(spec.op_class.loads_kernels for spec in recipe.process),
             monitor_interval_s=settings.monitor_interval_s,

@@ -32,7 +32,8 @@ from ops_library.columns import (
 from pipeline_defs import charts
 from pipeline_defs.recipe import Recipe
 from pipeline_defs.shards import RAW_JSON, json_text, shard_order
-from resources.storage import CheckpointMeta, CheckpointStore, atomic_write, file_digest
+from resources.checkpoint_files import CheckpointMeta, atomic_write, file_digest
+from resources.storage import CheckpointStore
 
 
 def sidecar(export_path: str | Path, what: str) -> Path:

@@ -22,7 +22,8 @@ if TYPE_CHECKING:
     import dagster as dg
 
     from pipeline_defs.graph import Node
-    from pipeline_defs.recipe import OpSpec
+    from pipeline_defs.recipe import OpSpec, Recipe
+    from pipeline_defs.steps import RowStep
 
 
 def digest(*parts: str) -> str:
@@ -33,6 +34,17 @@ def code_hash(stage: str, ops: Iterable[OpSpec], *extra: str) -> str:
     """What determines a step's output besides its input: its ops (name, params, text key, op version)."""
     payload = [[op.name, op.params.model_dump(mode="json"), op.text_key, op.op_class.version] for op in ops]
     return digest(stage, json.dumps(payload, sort_keys=True, default=str), *extra)
+
+
+def source_code(recipe: Recipe) -> str:
+    """The source step's code: the text key and how the input is cut into shards."""
+    partitioning = json.dumps(recipe.partition.model_dump(mode="json"), sort_keys=True)
+    return digest("source", recipe.text_key, partitioning)
+
+
+def row_code(step: RowStep) -> str:
+    """A row step's code: its ops, and whether its first op applies a global op's index."""
+    return code_hash("row", step.ops, "dedup_head" if step.dedup_head else "")
 
 
 def chain(code: str, *upstream: str) -> str:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import functools
-import json
 import os
 import time
 import warnings
@@ -41,7 +40,8 @@ from ops_library.base import Deduplicator, Op
 from ops_library.columns import ROW_ID
 from pipeline_defs import export as export_mod
 from pipeline_defs import prefetch
-from pipeline_defs.fingerprints import code_hash, digest, node_fingerprint
+from pipeline_defs.fingerprints import code_hash, digest, node_fingerprint, row_code, source_code
+from pipeline_defs.opchain import AccountingError, concat_dropped, run_ops, spread
 from pipeline_defs.planning import engine_settings, load_plan, plan_for, step_request
 from pipeline_defs.recipe import OpSpec, Recipe
 from pipeline_defs.shards import (
@@ -54,18 +54,14 @@ from pipeline_defs.shards import (
 )
 from pipeline_defs.step import (
     PARTITION_COL,
-    AccountingError,
     Deadline,
     ShardResult,
     classified,
-    concat_dropped,
     dedup_first,
     global_fingerprint,
     index_slice,
     is_current,
     retry_policy,
-    run_ops,
-    spread,
     stat_histograms,
     step_metadata,
     upstream_fingerprints,
@@ -185,8 +181,6 @@ class _Factory:
         # asset -> fn(store, alloc, shard, upstream fps, retries): one shard of the step (also in a worker)
         self.shard_fns: dict[dg.AssetKey, Any] = {}
         self.gpu_nodes: set[dg.AssetKey] = set()  # steps whose ops take a device: never in worker processes
-        self.ahead: list[prefetch.AheadStep] = []
-        self.ahead_open = True  # no row step has stopped the chain worked ahead yet
         self.io_key = io_manager_key(recipe)
         self.store_key = store_key(recipe)
         self.pool_key = pool_key(recipe)
@@ -420,8 +414,7 @@ class _Factory:
 
     def source(self) -> dg.AssetKey:
         recipe, factory = self.recipe, self
-        partitioning = json.dumps(recipe.partition.model_dump(mode="json"), sort_keys=True)
-        node = Node(self.key("source"), "source", digest("source", recipe.text_key, partitioning), (), True)
+        node = Node(self.key("source"), "source", source_code(recipe), (), True)
 
         @dg.asset(
             description=f"Rows of one input shard of {recipe.dataset_path}; malformed rows are quarantined.",
@@ -483,7 +476,7 @@ class _Factory:
     def row_step(self, step: RowStep, upstream: dg.AssetKey, index_key: dg.AssetKey | None) -> dg.AssetKey:
         recipe, factory = self.recipe, self
         ops: list[tuple[OpSpec, Op]] = [(spec, spec.build()) for spec in step.ops]
-        code = code_hash("row", step.ops, "dedup_head" if step.dedup_head else "")
+        code = row_code(step)
         deps = (upstream,) if index_key is None else (upstream, index_key)
         node = Node(self.key(step.name), "row", code, deps, True, tuple(s.step_name for s in step.ops))
         ups = [(upstream.path, True)] + ([(index_key.path, False)] if index_key is not None else [])
@@ -505,14 +498,6 @@ class _Factory:
         body = self._partitioned_body(node, ups, lambda: step_request(recipe, load_plan(recipe), step.ops, step.name))
         key = self._add(row_asset, node)
         self.row_assets.append(key)
-        # Worked ahead by `sluice run` (pipeline_defs/prefetch.py): the first phase's row steps up to the first
-        # one with an op that takes a device or is not Sluice's own (a custom op may have side effects, which
-        # must happen in its step, under its retry policy).
-        own = all(s.op_class.__module__.startswith("ops_library.") for s in step.ops)
-        if self.ahead_open and self.nodes[key].phase == 0 and index_key is None and own and not self.on_gpu(node):
-            self.ahead.append(prefetch.AheadStep(step.name, self.nodes[key], step.ops))
-        else:
-            self.ahead_open = False
         return key
 
     def _row_shard(self, node, ops, store, alloc, k, fps, upstream, index_key, retries) -> ShardResult:
@@ -813,5 +798,5 @@ def build_recipe_graph(recipe: Recipe) -> RecipeGraph:
         row_assets=factory.row_assets,
         checks=factory.checks,
         shard_fns=factory.shard_fns,
-        ahead=factory.ahead,
+        ahead=prefetch.ahead_steps(recipe),
     )

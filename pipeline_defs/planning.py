@@ -16,11 +16,11 @@ from pathlib import Path
 
 from pipeline_defs.recipe import OpSpec, Recipe
 from pipeline_defs.steps import GlobalStage, RowStep, plan_steps
+from resources.checkpoint_files import atomic_write
 from resources.engine import EngineSettings
 from resources.hardware import GpuInfo, Hardware, detect_hardware
 from resources.planner import OpDemand, OpPlan, Plan, plan_recipe, pool_name
 from resources.settings import sluice_home
-from resources.storage import atomic_write
 
 
 def engine_settings(recipe: Recipe) -> EngineSettings:

@@ -28,17 +28,22 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import polars as pl
 
 from ops_library import codepoints
-from pipeline_defs.fingerprints import node_fingerprint
-from pipeline_defs.recipe import OpSpec
-from pipeline_defs.shards import Shard, ShardRead, read_shard, shard_content_hash
-from pipeline_defs.step import run_ops, spread
+from pipeline_defs import fingerprints
+from pipeline_defs.fingerprints import chain, row_code
+from pipeline_defs.opchain import run_ops, spread
+from pipeline_defs.recipe import OpSpec, Recipe, load_recipe
+from pipeline_defs.shards import Shard, ShardRead, discover_shards, read_shard, shard_content_hash, shard_order
+from pipeline_defs.steps import RowStep, plan_steps
+from resources.checkpoint_files import CheckpointMeta, checkpoint_path
+from resources.engine import EngineSettings
+from resources.hardware import Hardware, usable_cpus
 from resources.monitor import StepMonitor
 
 BUDGET_BYTES = 512 << 20  # results waiting for their steps, at most
@@ -66,12 +71,26 @@ class Computed:
 
 @dataclass(frozen=True)
 class AheadStep:
-    """A row step of the first phase: its name, how its fingerprint is derived (a `graph.Node`: `code` over its
-    upstream's fingerprint) and its ops' specs (the thread builds instances of its own: ops keep per-run state)."""
+    """A row step of the first phase: its name, its code (its fingerprint is `chain(code, upstream's)`, as its
+    graph node's) and its ops' specs (the thread builds instances of its own: ops keep per-run state)."""
 
     name: str
-    node: Any
+    code: str
     specs: Sequence[OpSpec]
+
+
+def ahead_steps(recipe: Recipe) -> list[AheadStep]:
+    """The row steps the thread may work ahead: those before the recipe's first global stage, up to the first
+    one with an op that takes a device or is not Sluice's own (a custom op may have side effects, which must
+    happen in its step, under its retry policy)."""
+    out = []
+    for step in plan_steps(recipe):
+        if not isinstance(step, RowStep) or step.dedup_head:
+            break
+        if any(s.op_class.accepts_placement or not s.op_class.__module__.startswith("ops_library.") for s in step.ops):
+            break
+        out.append(AheadStep(step.name, row_code(step), step.ops))
+    return out
 
 
 class Prefetch:
@@ -85,20 +104,22 @@ class Prefetch:
         text_key: str,
         steps: Sequence[AheadStep] = (),
         *,
-        source: Any = None,
+        source_code: str | None = None,
         chunks: int = 1,
         loads_kernels: bool = False,
         monitor_interval_s: float = 0.5,
         budget_bytes: int = BUDGET_BYTES,
+        current: Callable[[Shard, str], bool] | None = None,
     ) -> None:
         self.text_key = text_key
         self.budget_bytes = budget_bytes
         self._shards = list(shards)
-        self._steps = list(steps) if source is not None else []
-        self._source = source  # the source's `graph.Node`: its fingerprint starts every shard's chain
+        self._steps = list(steps) if source_code is not None else []
+        self._source_code = source_code  # the source step's code: its fingerprint starts every shard's chain
         self._chunks = chunks
         self._loads_kernels = loads_kernels
         self._interval = monitor_interval_s
+        self._current = current  # (shard, content hash) -> its source checkpoint is current: not parsed
         self._index = {s.key: i for i, s in enumerate(self._shards)}
         self._step_index = {st.name: n + 1 for n, st in enumerate(self._steps)}
         self._ops: dict[str, list] = {}  # each step's op instances, built by the thread
@@ -136,7 +157,7 @@ class Prefetch:
                         result = self._work(self._steps[s - 1], shard, frames[i], fps[i])
                     if isinstance(result, Parsed) and self._steps:
                         frames[i] = result.read.kept
-                        fps[i] = node_fingerprint(self._source, [result.content_hash])
+                        fps[i] = chain(self._source_code or "", result.content_hash)
                         chain_bytes += int(result.read.kept.estimated_size())
                     elif isinstance(result, Computed):
                         frames[i], fps[i] = result.kept, result.fingerprint
@@ -159,6 +180,8 @@ class Prefetch:
         t0 = time.perf_counter()
         try:
             before = shard_content_hash(shard)
+            if self._current is not None and self._current(shard, before):
+                return None  # the source step reuses its checkpoint
             read = read_shard(shard, self.text_key)
             if shard_content_hash(shard) != before:  # the file changed while it was read
                 return None
@@ -175,7 +198,7 @@ class Prefetch:
                 kept, dropped, per_op = run_ops(ops, spread(df, self._chunks), shard.key)
         except Exception:  # the step runs the ops itself and reports the error on its shard
             return None
-        fp = node_fingerprint(step.node, [upstream_fp])
+        fp = chain(step.code, upstream_fp)
         return Computed(fp, df.height, kept, dropped, per_op, time.perf_counter() - t0, usage.metadata())
 
     # --- the steps ----------------------------------------------------------------------------------------------
@@ -214,6 +237,20 @@ class Prefetch:
             return None
         return computed
 
+    def serves(
+        self, shards: Sequence[Shard], text_key: str, steps: Sequence[AheadStep], source_code: str | None
+    ) -> bool:
+        """Whether this prefetch, untouched so far, works what a prefetch of these arguments would (its shards
+        may be more: the steps let go of those they do not take)."""
+        with self._cond:
+            if self._stopped or self._next or text_key != self.text_key or source_code != self._source_code:
+                return False
+        mine = [(st.name, st.code) for st in self._steps]
+        if mine != [(st.name, st.code) for st in (steps if source_code is not None else [])]:
+            return False
+        order = [self._index.get(s.key) for s in shards]
+        return None not in order and order == sorted(order)  # type: ignore[type-var]
+
     def stop(self) -> None:
         """No more work; what is held is dropped."""
         with self._cond:
@@ -236,13 +273,52 @@ _lock = threading.Lock()
 
 
 def start(shards: Sequence[Shard], text_key: str, steps: Sequence[AheadStep] = (), **kwargs: Any) -> Prefetch | None:
-    """Start working ahead on `shards` for this process's next steps (replacing any earlier prefetch)."""
+    """Start working ahead on `shards` for this process's next steps: the prefetch `start_early` began when it
+    works the same (`Prefetch.serves`), else a new one replacing it."""
     global _current
     with _lock:
+        if _current is not None and _current.serves(shards, text_key, steps, kwargs.get("source_code")):
+            return _current
         if _current is not None:
             _current.stop()
         _current = Prefetch(shards, text_key, steps, **kwargs) if shards else None
         return _current
+
+
+def start_early(recipe_path: str, executor: str = "in_process") -> Prefetch | None:
+    """`sluice run RECIPE` before it imports Dagster (pipeline_defs/console.py): the same prefetch `sluice run`
+    starts once it has planned (`execute._unchanged`), over every input shard whose source checkpoint is not
+    current, so its thread works while the imports (about a second, one core) run. `sluice run` keeps it when
+    it asks for the same work, and replaces it otherwise. Never fails: `sluice run` reports what is wrong."""
+    try:
+        recipe = load_recipe(recipe_path)
+        settings = EngineSettings.from_recipe(recipe.engine)
+        if (settings.executor or executor) != "in_process" or settings.shard_workers > 1:
+            return None
+        shards = sorted(discover_shards(recipe.dataset_path, recipe.partition), key=lambda s: shard_order(s.key))
+        per_run = settings.max_partitions_per_run
+        store = recipe.storage
+        code = fingerprints.source_code(recipe)
+
+        def current(shard: Shard, content_hash: str) -> bool:
+            path = checkpoint_path(
+                str(recipe.checkpoint_root), store.format, store.compression, [recipe.project_name, "source"], shard.key
+            )
+            meta = CheckpointMeta.load(path)
+            return meta is not None and meta.fingerprint == chain(code, content_hash)
+
+        return start(
+            shards,
+            recipe.text_key,
+            ahead_steps(recipe) if not per_run or per_run >= len(shards) else (),
+            source_code=code,
+            chunks=max(1, min(settings.usable(Hardware(cpus=usable_cpus(), memory_gb=0.0)).cpus, recipe.np)),
+            loads_kernels=any(spec.op_class.loads_kernels for spec in recipe.process),
+            monitor_interval_s=settings.monitor_interval_s,
+            current=current,
+        )
+    except Exception:
+        return None
 
 
 def take(shard: Shard, content_hash: str) -> Parsed | None:

@@ -40,13 +40,13 @@ import xxhash
 
 from ops_library.columns import DROP_KIND, DROP_OP, DROP_REASON, INTERNAL_PREFIX, QUARANTINED, ROW_ID
 from pipeline_defs.recipe import PartitionSpec
-from resources.settings import sluice_home
-from resources.storage import (
+from resources.checkpoint_files import (
     CorruptCheckpointError,
     InputRef,
     MissingCheckpointError,
     register_input_reader,
 )
+from resources.settings import sluice_home
 
 FORMATS = {
     ".jsonl": "jsonl",

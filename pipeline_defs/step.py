@@ -1,4 +1,5 @@
-"""What runs inside a step: the ops on one shard, the row accounting, and the metadata a step records.
+"""What runs inside a step: the ops on one shard (`opchain.run_ops`, with its row accounting), and the metadata a
+step records.
 
 A step of a partitioned asset materializes a list of shards (one, a range, or every registered shard); each
 shard is computed here and checkpointed as soon as it is done, so a step killed halfway and retried recomputes
@@ -22,6 +23,7 @@ from ops_library.base import INF, Deduplicator, Filter, Op, OpOutput
 from ops_library.columns import DROP_REASON, ROW_ID, STATS
 from pipeline_defs import charts
 from pipeline_defs.fingerprints import keyed, node_fingerprint
+from pipeline_defs.opchain import AccountingError
 from pipeline_defs.recipe import OpSpec, RetrySpec
 from pipeline_defs.shards import DatasetError
 from resources.storage import (
@@ -33,10 +35,6 @@ from resources.storage import (
 )
 
 PARTITION_COL = "__sluice_partition__"
-
-
-class AccountingError(RuntimeError):
-    """A step lost or invented rows: rows in != kept + dropped."""
 
 
 class StepTimeoutError(RuntimeError):
@@ -107,66 +105,6 @@ def _classify(exc: Exception) -> Any:
         ) from exc
     except OSError as exc:  # disk full, permissions: retried, but the message names the cause and the path
         raise OSError(root_cause(exc)) from exc
-
-
-# --- one shard through a chain of ops ------------------------------------------------------------------------
-
-
-def run_ops(
-    ops: Sequence[tuple[OpSpec, Op]],
-    df: pl.DataFrame,
-    shard: str,
-    first: Callable[[Op, pl.DataFrame], OpOutput] | None = None,
-    placement: dict[str, Any] | None = None,
-) -> tuple[pl.DataFrame, list[pl.DataFrame], list[dict[str, Any]]]:
-    """Run ops in order on one frame; returns (kept, dropped frames, per-op stats). Each op's rows must
-    reconcile: rows in + rows it created = kept + dropped. Ops that take a placement get the step's device
-    and batch size."""
-    per_op: list[dict[str, Any]] = []
-    dropped: list[pl.DataFrame] = []
-    for i, (spec, op) in enumerate(ops):
-        t0 = time.perf_counter()
-        if i == 0 and first is not None:
-            out = first(op, df)
-        elif op.accepts_placement and placement:
-            out = op.run(df, **placement)  # type: ignore[call-arg]
-        else:
-            out = op.run(df)
-        seconds = time.perf_counter() - t0
-        added = getattr(out, "added", 0)
-        if df.height + added != out.kept.height + out.dropped_count:
-            raise AccountingError(
-                f"{spec.step_name} on {shard}: {df.height} rows in (+{added} created) but {out.kept.height} kept "
-                f"+ {out.dropped_count} dropped"
-            )
-        per_op.append(
-            {
-                "op": spec.step_name,
-                "rows_in": df.height,
-                "rows_out": out.kept.height,
-                "dropped": out.dropped_count,
-                "changed": out.changed,
-                "seconds": round(seconds, 4),
-                **(getattr(op, "last_run_info", None) or {}),
-            }
-        )
-        if out.dropped is not None and out.dropped.height:
-            dropped.append(out.dropped)
-        df = out.kept
-    return df, dropped, per_op
-
-
-def spread(df: pl.DataFrame, chunks: int) -> pl.DataFrame:
-    """The same rows in `chunks` pieces: polars runs an expression over a frame's chunks on its threads at
-    once, so a shard cut in two keeps two cores busy (the rows, their order and every value are unchanged)."""
-    if chunks <= 1 or df.height < 2 * chunks:
-        return df
-    size = -(-df.height // chunks)
-    return pl.concat([df.slice(i, size) for i in range(0, df.height, size)], rechunk=False)
-
-
-def concat_dropped(frames: list[pl.DataFrame]) -> pl.DataFrame | None:
-    return pl.concat(frames, how="diagonal_relaxed") if frames else None
 
 
 def stat_histograms(ops: Sequence[tuple[OpSpec, Op]], kept: pl.DataFrame, dropped: pl.DataFrame | None):

@@ -5,21 +5,27 @@ never for bytes or upstream rows that changed, never what failed, within its mem
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
+from typing import Any
 
+import dagster as dg
 import polars as pl
 import pytest
 import yaml
 from polars.testing import assert_frame_equal
 
 from pipeline_defs import prefetch as prefetch_mod
+from pipeline_defs.execute import run_recipe
 from pipeline_defs.fingerprints import node_fingerprint
 from pipeline_defs.graph import Node, RecipeGraph, build_recipe_graph
+from pipeline_defs.opchain import run_ops
 from pipeline_defs.prefetch import Prefetch
 from pipeline_defs.recipe import PartitionSpec, load_recipe
 from pipeline_defs.shards import discover_shards, read_shard, shard_content_hash
-from pipeline_defs.step import run_ops
+from tests.conftest import ROOT
 
 
 def _input(path: Path, files: int = 3, rows: int = 40) -> Path:
@@ -103,6 +109,11 @@ def _source(graph: RecipeGraph) -> Node:
     return next(n for n in graph.nodes.values() if n.kind == "source")
 
 
+def _node(graph: RecipeGraph, step: str) -> Node:
+    """The asset graph's node of a row step: the fingerprints expected below are the steps' own."""
+    return next(n for n in graph.nodes.values() if n.key.path[-1] == step)
+
+
 def test_the_first_phases_row_steps_are_worked_ahead_as_the_steps_would_run_them(
     tmp_path: Path, sluice_home: Path
 ) -> None:
@@ -111,7 +122,7 @@ def test_the_first_phases_row_steps_are_worked_ahead_as_the_steps_would_run_them
     names = [step.name for step in graph.ahead]
     assert names == ["op00_whitespace_normalization_mapper", "op01_text_length_filter", "op02_words_num_filter"]
     shards = discover_shards(str(tmp_path / "in"), PartitionSpec())
-    prefetch = Prefetch(shards, "text", graph.ahead, source=_source(graph), chunks=2)
+    prefetch = Prefetch(shards, "text", graph.ahead, source_code=_source(graph).code, chunks=2)
     frames, fps = {}, {}
     for shard in shards:  # the order the steps take in: every shard's parse, then each step on every shard
         content = shard_content_hash(shard)
@@ -120,7 +131,7 @@ def test_the_first_phases_row_steps_are_worked_ahead_as_the_steps_would_run_them
     for step in graph.ahead:
         ops = [(spec, spec.build()) for spec in step.specs]
         for shard in shards:
-            fp = node_fingerprint(step.node, [fps[shard.key]])
+            fp = node_fingerprint(_node(graph, step.name), [fps[shard.key]])
             ahead = prefetch.take_step(step.name, shard.key, fp)
             kept, dropped, per_op = run_ops(ops, frames[shard.key], shard.key)
             assert ahead is not None and ahead.fingerprint == fp and ahead.rows_in == frames[shard.key].height
@@ -150,7 +161,7 @@ def test_a_result_from_other_input_or_a_failed_op_is_left_to_the_step(
         return real(ops, df, shard, *args, **kwargs)
 
     monkeypatch.setattr(prefetch_mod, "run_ops", failing)
-    prefetch = Prefetch(shards, "text", graph.ahead, source=_source(graph))
+    prefetch = Prefetch(shards, "text", graph.ahead, source_code=_source(graph).code)
     fps = {}
     for shard in shards:
         content = shard_content_hash(shard)
@@ -160,14 +171,14 @@ def test_a_result_from_other_input_or_a_failed_op_is_left_to_the_step(
     # a step whose upstream checkpoint holds other rows than the thread's computes for itself
     assert prefetch.take_step(first.name, shards[0].key, "another fingerprint") is None
     for shard in shards[1:]:
-        fps[shard.key] = node_fingerprint(first.node, [fps[shard.key]])
+        fps[shard.key] = node_fingerprint(_node(graph, first.name), [fps[shard.key]])
         assert prefetch.take_step(first.name, shard.key, fps[shard.key]) is not None
     # shard 0's step computed it itself, so the thread, which never had it taken, went on with its own result
     # on shard 0 (the same rows); the op that failed on shard 1 is left to the step, and so is what follows it
     results = {}
     for step in (second, third):
         for shard in shards[1:]:
-            fps[shard.key] = node_fingerprint(step.node, [fps[shard.key]])
+            fps[shard.key] = node_fingerprint(_node(graph, step.name), [fps[shard.key]])
             results[step.name, shard.key] = prefetch.take_step(step.name, shard.key, fps[shard.key])
     assert results[second.name, shards[1].key] is None and results[third.name, shards[1].key] is None
     assert results[second.name, shards[2].key] is not None and results[third.name, shards[2].key] is not None
@@ -179,7 +190,7 @@ def test_an_input_whose_frames_do_not_fit_the_budget_is_only_parsed_ahead(tmp_pa
     graph = _graph(tmp_path, _input(tmp_path / "in"))
     shards = discover_shards(str(tmp_path / "in"), PartitionSpec())
     # every shard's frame would wait between two steps: more than the budget, so the steps run their own ops
-    prefetch = Prefetch(shards, "text", graph.ahead, source=_source(graph), budget_bytes=1)
+    prefetch = Prefetch(shards, "text", graph.ahead, source_code=_source(graph).code, budget_bytes=1)
     fps = {}
     for shard in shards:
         content = shard_content_hash(shard)
@@ -187,6 +198,66 @@ def test_an_input_whose_frames_do_not_fit_the_budget_is_only_parsed_ahead(tmp_pa
         fps[shard.key] = node_fingerprint(_source(graph), [content])
     step = graph.ahead[0]
     for shard in shards:
-        assert prefetch.take_step(step.name, shard.key, node_fingerprint(step.node, [fps[shard.key]])) is None
+        assert (
+            prefetch.take_step(step.name, shard.key, node_fingerprint(_node(graph, step.name), [fps[shard.key]]))
+            is None
+        )
     assert prefetch._held == 0
     prefetch.stop()
+
+
+# --- started by the `sluice` script before it imports Dagster --------------------------------------------------
+
+
+def test_importing_the_prefetch_does_not_import_dagster() -> None:
+    probe = "import sys, pipeline_defs.prefetch, pipeline_defs.console; print('dagster' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
+
+
+def test_the_prefetch_started_before_the_run_is_the_one_it_uses(
+    tmp_path: Path, sluice_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = _input(tmp_path / "in")
+    graph = _graph(tmp_path, data)
+    made: list[Prefetch] = []
+    init = Prefetch.__init__
+
+    def counted(self: Prefetch, *args: Any, **kwargs: Any) -> None:
+        made.append(self)
+        init(self, *args, **kwargs)
+
+    monkeypatch.setattr(Prefetch, "__init__", counted)
+    early = prefetch_mod.start_early(graph.recipe.source)
+    assert early is not None and made == [early]
+    report = run_recipe(graph.recipe.source, echo=lambda _: None)
+    assert made == [early]  # `sluice run` found it doing what it would have started: kept, not replaced
+    assert report.export["input"] == 3 * 41 and prefetch_mod._current is None
+    with dg.DagsterInstance.get() as instance:
+        for name, flag in (("source", "prefetched"), ("op02_words_num_filter", "ran_ahead")):
+            records = instance.fetch_materializations(dg.AssetKey(["ahead", name]), limit=10).records
+            assert len(records) == 3 and all(r.asset_materialization.metadata[flag].value for r in records)
+
+    # one file changed: the prefetch started before the next run parses that file's shard, not the others
+    with (data / "p1.jsonl").open("a") as fh:
+        fh.write(json.dumps({"text": "one more document of several words", "n": 99}) + "\n")
+    again = prefetch_mod.start_early(graph.recipe.source)
+    assert again is not None and again is not early
+    shards = discover_shards(str(data), PartitionSpec())
+    taken = {s.file.path.name: again.take(s, shard_content_hash(s)) for s in shards}
+    assert taken["p0.jsonl"] is None and taken["p2.jsonl"] is None and taken["p1.jsonl"] is not None
+    prefetch_mod.stop()
+
+
+def test_a_run_that_asks_for_other_work_replaces_the_prefetch_started_before_it(
+    tmp_path: Path, sluice_home: Path
+) -> None:
+    graph = _graph(tmp_path, _input(tmp_path / "in"))
+    early = prefetch_mod.start_early(graph.recipe.source)
+    assert early is not None
+    shards = discover_shards(str(tmp_path / "in"), PartitionSpec())
+    fewer = prefetch_mod.start(shards, "text", graph.ahead[:1], source_code=_source(graph).code)
+    assert fewer is not early and early._stopped  # other steps: a new prefetch, the early one stopped
+    assert prefetch_mod.start(shards, "other_text_key", (), source_code=None) is not fewer
+    prefetch_mod.stop()

@@ -7,7 +7,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from ops_library.registry import get_op
-from pipeline_defs.step import spread
+from pipeline_defs.opchain import spread
 
 
 @pytest.mark.parametrize("chunks", [1, 2, 3, 7])
