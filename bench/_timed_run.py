@@ -5,7 +5,9 @@
 Each timer adds up the wall seconds its function spends on the main thread (calls made on other threads, such as
 the background checkpoint writers, are added up apart, under `background`). Nested timers are not subtracted from
 each other here; overhead_breakdown.py does that. Written to OUT.json: the timers, the seconds before this script
-started (the interpreter's own start), the import of the `sluice` command, and the whole script.
+started (the interpreter's own start), the import of the `sluice` command (with the prefetch the script starts
+before it, `console._prefetch_early`), and the whole script. The prefetch thread's ops are not timed (they are
+bound before the timers are set), so "ops" counts the ops left on the main thread.
 """
 
 from __future__ import annotations
@@ -134,6 +136,7 @@ def main() -> int:
     from pipeline_defs import console  # as the `sluice` script: collector tuned around the imports and the exit
 
     console.start()
+    console._prefetch_early(["run", recipe])  # as the script does for `sluice run RECIPE`, before the imports
     import pipeline_defs.cli  # noqa: F401  (the command's imports, timed)
 
     console.ready()
