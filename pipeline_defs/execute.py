@@ -42,7 +42,6 @@ from pipeline_defs.retention import drop_intermediates
 from pipeline_defs.shards import shard_content_hash, shard_for_key, shard_order
 from pipeline_defs.step import checkpoint_problem, is_current
 from resources.analyzer import ResourceUsageAnalyzer
-from resources.hardware import Hardware, usable_cpus
 from resources.monitor import ResourceMonitor
 from resources.planner import Plan
 from resources.pools import apply_pool_limits
@@ -279,21 +278,9 @@ def _unchanged(graph: RecipeGraph, executor: Executor) -> _Planner | None:
     planner = _Planner(graph, sorted(input_shards(recipe), key=shard_order))
     if planner.all_current():
         return planner
-    settings = engine_settings(recipe)
-    if (settings.executor or executor) == "in_process" and settings.shard_workers <= 1:
-        source = next(k for k, n in graph.nodes.items() if n.kind == "source")
-        stale = sorted(planner.stale_shards([source]), key=shard_order)
-        # the first phase's steps take in shard order, step by step: only where one run holds every stale shard
-        one_run = not settings.max_partitions_per_run or settings.max_partitions_per_run >= len(stale)
-        prefetch.start(
-            [shard_for_key(recipe.dataset_path, recipe.partition, k) for k in stale],
-            recipe.text_key,
-            graph.ahead if one_run else (),
-            source_code=graph.nodes[source].code,
-            chunks=max(1, min(settings.usable(Hardware(cpus=usable_cpus(), memory_gb=0.0)).cpus, recipe.np)),
-            loads_kernels=any(spec.op_class.loads_kernels for spec in recipe.process),
-            monitor_interval_s=settings.monitor_interval_s,
-        )
+    source = next(k for k, n in graph.nodes.items() if n.kind == "source")
+    stale = sorted(planner.stale_shards([source]), key=shard_order)
+    prefetch.start_for(recipe, [shard_for_key(recipe.dataset_path, recipe.partition, k) for k in stale], executor)
     return None
 
 

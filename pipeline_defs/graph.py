@@ -114,8 +114,6 @@ class RecipeGraph:
     row_assets: list[dg.AssetKey]
     checks: list[dg.AssetChecksDefinition] = field(default_factory=list)
     shard_fns: dict[dg.AssetKey, Any] = field(default_factory=dict)
-    # The first phase's row steps `sluice run` may work ahead of their Dagster steps (pipeline_defs/prefetch.py).
-    ahead: list[prefetch.AheadStep] = field(default_factory=list)
 
     @property
     def group(self) -> str:
@@ -798,5 +796,4 @@ def build_recipe_graph(recipe: Recipe) -> RecipeGraph:
         row_assets=factory.row_assets,
         checks=factory.checks,
         shard_fns=factory.shard_fns,
-        ahead=prefetch.ahead_steps(recipe),
     )

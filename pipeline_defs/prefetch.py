@@ -7,7 +7,8 @@ source's parse and the ops are mostly polars (and numba) work that does not hold
 has stale shards, a thread does the first phase's work while the rest goes on, in the order the steps will ask
 for it: it parses every shard, in input order, then runs the first row step's ops on each parsed shard, then the
 next row step's on those outputs, and so on through the row steps of the first phase (`AheadStep`, in
-`RecipeGraph.ahead`: those before the first global stage, whose ops take no device).
+`ahead_steps`: those before the first global stage, up to the first one with an op that takes a device or is
+not Sluice's own).
 
 Each step takes its shards' results from here instead of computing them: the source step a shard's rows
 (`take`), provided the shard's bytes still hash to what was parsed; a row step a shard's kept and dropped rows and
@@ -38,11 +39,11 @@ from ops_library import codepoints
 from pipeline_defs import fingerprints
 from pipeline_defs.fingerprints import chain, row_code
 from pipeline_defs.opchain import run_ops, spread
+from pipeline_defs.planning import engine_settings
 from pipeline_defs.recipe import OpSpec, Recipe, load_recipe
 from pipeline_defs.shards import Shard, ShardRead, discover_shards, read_shard, shard_content_hash, shard_order
 from pipeline_defs.steps import RowStep, plan_steps
 from resources.checkpoint_files import CheckpointMeta, checkpoint_path
-from resources.engine import EngineSettings
 from resources.hardware import Hardware, usable_cpus
 from resources.monitor import StepMonitor
 
@@ -285,6 +286,28 @@ def start(shards: Sequence[Shard], text_key: str, steps: Sequence[AheadStep] = (
         return _current
 
 
+def start_for(
+    recipe: Recipe, shards: Sequence[Shard], executor: str, current: Callable[[Shard, str], bool] | None = None
+) -> Prefetch | None:
+    """`start` for a recipe's stale `shards`, where its first phase runs in this process (the in-process
+    executor, no shard workers): the first phase's row steps too where one run holds every shard (its steps take
+    in shard order, step by step), each shard cut into the chunks of the CPUs the recipe's `np` grants."""
+    settings = engine_settings(recipe)
+    if (settings.executor or executor) != "in_process" or settings.shard_workers > 1:
+        return None
+    per_run = settings.max_partitions_per_run
+    return start(
+        shards,
+        recipe.text_key,
+        ahead_steps(recipe) if not per_run or per_run >= len(shards) else (),
+        source_code=fingerprints.source_code(recipe),
+        chunks=max(1, min(settings.usable(Hardware(cpus=usable_cpus(), memory_gb=0.0)).cpus, recipe.np)),
+        loads_kernels=any(spec.op_class.loads_kernels for spec in recipe.process),
+        monitor_interval_s=settings.monitor_interval_s,
+        current=current,
+    )
+
+
 def start_early(recipe_path: str, executor: str = "in_process") -> Prefetch | None:
     """`sluice run RECIPE` before it imports Dagster (pipeline_defs/console.py): the same prefetch `sluice run`
     starts once it has planned (`execute._unchanged`), over every input shard whose source checkpoint is not
@@ -292,13 +315,8 @@ def start_early(recipe_path: str, executor: str = "in_process") -> Prefetch | No
     it asks for the same work, and replaces it otherwise. Never fails: `sluice run` reports what is wrong."""
     try:
         recipe = load_recipe(recipe_path)
-        settings = EngineSettings.from_recipe(recipe.engine)
-        if (settings.executor or executor) != "in_process" or settings.shard_workers > 1:
-            return None
         shards = sorted(discover_shards(recipe.dataset_path, recipe.partition), key=lambda s: shard_order(s.key))
-        per_run = settings.max_partitions_per_run
-        store = recipe.storage
-        code = fingerprints.source_code(recipe)
+        store, code = recipe.storage, fingerprints.source_code(recipe)
 
         def current(shard: Shard, content_hash: str) -> bool:
             path = checkpoint_path(
@@ -307,16 +325,7 @@ def start_early(recipe_path: str, executor: str = "in_process") -> Prefetch | No
             meta = CheckpointMeta.load(path)
             return meta is not None and meta.fingerprint == chain(code, content_hash)
 
-        return start(
-            shards,
-            recipe.text_key,
-            ahead_steps(recipe) if not per_run or per_run >= len(shards) else (),
-            source_code=code,
-            chunks=max(1, min(settings.usable(Hardware(cpus=usable_cpus(), memory_gb=0.0)).cpus, recipe.np)),
-            loads_kernels=any(spec.op_class.loads_kernels for spec in recipe.process),
-            monitor_interval_s=settings.monitor_interval_s,
-            current=current,
-        )
+        return start_for(recipe, shards, executor, current)
     except Exception:
         return None
 

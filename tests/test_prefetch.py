@@ -22,7 +22,7 @@ from pipeline_defs.execute import run_recipe
 from pipeline_defs.fingerprints import node_fingerprint
 from pipeline_defs.graph import Node, RecipeGraph, build_recipe_graph
 from pipeline_defs.opchain import run_ops
-from pipeline_defs.prefetch import Prefetch
+from pipeline_defs.prefetch import Prefetch, ahead_steps
 from pipeline_defs.recipe import PartitionSpec, load_recipe
 from pipeline_defs.shards import discover_shards, read_shard, shard_content_hash
 from tests.conftest import ROOT
@@ -119,16 +119,16 @@ def test_the_first_phases_row_steps_are_worked_ahead_as_the_steps_would_run_them
 ) -> None:
     graph = _graph(tmp_path, _input(tmp_path / "in"))
     # the row steps before the first global stage; the dedup's stages and the steps after it are left to Dagster
-    names = [step.name for step in graph.ahead]
+    names = [step.name for step in ahead_steps(graph.recipe)]
     assert names == ["op00_whitespace_normalization_mapper", "op01_text_length_filter", "op02_words_num_filter"]
     shards = discover_shards(str(tmp_path / "in"), PartitionSpec())
-    prefetch = Prefetch(shards, "text", graph.ahead, source_code=_source(graph).code, chunks=2)
+    prefetch = Prefetch(shards, "text", ahead_steps(graph.recipe), source_code=_source(graph).code, chunks=2)
     frames, fps = {}, {}
     for shard in shards:  # the order the steps take in: every shard's parse, then each step on every shard
         content = shard_content_hash(shard)
         frames[shard.key] = prefetch.take(shard, content).read.kept
         fps[shard.key] = node_fingerprint(_source(graph), [content])
-    for step in graph.ahead:
+    for step in ahead_steps(graph.recipe):
         ops = [(spec, spec.build()) for spec in step.specs]
         for shard in shards:
             fp = node_fingerprint(_node(graph, step.name), [fps[shard.key]])
@@ -161,13 +161,13 @@ def test_a_result_from_other_input_or_a_failed_op_is_left_to_the_step(
         return real(ops, df, shard, *args, **kwargs)
 
     monkeypatch.setattr(prefetch_mod, "run_ops", failing)
-    prefetch = Prefetch(shards, "text", graph.ahead, source_code=_source(graph).code)
+    prefetch = Prefetch(shards, "text", ahead_steps(graph.recipe), source_code=_source(graph).code)
     fps = {}
     for shard in shards:
         content = shard_content_hash(shard)
         assert prefetch.take(shard, content) is not None
         fps[shard.key] = node_fingerprint(_source(graph), [content])
-    first, second, third = graph.ahead
+    first, second, third = ahead_steps(graph.recipe)
     # a step whose upstream checkpoint holds other rows than the thread's computes for itself
     assert prefetch.take_step(first.name, shards[0].key, "another fingerprint") is None
     for shard in shards[1:]:
@@ -190,13 +190,13 @@ def test_an_input_whose_frames_do_not_fit_the_budget_is_only_parsed_ahead(tmp_pa
     graph = _graph(tmp_path, _input(tmp_path / "in"))
     shards = discover_shards(str(tmp_path / "in"), PartitionSpec())
     # every shard's frame would wait between two steps: more than the budget, so the steps run their own ops
-    prefetch = Prefetch(shards, "text", graph.ahead, source_code=_source(graph).code, budget_bytes=1)
+    prefetch = Prefetch(shards, "text", ahead_steps(graph.recipe), source_code=_source(graph).code, budget_bytes=1)
     fps = {}
     for shard in shards:
         content = shard_content_hash(shard)
         assert prefetch.take(shard, content) is not None  # the parse is still handed over, one shard at a time
         fps[shard.key] = node_fingerprint(_source(graph), [content])
-    step = graph.ahead[0]
+    step = ahead_steps(graph.recipe)[0]
     for shard in shards:
         assert (
             prefetch.take_step(step.name, shard.key, node_fingerprint(_node(graph, step.name), [fps[shard.key]]))
@@ -257,7 +257,7 @@ def test_a_run_that_asks_for_other_work_replaces_the_prefetch_started_before_it(
     early = prefetch_mod.start_early(graph.recipe.source)
     assert early is not None
     shards = discover_shards(str(tmp_path / "in"), PartitionSpec())
-    fewer = prefetch_mod.start(shards, "text", graph.ahead[:1], source_code=_source(graph).code)
+    fewer = prefetch_mod.start(shards, "text", ahead_steps(graph.recipe)[:1], source_code=_source(graph).code)
     assert fewer is not early and early._stopped  # other steps: a new prefetch, the early one stopped
     assert prefetch_mod.start(shards, "other_text_key", (), source_code=None) is not fewer
     prefetch_mod.stop()
