@@ -11,6 +11,7 @@ every row. It grows by appending partitions (`add`) and gives the same clusters 
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -23,6 +24,57 @@ from ops_library.columns import CLUSTER_ID, DUPLICATE_OF, HASH, ROW_ID
 
 _POS = "__pos__"
 _KEY = "__key__"
+
+
+@functools.cache
+def _first_rows_kernel():  # -> the compiled kernel, or None without numba
+    try:
+        import numba
+    except ImportError:
+        return None
+
+    @numba.njit(parallel=True, cache=True, nogil=True)
+    def first_rows_kernel(keys, out):  # pragma: no cover - compiled
+        # Per band (in parallel), one pass over the rows with an open-addressing table of the keys seen: a row
+        # whose key is new is its own first, else it takes the first row of its key.
+        n, bands = keys.shape
+        bits = 1
+        while (1 << bits) < 2 * n:
+            bits += 1
+        size = 1 << bits
+        mask = size - 1
+        shift = np.uint64(64 - bits)
+        mix = np.uint64(0x9E3779B97F4A7C15)
+        for j in numba.prange(bands):
+            seen_keys = np.empty(size, dtype=np.uint64)
+            seen_rows = np.full(size, -1, dtype=np.int64)
+            for i in range(n):
+                k = keys[i, j]
+                slot = np.int64((k * mix) >> shift)
+                while seen_rows[slot] != -1 and seen_keys[slot] != k:
+                    slot = (slot + 1) & mask
+                if seen_rows[slot] == -1:
+                    seen_keys[slot] = k
+                    seen_rows[slot] = i
+                out[i, j] = seen_rows[slot]
+
+    return first_rows_kernel
+
+
+def first_rows(band_keys: np.ndarray, *, kernel: bool = True) -> np.ndarray:
+    """int64 (rows, bands): for each row and band, the first row with the same band key (itself when it is the
+    first). By the compiled kernel (one hashed pass per band) where numba is there and `kernel`, else by a
+    stable sort per band: the same numbers."""
+    keys = np.ascontiguousarray(band_keys, dtype=np.uint64)
+    out = np.empty(keys.shape, dtype=np.int64)
+    compiled = _first_rows_kernel() if kernel and keys.size else None
+    if compiled is not None:
+        compiled(keys, out)
+        return out
+    for j in range(keys.shape[1]):
+        _, first, inverse = np.unique(keys[:, j], return_index=True, return_inverse=True)
+        out[:, j] = first[inverse.reshape(-1)]
+    return out
 
 
 def index_schema() -> dict[str, pl.DataType]:
@@ -95,16 +147,18 @@ def index_stats(index: pl.DataFrame, total_rows: int | None = None, index_bytes:
 @dataclass
 class BandIndex:
     """LSH buckets of every row seen so far: per band, the distinct keys (sorted) and the first row of each;
-    and every row's root."""
+    and every row's root. An index built at once keeps its rows' band keys and sorts them into buckets only
+    when asked (`buckets`: to grow it, save it, or size it); its clusters need no sort."""
 
     bands: int
     row_ids: pl.Series = field(default_factory=lambda: pl.Series(ROW_ID, [], dtype=pl.String))
     roots: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     keys: list[np.ndarray] = field(default_factory=list)
     firsts: list[np.ndarray] = field(default_factory=list)
+    band_keys: np.ndarray | None = None  # (rows, bands), where the buckets are not sorted yet
 
     def __post_init__(self) -> None:
-        if not self.keys:
+        if not self.keys and self.band_keys is None:
             self.keys = [np.zeros(0, dtype=np.uint64)] * self.bands
             self.firsts = [np.zeros(0, dtype=np.int64)] * self.bands
 
@@ -112,12 +166,21 @@ class BandIndex:
     def num_rows(self) -> int:
         return len(self.roots)
 
+    def buckets(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Per band, the distinct keys (sorted) and the first row of each."""
+        if self.band_keys is not None:
+            for j in range(self.bands):
+                uniq, first = np.unique(self.band_keys[:, j], return_index=True)
+                self.keys.append(uniq)
+                self.firsts.append(first.astype(np.int64))
+            self.band_keys = None
+        return self.keys, self.firsts
+
     def add(self, hash_frames: Sequence[pl.DataFrame]) -> BandIndex:
         """A new index with the rows of `hash_frames` (ROW_ID, HASH = Array(UInt64, bands)) after the current
-        ones. Only the new rows are bucketed, one band at a time: each new row is linked to the first row of
-        its key (an old row if the key was seen, else the first new one). An old row's root can only change when
-        a new row links its cluster to an earlier cluster (its kept row then becomes a duplicate, as it would in
-        a one-shot run)."""
+        ones. Each new row is linked, band by band, to the first row of its key (an old row if the key was
+        seen, else the first new one). An old row's root can only change when a new row links its cluster to
+        an earlier cluster (its kept row then becomes a duplicate, as it would in a one-shot run)."""
         frames = [f.select(ROW_ID, HASH) for f in hash_frames if f.height]
         if not frames:
             return self
@@ -125,14 +188,25 @@ class BandIndex:
         width = new.schema[HASH].size  # type: ignore[union-attr]
         if width != self.bands:
             raise ValueError(f"hash frames carry {width} band keys, the index has {self.bands} bands")
+        row_ids = pl.concat([self.row_ids, new[ROW_ID].alias(ROW_ID)])
+        band_keys = new[HASH].to_numpy()
+        if self.num_rows == 0:
+            # At once: every row linked to its key's first row, all bands in one pass, one union at the end
+            # (roots are the smallest row of each component, whatever order the links come in).
+            pos = np.arange(new.height, dtype=np.int64)
+            linked = first_rows(band_keys)
+            differ = linked != pos[:, None]
+            left = np.broadcast_to(pos[:, None], linked.shape)[differ]
+            roots = union(pos, left, linked[differ])
+            return BandIndex(self.bands, row_ids, roots, band_keys=band_keys)
         start = self.num_rows
         pos = np.arange(start, start + new.height, dtype=np.int64)
-        band_keys = new[HASH].to_numpy()
         roots = np.concatenate([self.roots, pos])
+        old_all_keys, old_all_firsts = self.buckets()
         keys, firsts = [], []
         for j in range(self.bands):
             uniq, first, inverse = np.unique(band_keys[:, j], return_index=True, return_inverse=True)
-            old_keys, old_firsts = self.keys[j], self.firsts[j]
+            old_keys, old_firsts = old_all_keys[j], old_all_firsts[j]
             at = np.searchsorted(old_keys, uniq)
             seen = at < len(old_keys)
             seen[seen] = old_keys[at[seen]] == uniq[seen]
@@ -151,7 +225,7 @@ class BandIndex:
                 order = np.argsort(merged_keys, kind="stable")
                 keys.append(merged_keys[order])
                 firsts.append(merged_firsts[order])
-        return BandIndex(self.bands, pl.concat([self.row_ids, new[ROW_ID].alias(ROW_ID)]), roots, keys, firsts)
+        return BandIndex(self.bands, row_ids, roots, keys, firsts)
 
     def index_frame(self) -> pl.DataFrame:
         return index_frame(self.row_ids, self.roots)
@@ -165,7 +239,7 @@ class BandIndex:
 
     @property
     def nbytes(self) -> int:
-        buckets = sum(int(k.nbytes) + int(f.nbytes) for k, f in zip(self.keys, self.firsts, strict=True))
+        buckets = sum(int(k.nbytes) + int(f.nbytes) for k, f in zip(*self.buckets(), strict=True))
         return buckets + int(self.roots.nbytes) + int(self.row_ids.estimated_size())
 
     def save(self, directory: str | Path) -> None:
@@ -173,7 +247,7 @@ class BandIndex:
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
         pl.DataFrame({ROW_ID: self.row_ids, "root": self.roots}).write_parquet(d / "rows.parquet")
-        for j, (keys, firsts) in enumerate(zip(self.keys, self.firsts, strict=True)):
+        for j, (keys, firsts) in enumerate(zip(*self.buckets(), strict=True)):
             pl.DataFrame({_KEY: keys, _POS: firsts}).write_parquet(d / f"band_{j:03d}.parquet")
         (d / "index.json").write_text(json.dumps({"bands": self.bands, "rows": self.num_rows}))
 

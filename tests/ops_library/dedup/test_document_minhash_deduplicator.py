@@ -9,7 +9,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from ops_library.base import OpUnavailableError
-from ops_library.clusters import BandIndex
+from ops_library.clusters import BandIndex, first_rows
 from ops_library.columns import CLUSTER_ID, DROP_REASON, DUPLICATE_OF, HASH, ROW_ID
 from ops_library.dedup.document_minhash_deduplicator import DocumentMinhashDeduplicator
 from ops_library.minhash import minhash_signatures, numba_available, optimal_param
@@ -342,6 +342,46 @@ def test_incremental_reports_old_rows_whose_fate_changes(tmp_path) -> None:
     assert_frame_equal(grown.index_frame(), op.index(old + new), check_row_order=False)
     assert grown.changed_since(state).to_list() == ["old:2"]
     assert dict(grown.index_frame().select(ROW_ID, DUPLICATE_OF).rows()) == {"old:2": "old:1", "new:1": "old:1"}
+
+
+def _band_frame(keys: np.ndarray) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            ROW_ID: [f"r{i}" for i in range(len(keys))],
+            HASH: pl.Series(HASH, keys, dtype=pl.Array(pl.UInt64, keys.shape[1])),
+        }
+    )
+
+
+@pytest.mark.parametrize("vocab", [7, 300, 2**62])
+def test_first_rows_kernel_equals_the_sorted_buckets(vocab: int) -> None:
+    # Few distinct keys (long probe chains, every row linked), some, and all distinct: the hashed pass per band
+    # gives each row the first row of its key, as the sort does.
+    keys = np.random.default_rng(vocab % 1000).integers(0, vocab, size=(3000, 9)).astype(np.uint64)
+    expected = first_rows(keys, kernel=False)
+    for row in (0, 1500, 2999):
+        for band in (0, 8):
+            assert expected[row, band] == int(np.flatnonzero(keys[:, band] == keys[row, band])[0])
+    assert (first_rows(keys) == expected).all()
+
+
+def test_index_built_at_once_equals_one_grown_row_by_row_and_survives_a_save(tmp_path) -> None:
+    # At once: one linked pass and one union; grown: the sorted buckets, one band at a time. Same roots, same
+    # buckets (sorted only when asked), and a saved index built at once grows like the other.
+    keys = np.random.default_rng(5).integers(0, 40, size=(400, 6)).astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+    frame_ = _band_frame(keys)
+    at_once = BandIndex(6).add([frame_])
+    grown = BandIndex(6).add([frame_.head(1)]).add([frame_.slice(1, 199)]).add([frame_.slice(200)])
+    assert at_once.band_keys is not None  # not sorted yet
+    assert (at_once.roots == grown.roots).all() and at_once.roots.min() == 0
+    assert_frame_equal(at_once.index_frame(), grown.index_frame())
+    for a, b in zip(at_once.buckets()[0] + at_once.buckets()[1], grown.buckets()[0] + grown.buckets()[1], strict=True):
+        assert (a == b).all()
+    assert at_once.nbytes == grown.nbytes
+    half = BandIndex(6).add([frame_.head(200)])
+    half.save(tmp_path / "idx")
+    resumed = BandIndex.load(tmp_path / "idx").add([frame_.slice(200)])
+    assert (resumed.roots == at_once.roots).all()
 
 
 def test_index_stats_histogram_and_bytes() -> None:
