@@ -29,7 +29,7 @@ from typing import Literal
 
 import dagster as dg
 
-from pipeline_defs import console, prefetch
+from pipeline_defs import console, export_ahead, prefetch
 from pipeline_defs.export import export_is_current, last_report
 from pipeline_defs.fingerprints import Fingerprints
 from pipeline_defs.graph import RecipeGraph, build_recipe_graph, input_shards, registered_shards, sync_shards
@@ -267,6 +267,7 @@ def run_recipe(
             return _run_locked(path, recipe, executor, echo, job_id, t0)
         finally:
             prefetch.stop()  # what the source step did not take is dropped with the job
+            export_ahead.stop()  # and the dropped rows rendered ahead that the export did not take
 
 
 def _unchanged(graph: RecipeGraph, executor: Executor) -> _Planner | None:
@@ -346,6 +347,19 @@ def _run_locked(
     )
     parallel = settings.max_parallel_runs or plan.hardware.cpus
     pool: ProcessPoolExecutor | None = None
+    # The export step runs in this process: each phase's dropped rows are rendered for it while the later
+    # phases run (pipeline_defs/export_ahead.py).
+    ahead = instance is not None and executor == "in_process" and settings.shard_workers <= 1
+    if ahead:
+        export_ahead.start(planner.store)
+    row_assets = set(graph.row_assets)
+
+    def render_ahead(phase) -> None:
+        if ahead and phase.partitioned:
+            mine = [key for key in phase.keys if key in row_assets]
+            export_ahead.submit(planner.store.path(key.path, k, "dropped") for k in order_keys for key in mine)
+
+    order_keys = sorted(keys, key=shard_order)
     try:
         shown = progress_for(instance, job.job_id, graph.phases, len(keys), echo) if instance else nullcontext()
         with _Signals().watch() as signals, shown:
@@ -357,6 +371,7 @@ def _run_locked(
                     if not todo:
                         job.emit("checkpoint_valid", operation_name=names, message=f"all {len(keys)} shards current")
                         reused += len(keys) * len(phase.keys)
+                        render_ahead(phase)
                         continue
                     for k, (step, why) in todo.items():
                         if why != "no checkpoint":
@@ -403,6 +418,7 @@ def _run_locked(
                         raise RunFailedError(
                             f"run {run_id} ({names}, {where}) failed: {detail}\nresume with: sluice resume {job.job_id}"
                         )
+                render_ahead(phase)
         if not export:  # the export was reused: its report is kept with its checkpoint
             export = (
                 latest_export(instance, graph.export_key)

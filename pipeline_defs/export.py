@@ -5,11 +5,12 @@ duplicate) and the quarantined ones (`<stem>.quarantine.jsonl`), plus the per-sh
 from __future__ import annotations
 
 import json
+import shutil
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import dagster as dg
 import polars as pl
@@ -34,6 +35,9 @@ from pipeline_defs.recipe import Recipe
 from pipeline_defs.shards import RAW_JSON, json_text, shard_order
 from resources.checkpoint_files import CheckpointMeta, atomic_write, file_digest
 from resources.storage import CheckpointStore
+
+if TYPE_CHECKING:
+    from pipeline_defs.export_ahead import ExportAhead
 
 
 def sidecar(export_path: str | Path, what: str) -> Path:
@@ -107,11 +111,28 @@ def write_rows(frames: Sequence[pl.DataFrame], path: Path) -> int:
         else:
             with open(tmp, "wb") as fh:
                 for f in frames:
-                    if f.height and RAW_JSON in f.columns:
-                        pl.DataFrame(json_rows(f)).write_csv(fh, include_header=False, quote_style="never")
-                    elif f.height:  # no JSON-text field: polars' writer gives the same bytes, faster
-                        f.write_ndjson(fh)
+                    write_jsonl(f, fh)
     return sum(f.height for f in frames)
+
+
+def write_jsonl(f: pl.DataFrame, fh: BinaryIO) -> None:
+    """`f`'s rows as JSONL lines (see `json_rows`)."""
+    if f.height and RAW_JSON in f.columns:
+        pl.DataFrame(json_rows(f)).write_csv(fh, include_header=False, quote_style="never")
+    elif f.height:  # no JSON-text field: polars' writer gives the same bytes, faster
+        f.write_ndjson(fh)
+
+
+def write_side_file(parts: Sequence[pl.DataFrame | Path], path: Path) -> None:
+    """A JSONL side file from frames of public rows and from files of them rendered ahead (`export_ahead`),
+    copied verbatim, in order."""
+    with atomic_write(path) as tmp, open(tmp, "wb") as fh:
+        for part in parts:
+            if isinstance(part, Path):
+                with open(part, "rb") as src:
+                    shutil.copyfileobj(src, fh, 1 << 20)
+            else:
+                write_jsonl(part, fh)
 
 
 @dataclass
@@ -121,6 +142,7 @@ class ExportReport:
     per_partition: dict[str, dict[str, int]]
     per_op: dict[str, dict[str, int]]
     mismatches: list[dict[str, Any]] = field(default_factory=list)
+    rendered_ahead: int = 0  # dropped checkpoints whose rows were rendered ahead (`export_ahead`)
 
     def funnel_markdown(self) -> str:
         """Rows left after each op that dropped any, in recipe order, from the input down to the export."""
@@ -175,6 +197,7 @@ class ExportReport:
             **{k: t.get(k, 0) for k in ("input", "kept", *DROP_KINDS)},
             "per_partition": table,
             "dropped_per_op": dg.MetadataValue.json(self.per_op),
+            "dropped_rendered_ahead": self.rendered_ahead,
         }
 
 
@@ -194,32 +217,44 @@ def export_recipe(
     final: dict[str, pl.DataFrame],
     row_assets: Sequence[dg.AssetKey],
     store: CheckpointStore,
+    ahead: ExportAhead | None = None,
 ) -> ExportReport:
+    """Writes the export and its side files; a shard's dropped rows rendered `ahead` are taken from there."""
     keys = sorted(final, key=shard_order)
     kept_rows = write_rows([_public(final[k], recipe.keep_stats_in_res_ds) for k in keys], Path(recipe.export_path))
 
     shard_rows = input_rows(store, row_assets[0].path, keys)
     per_partition: dict[str, dict[str, int]] = {}
     per_op: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    dropped_frames: list[pl.DataFrame] = []
-    quarantine_frames: list[pl.DataFrame] = []
+    dropped_parts: list[pl.DataFrame | Path] = []
+    quarantine_parts: list[pl.DataFrame | Path] = []
+    rendered_ahead = 0
     for k in keys:
         counts = {"input": shard_rows.get(k, -1), "kept": final[k].height} | dict.fromkeys(DROP_KINDS, 0)
         parents = [final[k]]
         for asset_key in row_assets:
-            dropped = store.read_dropped(asset_key.path, k)
-            if dropped is None or dropped.height == 0:
-                continue
-            parents.append(dropped)
-            for op_name, kind, n in dropped.group_by(DROP_OP, DROP_KIND, maintain_order=True).len().iter_rows():
+            parts = quarantine_parts if asset_key.path[-1] == "source" else dropped_parts
+            spooled = ahead.take(store.path(asset_key.path, k, "dropped")) if ahead is not None else None
+            if spooled is not None:  # rendered ahead; it holds no rows made from a parent row
+                rendered_ahead += 1
+                by_kind: Iterable[tuple[str, str, int]] = spooled.counts
+                if spooled.rows:
+                    parts.append(spooled.file)
+            else:
+                dropped = store.read_dropped(asset_key.path, k)
+                if dropped is None or dropped.height == 0:
+                    continue
+                parents.append(dropped)
+                by_kind = dropped.group_by(DROP_OP, DROP_KIND, maintain_order=True).len().iter_rows()
+                parts.append(public_dropped(dropped))
+            for op_name, kind, n in by_kind:
                 counts[kind] += n
                 per_op[op_name][kind] += n
-            (quarantine_frames if asset_key.path[-1] == "source" else dropped_frames).append(dropped)
         counts[CREATED] = created_rows(parents)
         per_partition[k] = counts
 
-    write_rows([_public_dropped(f) for f in dropped_frames], sidecar(recipe.export_path, "dropped"))
-    write_rows([_public_dropped(f) for f in quarantine_frames], sidecar(recipe.export_path, "quarantine"))
+    write_side_file(dropped_parts, sidecar(recipe.export_path, "dropped"))
+    write_side_file(quarantine_parts, sidecar(recipe.export_path, "quarantine"))
 
     return ExportReport(
         export_path=str(recipe.export_path),
@@ -227,6 +262,7 @@ def export_recipe(
         per_partition=per_partition,
         per_op={op: dict(per_op[op]) for op in _recipe_order(recipe, per_op)},
         mismatches=mismatches({"per_partition": per_partition}),
+        rendered_ahead=rendered_ahead,
     )
 
 
@@ -247,7 +283,7 @@ def _recipe_order(recipe: Recipe, per_op: dict[str, Any]) -> list[str]:
     return sorted(per_op, key=lambda op: order.index(op) if op in order else len(order))
 
 
-def _public_dropped(df: pl.DataFrame) -> pl.DataFrame:
+def public_dropped(df: pl.DataFrame) -> pl.DataFrame:
     present = [c for c in _PROVENANCE if c in df.columns]
     rest = [c for c in df.columns if not c.startswith(INTERNAL_PREFIX) or c == RAW_JSON]
     return df.select(*[pl.col(c).alias(_PROVENANCE[c]) for c in present], *rest)

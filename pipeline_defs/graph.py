@@ -39,7 +39,7 @@ from ops_library import codepoints
 from ops_library.base import Deduplicator, Op
 from ops_library.columns import ROW_ID
 from pipeline_defs import export as export_mod
-from pipeline_defs import prefetch
+from pipeline_defs import export_ahead, prefetch
 from pipeline_defs.fingerprints import code_hash, digest, node_fingerprint, row_code, source_code
 from pipeline_defs.opchain import AccountingError, concat_dropped, run_ops, spread
 from pipeline_defs.planning import engine_settings, load_plan, plan_for, step_request
@@ -668,7 +668,7 @@ class _Factory:
                 yield dg.MaterializeResult(metadata={"reused_checkpoint": True, "fingerprint": fp, **meta})
                 return
             final = {k: store.read(store.path(upstream.path, k)) for k in keys}
-            report = export_mod.export_recipe(recipe, final, row_assets, store)
+            report = export_mod.export_recipe(recipe, final, row_assets, store, export_ahead.finish())
             export_mod.record_export(store, export_key.path, recipe, report, fp)
             yield dg.MaterializeResult(metadata={**report.metadata(), "fingerprint": fp, "reused_checkpoint": False})
 

@@ -1,0 +1,161 @@
+"""The export's dropped rows rendered while the later phases run (`pipeline_defs/export_ahead.py`): the same
+side files, byte for byte, as the export renders itself; never a rendering of a checkpoint that changed since,
+or whose base did; within its budget; its spool gone with the job."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+import pytest
+import yaml
+
+from ops_library.columns import DROP_KIND, DROP_OP, DROP_REASON, FILTERED, PARENT_ID, ROW_ID
+from pipeline_defs import export_ahead
+from pipeline_defs.execute import run_recipe
+from pipeline_defs.export import public_dropped, write_jsonl
+from pipeline_defs.export_ahead import SPOOL_PREFIX, ExportAhead
+from resources.checkpoint_files import Base, CheckpointMeta
+from resources.storage import FRAMES, CheckpointStore
+
+
+def _recipe(tmp_path: Path) -> Path:
+    data = tmp_path / "in"
+    data.mkdir()
+    for f in range(3):
+        lines = [json.dumps({"text": f"doc {f} {i} " + "word " * (i % 7), "n": i, "tag": [f, i]}) for i in range(60)]
+        lines += [lines[3], "{broken json"]  # an exact duplicate and a quarantined line
+        (data / f"p{f}.jsonl").write_text("\n".join(lines) + "\n")
+    recipe = {
+        "project_name": "ahead_export",
+        "dataset_path": str(data),
+        "export_path": str(tmp_path / "out" / "kept.jsonl"),
+        "process": [
+            {"whitespace_normalization_mapper": None},
+            {"words_num_filter": {"min_num": 4}},
+            {"text_length_filter": {"min_len": 12}},
+            {"document_deduplicator": None},
+        ],
+    }
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe, sort_keys=False))
+    return path
+
+
+def _export_metadata(project: str) -> dict:
+    with dg.DagsterInstance.get() as instance:
+        event = instance.get_latest_materialization_event(dg.AssetKey([project, "export"]))
+        assert event is not None and event.asset_materialization is not None
+        return {k: v.value for k, v in event.asset_materialization.metadata.items()}
+
+
+def _side_files(out: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(out.iterdir()) if not p.name.startswith(".")}
+
+
+def test_side_files_rendered_ahead_are_the_bytes_the_export_renders(
+    tmp_path: Path, sluice_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recipe = _recipe(tmp_path)
+    report = run_recipe(recipe, echo=lambda _: None)
+    assert report.status == "completed"
+    ahead = _side_files(tmp_path / "out")
+    store_root = Path(sluice_home) / "checkpoints"
+    dropped = [p for p in store_root.rglob("*.dropped.parquet")]
+    # every row step's dropped checkpoint (the source's quarantine included) was taken rendered
+    assert _export_metadata("ahead_export")["dropped_rendered_ahead"] == len(dropped) > 3
+    assert ahead["kept.quarantine.jsonl"].count(b"\n") == 3 and ahead["kept.dropped.jsonl"].count(b"\n") > 3
+    assert not list(store_root.glob(f"{SPOOL_PREFIX}*"))  # the spool went with the job
+
+    # the same job where nothing is rendered ahead: the export renders every shard itself, the same bytes
+    monkeypatch.setattr(export_ahead, "start", lambda store: None)
+    for p in (tmp_path / "out").iterdir():
+        p.unlink()
+    run_recipe(recipe, echo=lambda _: None)
+    assert _export_metadata("ahead_export")["dropped_rendered_ahead"] == 0
+    assert _side_files(tmp_path / "out") == ahead
+
+
+def _dropped(n: int, start: int = 0) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            ROW_ID: [f"r{i}" for i in range(start, start + n)],
+            "text": [f'text {i} \u00e9\n"q"' for i in range(start, start + n)],
+            "tag": [[i, i + 1] for i in range(start, start + n)],
+            DROP_OP: ["a_filter" if i % 3 else "b_filter" for i in range(start, start + n)],
+            DROP_KIND: [FILTERED] * n,
+            DROP_REASON: ["too short"] * n,
+        }
+    )
+
+
+def _rendered(df: pl.DataFrame) -> bytes:
+    buf = io.BytesIO()
+    write_jsonl(public_dropped(df), buf)
+    return buf.getvalue()
+
+
+def test_a_rendering_is_taken_only_while_its_checkpoint_and_base_are_unchanged(tmp_path: Path) -> None:
+    store = CheckpointStore(base_dir=str(tmp_path / "ck"))
+    plain, selected, base_path = (store.path(["p", name], "s0", "dropped") for name in ("plain", "sel", "base"))
+    store.write(_dropped(20), plain)
+    base_frame = _dropped(40, start=100)
+    base_meta = store.write(base_frame, base_path)
+    # a selection of its base: its meaning changes when the base is rewritten, its own bytes do not
+    store.write(base_frame.slice(5, 10), selected, base=Base(base_path, base_meta, base_frame))
+    assert CheckpointMeta.load(selected).base is not None
+    FRAMES.clear()
+
+    ahead = ExportAhead(store)
+    ahead.submit([plain, selected, store.path(["p", "missing"], "s0", "dropped")])
+    assert ahead.wait(timeout=60)
+    ahead.finish()
+    taken = ahead.take(plain)
+    assert taken is not None and taken.rows == 20
+    assert taken.counts == (("b_filter", FILTERED, 7), ("a_filter", FILTERED, 13))  # in order of first row
+    assert taken.file.read_bytes() == _rendered(store.read(plain))
+    sel = ahead.take(selected)
+    assert sel is not None and sel.file.read_bytes() == _rendered(base_frame.slice(5, 10))
+    assert ahead.take(store.path(["p", "missing"], "s0", "dropped")) is None
+
+    store.write(_dropped(21), plain)  # rewritten since it was rendered
+    assert ahead.take(plain) is None
+    store.write(_dropped(40, start=500), base_path)  # the base of the selection rewritten
+    assert ahead.take(selected) is None
+    ahead.close()
+    assert not ahead.spool.exists()
+
+
+def test_rows_made_from_a_parent_row_and_rows_past_the_budget_are_left_to_the_export(tmp_path: Path) -> None:
+    store = CheckpointStore(base_dir=str(tmp_path / "ck"))
+    parent, first, second = (store.path(["p", n], "s0", "dropped") for n in ("chunks", "one", "two"))
+    store.write(_dropped(4).with_columns(pl.lit("r0").alias(PARENT_ID)), parent)
+    store.write(_dropped(30), first)
+    store.write(_dropped(30, start=30), second)
+    ahead = ExportAhead(store, budget_bytes=1)  # full after its first rendering
+    ahead.submit([parent, first, second])
+    assert ahead.wait(timeout=60)
+    ahead.finish()
+    assert ahead.take(parent) is None  # the export counts its created rows from the frame
+    assert ahead.take(first) is not None
+    assert ahead.take(second) is None
+    ahead.close()
+
+
+def test_a_spool_left_by_a_killed_job_is_removed_by_the_next(tmp_path: Path) -> None:
+    store = CheckpointStore(base_dir=str(tmp_path / "ck"))
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    left = Path(store.base_dir) / f"{SPOOL_PREFIX}{dead.stdout.strip()}-1"
+    alive = Path(store.base_dir) / f"{SPOOL_PREFIX}{os.getppid()}-1"  # another live process's: kept
+    for d in (left, alive):
+        d.mkdir(parents=True)
+        (d / "000000.jsonl").write_text("{}\n")
+    ahead = ExportAhead(store)
+    assert not left.exists() and alive.exists() and ahead.spool.exists()
+    ahead.close()
