@@ -97,7 +97,7 @@ class ExportAhead:
             before = CheckpointMeta.load(path)
             if before is None:
                 return None
-            df = self.store.read(path)
+            df = self.store.read(path, cache=False)  # the steps still running read from FRAMES
             if CheckpointMeta.load(path) != before or PARENT_ID in df.columns:
                 return None  # rewritten while read; or rows made from a parent row, which the export counts
             by_kind = df.group_by(DROP_OP, DROP_KIND, maintain_order=True).len().iter_rows()

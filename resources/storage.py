@@ -323,7 +323,9 @@ class CheckpointStore(dg.ConfigurableResource):
                 stored.append(df[c])
         return pl.DataFrame(stored)
 
-    def _expand(self, stored: pl.DataFrame, meta: CheckpointMeta, path: Path, depth: int) -> pl.DataFrame:
+    def _expand(
+        self, stored: pl.DataFrame, meta: CheckpointMeta, path: Path, depth: int, cache: bool = True
+    ) -> pl.DataFrame:
         """The frame a selection stands for: its base's rows at BASE_ROW, with the columns it stored."""
         assert meta.base is not None and meta.columns is not None
         base_path = Path(self.base_dir) / meta.base
@@ -331,7 +333,7 @@ class CheckpointStore(dg.ConfigurableResource):
         if problem is not None:
             error = MissingCheckpointError if "missing" in problem else CorruptCheckpointError
             raise error(f"checkpoint {path}: {problem}")
-        base, base_meta = self._load(base_path, depth + 1)
+        base, base_meta = self._load(base_path, depth + 1, cache)
         if base_meta.xxh3 != meta.base_xxh3:
             raise CorruptCheckpointError(f"checkpoint {path}: its base {meta.base} was rewritten since it was written")
         rows = stored[BASE_ROW]
@@ -405,7 +407,7 @@ class CheckpointStore(dg.ConfigurableResource):
             )
         return data, meta
 
-    def _load(self, path: Path, depth: int = 0) -> tuple[pl.DataFrame, CheckpointMeta]:
+    def _load(self, path: Path, depth: int = 0, cache: bool = True) -> tuple[pl.DataFrame, CheckpointMeta]:
         hit = FRAMES.entry(path)
         if hit is not None:
             return hit[1], hit[0]
@@ -420,8 +422,9 @@ class CheckpointStore(dg.ConfigurableResource):
                 raise CorruptCheckpointError(f"checkpoint {path} has {df.height} rows, its sidecar says {meta.rows}")
             if meta.base is None:
                 return df, meta
-            df = self._expand(df, meta, path, depth)
-        FRAMES.put(path, meta, df)  # rebuilt: the next selection of it, or the next read, rebuilds nothing
+            df = self._expand(df, meta, path, depth, cache)
+        if cache:
+            FRAMES.put(path, meta, df)  # rebuilt: the next selection of it, or the next read, rebuilds nothing
         return df, meta
 
     @staticmethod
@@ -442,8 +445,10 @@ class CheckpointStore(dg.ConfigurableResource):
             raise CorruptCheckpointError(f"checkpoint {path}: its input gives {df.height} rows, it says {meta.rows}")
         return df
 
-    def read(self, path: Path, where: pl.Expr | None = None) -> pl.DataFrame:
-        df, _ = self._load(path)
+    def read(self, path: Path, where: pl.Expr | None = None, *, cache: bool = True) -> pl.DataFrame:
+        """The checkpoint's rows (verified). `cache=False`: what it rebuilds stays out of FRAMES (a reader beside
+        the steps must not evict the frames they read next)."""
+        df, _ = self._load(path, cache=cache)
         return df if where is None else df.filter(where)
 
     def read_base(self, path: Path) -> Base:

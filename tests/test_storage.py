@@ -271,6 +271,18 @@ def test_a_selection_of_a_selection_reads_back_through_the_chain(tmp_path: Path)
     assert store.read(third_path)["n"].to_list() == list(range(0, 120, 6))
 
 
+def test_a_read_without_cache_leaves_what_it_rebuilt_out_of_the_frame_cache(tmp_path: Path) -> None:
+    store = CheckpointStore(base_dir=str(tmp_path))
+    first = _written_base(store, _docs(60))
+    second_path = store.path(["r", "op01"], "f.jsonl@00000")
+    store.write(first.frame.filter(pl.col("n") % 2 == 0), second_path, "fp1", base=first)
+    FRAMES.clear()
+    uncached = store.read(second_path, cache=False)  # the selection and its base, rebuilt from the files
+    assert len(FRAMES) == 0
+    assert_frame_equal(store.read(second_path), uncached)
+    assert len(FRAMES) == 1  # the rebuilt selection is kept for the next read
+
+
 def test_dropped_rows_with_their_reasons_are_a_selection_too(tmp_path: Path) -> None:
     store = CheckpointStore(base_dir=str(tmp_path))
     base = _written_base(store, _docs(50))
