@@ -61,13 +61,29 @@ def _first_rows_kernel():  # -> the compiled kernel, or None without numba
     return first_rows_kernel
 
 
-def first_rows(band_keys: np.ndarray, *, kernel: bool = True) -> np.ndarray:
+def _loaded_first_rows_kernel():  # -> the kernel when this process has loaded it already (no numba import to ask)
+    if _first_rows_kernel.cache_info().currsize == 0:
+        return None
+    compiled = _first_rows_kernel()
+    return compiled if compiled is not None and compiled.signatures else None
+
+
+# Below this many band keys the sort takes less time than loading the compiled kernel (~0.1 s, once per process).
+KERNEL_MIN_KEYS = 500_000
+
+
+def first_rows(band_keys: np.ndarray, *, kernel: bool | None = None) -> np.ndarray:
     """int64 (rows, bands): for each row and band, the first row with the same band key (itself when it is the
-    first). By the compiled kernel (one hashed pass per band) where numba is there and `kernel`, else by a
-    stable sort per band: the same numbers."""
+    first). By the compiled kernel (one hashed pass per band) where numba is there, else by a stable sort per
+    band: the same numbers. `kernel=None` takes the kernel when it is loaded already or the keys are many
+    (`KERNEL_MIN_KEYS`)."""
     keys = np.ascontiguousarray(band_keys, dtype=np.uint64)
     out = np.empty(keys.shape, dtype=np.int64)
-    compiled = _first_rows_kernel() if kernel and keys.size else None
+    compiled = None
+    if kernel is not False and keys.size:
+        compiled = _loaded_first_rows_kernel()
+        if compiled is None and (kernel or keys.size >= KERNEL_MIN_KEYS):
+            compiled = _first_rows_kernel()
     if compiled is not None:
         compiled(keys, out)
         return out
@@ -83,24 +99,37 @@ def index_schema() -> dict[str, pl.DataType]:
 
 def union(roots: np.ndarray, left: np.ndarray, right: np.ndarray) -> np.ndarray:
     """Merge the components of each (left[i], right[i]) pair; `roots[x]` is the smallest row of x's component
-    before and after. Vectorized: the touched roots' components come from scipy's connected components."""
+    before and after. Vectorized over the touched roots (`smallest_in_component`)."""
     ru, rv = roots[left], roots[right]
     differ = ru != rv
     if not differ.any():
         return roots
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
     ru, rv = ru[differ], rv[differ]
-    nodes = np.unique(np.concatenate([ru, rv]))  # sorted: the first node of a component is its smallest
+    nodes = np.unique(np.concatenate([ru, rv]))  # sorted: the smallest index of a component is its smallest node
     iu, iv = np.searchsorted(nodes, ru), np.searchsorted(nodes, rv)
-    graph = coo_matrix((np.ones(len(iu), dtype=np.int8), (iu, iv)), shape=(len(nodes), len(nodes)))
-    _, labels = connected_components(graph, directed=False)
-    _, first = np.unique(labels, return_index=True)
-    smallest = nodes[first][labels]
     relabel = np.arange(len(roots), dtype=roots.dtype)
-    relabel[nodes] = smallest
+    relabel[nodes] = nodes[smallest_in_component(len(nodes), iu, iv)]
     return relabel[roots]
+
+
+def smallest_in_component(n: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """For nodes 0..n-1 and the edges (u[i], v[i]): each node's smallest node of its connected component.
+    Union-find in rounds, all edges at once: every edge whose ends have different roots hooks the larger root
+    under the smaller (the smallest where several compete), then every node points straight at its root, until
+    no edge joins two roots (a path of 200,000 nodes in random order: 0.04 s)."""
+    label = np.arange(n, dtype=np.int64)
+    while True:
+        lu, lv = label[u], label[v]
+        differ = lu != lv
+        if not differ.any():
+            return label
+        lu, lv = lu[differ], lv[differ]
+        np.minimum.at(label, np.maximum(lu, lv), np.minimum(lu, lv))
+        while True:  # compress: label[x] is x's root again
+            up = label[label]
+            if (up == label).all():
+                break
+            label = up
 
 
 def index_frame(row_ids: pl.Series, roots: np.ndarray) -> pl.DataFrame:

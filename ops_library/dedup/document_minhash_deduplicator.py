@@ -12,7 +12,7 @@ import polars as pl
 from pydantic import Field, PositiveInt, model_validator
 
 from ops_library.base import Deduplicator, OpOutput, OpParams, ResourceNeeds
-from ops_library.clusters import BandIndex
+from ops_library.clusters import BandIndex, first_rows
 from ops_library.columns import CLUSTER_ID, DUPLICATE_OF, HASH, ROW_ID
 from ops_library.minhash import (
     HashMode,
@@ -228,6 +228,12 @@ class DocumentMinhashDeduplicator(Deduplicator):
         if CLUSTER_ID not in provenance:
             return pl.format("near-duplicate of {}", pl.col(DUPLICATE_OF))
         return pl.format("near-duplicate of {} (minhash cluster {})", pl.col(DUPLICATE_OF), pl.col(CLUSTER_ID))
+
+    def load_kernels(self) -> None:
+        """Load the compiled kernels a run over many texts takes (numba's import and on-disk cache, once per
+        process): the signatures' and the index's, which a run over few rows does without."""
+        self.signatures(pl.Series(["a b c d e f g"]))
+        first_rows(np.zeros((1, self.bands), dtype=np.uint64), kernel=True)
 
     def run(self, df: pl.DataFrame, *, device: str = "cpu", threads: int | None = None, **placement: Any) -> OpOutput:
         return self.apply(df, self.index([self.hashes(df, device=device, threads=threads, **placement)]))

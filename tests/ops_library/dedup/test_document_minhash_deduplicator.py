@@ -2,6 +2,8 @@ import hashlib
 import random
 import re
 import struct
+import subprocess
+import sys
 
 import numpy as np
 import polars as pl
@@ -9,7 +11,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from ops_library.base import OpUnavailableError
-from ops_library.clusters import BandIndex, first_rows
+from ops_library.clusters import BandIndex, first_rows, smallest_in_component
 from ops_library.columns import CLUSTER_ID, DROP_REASON, DUPLICATE_OF, HASH, ROW_ID
 from ops_library.dedup.document_minhash_deduplicator import DocumentMinhashDeduplicator
 from ops_library.minhash import minhash_signatures, numba_available, optimal_param
@@ -22,6 +24,7 @@ from ops_library.shingles import (
     tokenize,
     utf8_buffer,
 )
+from tests.conftest import ROOT
 
 WORDS = (
     "river stone cloud maple silver orbit candle harbor velvet meadow lantern copper thistle ember glacier "
@@ -362,7 +365,45 @@ def test_first_rows_kernel_equals_the_sorted_buckets(vocab: int) -> None:
     for row in (0, 1500, 2999):
         for band in (0, 8):
             assert expected[row, band] == int(np.flatnonzero(keys[:, band] == keys[row, band])[0])
-    assert (first_rows(keys) == expected).all()
+    assert (first_rows(keys, kernel=True) == expected).all()
+    assert (first_rows(keys) == expected).all()  # few keys: the sort, or the kernel once it is loaded
+
+
+@pytest.mark.parametrize(("n", "edges"), [(1, 0), (50, 20), (400, 400), (3000, 6000)])
+def test_components_are_those_of_a_one_edge_at_a_time_union_find(n: int, edges: int) -> None:
+    rng = np.random.default_rng(n)
+    u, v = rng.integers(0, n, edges), rng.integers(0, n, edges)
+    parent = list(range(n))
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            x = parent[x]
+        return x
+
+    for a, b in zip(u.tolist(), v.tolist(), strict=True):
+        ra, rb = find(a), find(b)
+        parent[max(ra, rb)] = min(ra, rb)
+    assert smallest_in_component(n, u, v).tolist() == [find(x) for x in range(n)]
+    path = rng.permutation(n)  # one long chain, in random order
+    assert (smallest_in_component(n, path[:-1], path[1:]) == 0).all()
+
+
+def test_a_small_index_does_not_load_the_kernel_and_load_kernels_does() -> None:
+    # Loading the compiled index kernel (~0.1 s once per process) costs more than sorting a few keys: an index of
+    # few keys sorts unless the kernel is loaded already; the op's load_kernels loads it (what a timed run wants).
+    code = (
+        "import sys, numpy as np\n"
+        "from ops_library import clusters\n"
+        "from ops_library.dedup.document_minhash_deduplicator import DocumentMinhashDeduplicator\n"
+        "keys = np.arange(2000 * 25, dtype=np.uint64).reshape(2000, 25) % np.uint64(700)\n"
+        "clusters.first_rows(keys)\n"
+        "print(clusters._loaded_first_rows_kernel() is None, 'numba' in sys.modules)\n"
+        "DocumentMinhashDeduplicator().load_kernels()\n"
+        "print(clusters._loaded_first_rows_kernel() is not None)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["True", "False", "True"]
 
 
 def test_index_built_at_once_equals_one_grown_row_by_row_and_survives_a_save(tmp_path) -> None:
