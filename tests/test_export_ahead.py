@@ -18,7 +18,7 @@ import yaml
 
 from ops_library.columns import DROP_KIND, DROP_OP, DROP_REASON, FILTERED, PARENT_ID, ROW_ID
 from pipeline_defs import export_ahead
-from pipeline_defs.execute import run_recipe
+from pipeline_defs.execute import RunFailedError, run_recipe
 from pipeline_defs.export import public_dropped, write_jsonl
 from pipeline_defs.export_ahead import SPOOL_PREFIX, ExportAhead
 from resources.checkpoint_files import Base, CheckpointMeta
@@ -159,3 +159,25 @@ def test_a_spool_left_by_a_killed_job_is_removed_by_the_next(tmp_path: Path) -> 
     ahead = ExportAhead(store)
     assert not left.exists() and alive.exists() and ahead.spool.exists()
     ahead.close()
+
+
+def test_a_job_whose_export_fails_leaves_no_spool(tmp_path: Path, sluice_home: Path) -> None:
+    recipe = _recipe(tmp_path)
+    blocker = tmp_path / "not_a_dir"
+    blocker.write_text("a file where the export directory should be")
+    raw = yaml.safe_load(recipe.read_text())
+    raw["export_path"] = str(blocker / "kept.jsonl")
+    recipe.write_text(yaml.safe_dump(raw))
+    started: list[ExportAhead] = []
+    start = export_ahead.start
+
+    def recorded(store: CheckpointStore) -> ExportAhead:
+        started.append(start(store))
+        return started[-1]
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(export_ahead, "start", recorded)
+        with pytest.raises(RunFailedError):
+            run_recipe(recipe, echo=lambda _: None)
+    assert len(started) == 1
+    assert not started[0].spool.exists() and export_ahead._CURRENT is None
