@@ -354,8 +354,10 @@ def _run_locked(
         export_ahead.start(planner.store)
     row_assets = set(graph.row_assets)
 
-    def render_ahead(phase) -> None:
-        if ahead and phase.partitioned:
+    def render_ahead(i: int) -> None:
+        # Not the phase just before the export: the export starts at once and would wait for the thread.
+        phase = graph.phases[i]
+        if ahead and phase.partitioned and i + 2 < len(graph.phases):
             mine = [key for key in phase.keys if key in row_assets]
             export_ahead.submit(planner.store.path(key.path, k, "dropped") for k in order_keys for key in mine)
 
@@ -371,7 +373,7 @@ def _run_locked(
                     if not todo:
                         job.emit("checkpoint_valid", operation_name=names, message=f"all {len(keys)} shards current")
                         reused += len(keys) * len(phase.keys)
-                        render_ahead(phase)
+                        render_ahead(i)
                         continue
                     for k, (step, why) in todo.items():
                         if why != "no checkpoint":
@@ -418,7 +420,7 @@ def _run_locked(
                         raise RunFailedError(
                             f"run {run_id} ({names}, {where}) failed: {detail}\nresume with: sluice resume {job.job_id}"
                         )
-                render_ahead(phase)
+                render_ahead(i)
         if not export:  # the export was reused: its report is kept with its checkpoint
             export = (
                 latest_export(instance, graph.export_key)

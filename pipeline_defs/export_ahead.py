@@ -4,7 +4,8 @@ The export writes every row step's dropped (and the source's quarantined) rows b
 shard, as public JSONL: for a 10-op recipe on 110 MB of text, a hundred MB read back from the checkpoints and
 rendered, on one core, at the end of the job. Those rows are final once their phase has run, and the phases
 after it (the indexes, the dedup steps) leave a core idle. So `sluice run` (in-process steps only, where the
-export runs in its process) hands each finished phase's dropped checkpoints to a thread (`submit`), which reads
+export runs in its process) hands each finished phase's dropped checkpoints (not those of the phase just before
+the export) to a thread (`submit`), which reads
 each one, counts its rows per op and kind, and renders its public rows to a spool file under the checkpoint
 store; the export step stops the thread (`finish`) and takes each shard's rendering (`ExportAhead.take`)
 instead of reading and rendering it, and copies the file's bytes into the side file: the same bytes, the same
