@@ -352,7 +352,7 @@ def _run_locked(
     ahead = instance is not None and executor == "in_process" and settings.shard_workers <= 1
     if ahead:
         export_ahead.start(planner.store)
-    row_assets = set(graph.row_assets)
+    row_assets, order_keys = set(graph.row_assets), sorted(keys, key=shard_order)
 
     def render_ahead(i: int) -> None:
         # Not the phase just before the export: the export starts at once and would wait for the thread.
@@ -361,7 +361,6 @@ def _run_locked(
             mine = [key for key in phase.keys if key in row_assets]
             export_ahead.submit(planner.store.path(key.path, k, "dropped") for k in order_keys for key in mine)
 
-    order_keys = sorted(keys, key=shard_order)
     try:
         shown = progress_for(instance, job.job_id, graph.phases, len(keys), echo) if instance else nullcontext()
         with _Signals().watch() as signals, shown:

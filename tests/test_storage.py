@@ -254,12 +254,18 @@ def test_a_filters_rows_are_stored_as_positions_in_the_checkpoint_it_read(tmp_pa
     assert_frame_equal(store.read(path), kept)
 
 
-def test_a_selection_of_a_selection_reads_back_through_the_chain(tmp_path: Path) -> None:
-    store = CheckpointStore(base_dir=str(tmp_path))
-    first = _written_base(store, _docs(120))
+def _even_rows(store: CheckpointStore, n: int) -> Path:
+    """A checkpoint of `n` docs, and one of its even rows stored as a selection of it; the frame cache emptied."""
+    first = _written_base(store, _docs(n))
     second_path = store.path(["r", "op01"], "f.jsonl@00000")
     store.write(first.frame.filter(pl.col("n") % 2 == 0), second_path, "fp1", base=first)
     FRAMES.clear()
+    return second_path
+
+
+def test_a_selection_of_a_selection_reads_back_through_the_chain(tmp_path: Path) -> None:
+    store = CheckpointStore(base_dir=str(tmp_path))
+    second_path = _even_rows(store, 120)
     second = store.read_base(second_path)
     third = second.frame.filter(pl.col("n") % 3 == 0)
     third_path = store.path(["r", "op02"], "f.jsonl@00000")
@@ -273,10 +279,7 @@ def test_a_selection_of_a_selection_reads_back_through_the_chain(tmp_path: Path)
 
 def test_a_read_without_cache_leaves_what_it_rebuilt_out_of_the_frame_cache(tmp_path: Path) -> None:
     store = CheckpointStore(base_dir=str(tmp_path))
-    first = _written_base(store, _docs(60))
-    second_path = store.path(["r", "op01"], "f.jsonl@00000")
-    store.write(first.frame.filter(pl.col("n") % 2 == 0), second_path, "fp1", base=first)
-    FRAMES.clear()
+    second_path = _even_rows(store, 60)
     uncached = store.read(second_path, cache=False)  # the selection and its base, rebuilt from the files
     assert len(FRAMES) == 0
     assert_frame_equal(store.read(second_path), uncached)
