@@ -349,7 +349,7 @@ def _run_locked(
     pool: ProcessPoolExecutor | None = None
     # The export step runs in this process: each phase's dropped rows are rendered for it while the later
     # phases run (pipeline_defs/export_ahead.py).
-    ahead = instance is not None and executor == "in_process" and settings.shard_workers <= 1
+    ahead = instance is not None and settings.steps_in_process(executor)
     if ahead:
         export_ahead.start(planner.store)
     row_assets, order_keys = set(graph.row_assets), sorted(keys, key=shard_order)

@@ -27,7 +27,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
+
 from ops_library.columns import DROP_KIND, DROP_OP, PARENT_ID
+from pipeline_defs.export import public_dropped, write_jsonl
 from resources.checkpoint_files import CheckpointMeta
 from resources.storage import CheckpointStore
 
@@ -92,8 +95,6 @@ class ExportAhead:
             return self._cond.wait_for(lambda: self._stopped or not (self._queue or self._busy), timeout)
 
     def _render(self, path: Path, n: int) -> Spooled | None:
-        from pipeline_defs.export import public_dropped, write_jsonl
-
         try:
             before = CheckpointMeta.load(path)
             if before is None:
@@ -139,18 +140,8 @@ def _sweep(root: Path) -> None:
             pid = int(old.name[len(SPOOL_PREFIX) :].split("-")[0])
         except ValueError:
             continue
-        if pid != os.getpid() and not _alive(pid):
+        if pid != os.getpid() and not psutil.pid_exists(pid):
             shutil.rmtree(old, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 # --- this process's one (started by `sluice run`, taken by its export step) --------------------------------------

@@ -293,7 +293,7 @@ def start_for(
     executor, no shard workers): the first phase's row steps too where one run holds every shard (its steps take
     in shard order, step by step), each shard cut into the chunks of the CPUs the recipe's `np` grants."""
     settings = engine_settings(recipe)
-    if (settings.executor or executor) != "in_process" or settings.shard_workers > 1:
+    if not settings.steps_in_process(executor):
         return None
     per_run = settings.max_partitions_per_run
     return start(

@@ -67,6 +67,11 @@ class EngineSettings(BaseSettings):
         """Settings from a recipe's `engine:` mapping, `SLUICE_*` variables overriding it."""
         return cls(**dict(engine or {}))
 
+    def steps_in_process(self, executor: str) -> bool:
+        """Whether the steps run in the process that starts their runs (the in-process executor, `executor` being
+        `sluice run`'s, and no shard workers): where work done beside the runs can hand its results to them."""
+        return (self.executor or executor) == "in_process" and self.shard_workers <= 1
+
     def usable(self, hardware: Hardware) -> Hardware:
         """The hardware the planner may hand out: `cpu_safety_factor` of the CPUs (at least one)."""
         cpus = max(1, math.floor(hardware.cpus * self.cpu_safety_factor + 1e-9))
