@@ -29,7 +29,7 @@ _KEY = "__key__"
 @functools.cache
 def _first_rows_kernel():  # -> the compiled kernel, or None without numba
     try:
-        import numba
+        from ops_library.numba_loader import numba
     except ImportError:
         return None
 

@@ -3,7 +3,7 @@ functions, so that numba's on-disk cache serves them to every later process."""
 
 from __future__ import annotations
 
-import numba
+from ops_library.numba_loader import numba
 import numpy as np
 
 

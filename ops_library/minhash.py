@@ -158,7 +158,7 @@ def _numpy_minhash(sh: ShingleHashes, a: np.ndarray, b: np.ndarray, mode: HashMo
 @functools.cache
 def _numba_kernels():  # -> tuple of two numba functions, or None when numba is not installed
     try:
-        import numba
+        from ops_library.numba_loader import numba
     except ImportError:
         return None
 
@@ -221,7 +221,7 @@ def _numba_kernels():  # -> tuple of two numba functions, or None when numba is 
 @functools.cache
 def _numba_fused():  # -> the compiled one-pass kernel, or None without numba
     try:
-        import numba
+        from ops_library.numba_loader import numba
     except ImportError:
         return None
 
@@ -333,7 +333,7 @@ def numba_threads(threads: int | None) -> Iterator[int | None]:
     if not numba_available():
         yield None
         return
-    import numba
+    from ops_library.numba_loader import numba
 
     if threads is None:
         yield numba.get_num_threads()

@@ -116,7 +116,7 @@ def _doc_of(offsets: np.ndarray, positions: np.ndarray) -> np.ndarray:
 @functools.cache
 def _numba_split():  # -> the compiled splitter, or None without numba
     try:
-        import numba
+        from ops_library.numba_loader import numba
     except ImportError:
         return None
 
@@ -233,7 +233,7 @@ def tokenize(
 @functools.cache
 def _numba_fnv():  # -> the compiled token hasher, or None without numba
     try:
-        import numba
+        from ops_library.numba_loader import numba
     except ImportError:
         return None
 
@@ -304,7 +304,7 @@ def _window_starts(doc: np.ndarray, window: int, n_docs: int) -> tuple[np.ndarra
 @functools.cache
 def _numba_windows():  # -> the compiled window hasher, or None without numba
     try:
-        import numba
+        from ops_library.numba_loader import numba
     except ImportError:
         return None
 

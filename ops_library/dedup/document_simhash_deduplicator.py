@@ -32,7 +32,7 @@ def md5_hash64(data: bytes) -> int:
 @functools.cache
 def _numba_simhash():  # -> the compiled kernel, or None without numba
     try:
-        import numba
+        from ops_library.numba_loader import numba
     except ImportError:
         return None
 
