@@ -8,6 +8,10 @@ each other here; overhead_breakdown.py does that. Written to OUT.json: the timer
 started (the interpreter's own start), the import of the `sluice` command (with the prefetch the script starts
 before it, `console._prefetch_early`), and the whole script. The prefetch thread's ops are not timed (they are
 bound before the timers are set), so "ops" counts the ops left on the main thread.
+
+Beside the timers, `ThreadCpu` samples every thread's CPU seconds (user + system, from /proc) every 50 ms and
+groups them by what the thread is (`thread_group`); written under `cpu`, with the whole process's from
+`os.times()` (a thread that ended between two samples shows only in the difference, `unsampled`).
 """
 
 from __future__ import annotations
@@ -29,6 +33,72 @@ STARTED = time.time()
 # The interpreter's own start: since bench/harness.py's `measure` launched this process (it passes the second
 # in harness.LAUNCHED_ENV; harness is not imported here: its imports would add to the untimed seconds).
 BEFORE_SCRIPT = STARTED - float(os.environ["SLUICE_BENCH_LAUNCHED"])
+
+CPU_SAMPLE_SECONDS = 0.05
+
+
+def thread_group(name: str) -> str:
+    """What a thread is, from its Python name (Sluice's threads) or its OS name (the native libraries')."""
+    if name == "MainThread":
+        return "main thread"
+    if name.startswith("sluice-"):
+        base = name.rstrip("0123456789").rstrip("_-")
+        return base if base in ("sluice-prefetch", "sluice-checkpoint", "sluice-export-ahead") else "sluice-monitors"
+    if name.startswith("polars-") and name[7:].isdigit():
+        return "polars pool"
+    if name.startswith("async-executor"):
+        return "polars async executor"
+    if name.startswith(("tokio-", "polars-")):
+        return "polars io"
+    return "other"
+
+
+class ThreadCpu:
+    """CPU seconds per thread of this process, sampled from /proc/self/task until `stop`."""
+
+    def __init__(self) -> None:
+        self.tick = os.sysconf("SC_CLK_TCK")
+        self.last: dict[int, tuple[str, float]] = {}  # tid -> (group, CPU seconds at its last sample)
+        self.names: dict[int, str] = {}
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._loop, daemon=True, name="bench-thread-cpu")
+
+    def _sample(self) -> None:
+        for t in threading.enumerate():
+            if t.native_id is not None:
+                self.names[t.native_id] = t.name
+        for task in Path("/proc/self/task").iterdir():
+            tid = int(task.name)
+            if tid == self.thread.native_id:
+                continue
+            try:
+                comm = (task / "comm").read_text().strip()
+                fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue  # ended meanwhile
+            seconds = (int(fields[11]) + int(fields[12])) / self.tick
+            self.last[tid] = (thread_group(self.names.get(tid, comm)), seconds)
+
+    def _loop(self) -> None:
+        while not self.done.is_set():
+            self._sample()
+            self.done.wait(CPU_SAMPLE_SECONDS)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> dict[str, float]:
+        self.done.set()
+        self.thread.join()
+        self._sample()
+        groups: dict[str, float] = defaultdict(float)
+        for group, seconds in self.last.values():
+            groups[group] += seconds
+        times = os.times()
+        process = times.user + times.system
+        groups["unsampled"] = process - sum(groups.values())
+        return {"process": round(process, 3), **{k: round(v, 3) for k, v in groups.items()}}
+
 
 main_seconds: dict[str, float] = defaultdict(float)
 background_seconds: dict[str, float] = defaultdict(float)
@@ -132,6 +202,8 @@ def _subclasses(cls: type) -> list[type]:
 
 def main() -> int:
     out, recipe = Path(sys.argv[1]), sys.argv[2]
+    cpu = ThreadCpu()
+    cpu.start()
     t0 = time.perf_counter()
     from pipeline_defs import console  # as the `sluice` script: collector tuned around the imports and the exit
 
@@ -145,6 +217,7 @@ def main() -> int:
     from pipeline_defs import cli
 
     rc = cli.main(["run", recipe])
+    threads_cpu = cpu.stop()
     out.write_text(
         json.dumps(
             {
@@ -155,6 +228,7 @@ def main() -> int:
                 "main": {k: round(v, 4) for k, v in main_seconds.items()},
                 "background": {k: round(v, 4) for k, v in background_seconds.items()},
                 "calls": dict(calls),
+                "cpu": threads_cpu,
             },
             indent=1,
         )

@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -87,6 +88,7 @@ class Measured:
     load_before: float
     tail: str = ""  # last lines of stderr+stdout when the run failed
     peak_pss_mb: float = 0.0  # the same tree's peak proportional set size (shared pages split, not repeated)
+    cpu_s: float | None = None  # user + system CPU seconds of the process and the descendants it waited for
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -134,6 +136,7 @@ def measure(
     out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115 (closed below)
     env = {**(os.environ if env is None else env), LAUNCHED_ENV: repr(time.time())}
     started = time.perf_counter()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = psutil.Popen(list(cmd), env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
     peak = peak_pss = 0
     done = threading.Event()
@@ -159,6 +162,8 @@ def measure(
         proc.kill()
         rc = -9
     wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)  # this process runs one measured child at a time
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     done.set()
     sampler.join()
     if log:
@@ -167,7 +172,15 @@ def measure(
     if rc != 0 and log:
         tail = "\n".join(log.read_text(errors="replace").strip().splitlines()[-12:])
     return Measured(
-        label, list(cmd), rc, round(wall, 3), round(peak / 2**20, 1), round(load, 2), tail, round(peak_pss / 2**20, 1)
+        label,
+        list(cmd),
+        rc,
+        round(wall, 3),
+        round(peak / 2**20, 1),
+        round(load, 2),
+        tail,
+        round(peak_pss / 2**20, 1),
+        round(cpu, 3),
     )
 
 

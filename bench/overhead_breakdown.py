@@ -14,6 +14,11 @@ wall (they add up to the process wall, less what the timers cannot see):
   the background writers to finish), monitor (per-step resource monitors starting and stopping), recording
   (materialization metadata), and the rest of the step functions.
 
+And the CPU seconds (user + system) of each whole process, Sluice's split by thread (`_timed_run.ThreadCpu`: the
+main thread, the prefetch, the checkpoint writers, the export-ahead thread, Sluice's monitors, polars' compute
+pool, async executor and IO threads, other native threads such as numba's): on 2 cores, a wall near
+CPU seconds / 2 means the run is bound by its CPU work, not by waiting.
+
     python bench/overhead_breakdown.py [--repeats 3] [--cases demo,bench5,bench10]
 """
 
@@ -89,6 +94,20 @@ def pieces(probe: dict[str, Any], wall: float) -> dict[str, float]:
 
 PLAIN_PIECES = ("plain read", "plain ops", "plain write")
 
+CPU_GROUPS = (
+    "main thread",
+    "sluice-prefetch",
+    "sluice-checkpoint",
+    "sluice-export-ahead",
+    "sluice-monitors",
+    "polars pool",
+    "polars async executor",
+    "polars io",
+    "other",
+    "unsampled",
+)
+CPU_KEYS = ("sluice cpu", *(f"cpu:{g}" for g in CPU_GROUPS), "plain cpu")
+
 
 def plain_pieces(log: str) -> dict[str, float]:
     """The plain script's own timings (its last line: `read=0.19s <op>=0.18s ... write=0.27s kept=N`)."""
@@ -122,13 +141,16 @@ def measure_case(name: str, case: dict[str, Any], work: Path, repeats: int) -> d
             "plain": base.wall_s,
             **plain_pieces((run_dir / "baseline.log").read_text()),
             **pieces(probe, run.wall_s),
+            "sluice cpu": run.cpu_s,
+            **{f"cpu:{g}": probe.get("cpu", {}).get(g, 0.0) for g in CPU_GROUPS},
+            "plain cpu": base.cpu_s,
             "probe": probe,
         }
         rounds.append(row)
         print(f"  [{name}] run {r + 1}: sluice {run.wall_s:.2f} s, plain {base.wall_s:.2f} s")
     if not rounds:
         return {"docs": case["docs"], "rounds": []}
-    med = {k: h.median(r[k] for r in rounds) for k in ("wall", "plain", *PIECES, *PLAIN_PIECES)}
+    med = {k: h.median(r[k] for r in rounds) for k in ("wall", "plain", *PIECES, *PLAIN_PIECES, *CPU_KEYS)}
     return {"recipe": str(case["recipe"]), "docs": case["docs"], "median": med, "rounds": rounds}
 
 
@@ -140,6 +162,10 @@ def print_table(cases: dict[str, dict[str, Any]], machine: dict[str, Any]) -> No
     for key in ("wall", *PIECES, "plain", *PLAIN_PIECES):
         label = "sluice wall" if key == "wall" else ("plain script" if key == "plain" else key)
         print(f"{label:>14}" + "".join(f"{cases[n]['median'][key]:>10.2f}" for n in names))
+    print("medians, CPU seconds (user + system) of the whole process; Sluice's by thread:")
+    for key in CPU_KEYS:
+        label = key.removeprefix("cpu:")
+        print(f"{label:>22}" + "".join(f"{cases[n]['median'][key]:>10.2f}" for n in names))
 
 
 def main() -> None:

@@ -587,6 +587,39 @@ def section_breakdown(data: dict[str, Any]) -> list[str]:
         "",
         table(head, rows),
         "",
+        *_cpu_by_thread(bd, cases),
+    ]
+
+
+def _cpu_by_thread(bd: dict[str, Any], cases: dict[str, dict[str, Any]]) -> list[str]:
+    """The breakdown's CPU seconds per whole process, Sluice's by thread (results from before it was measured
+    have none)."""
+    if not any(c.get("sluice cpu") for c in cases.values()):
+        return []
+    labels = {
+        "cpu:main thread": "the main thread (imports, the instance, Dagster, Sluice's steps, the export)",
+        "cpu:sluice-prefetch": "the prefetch thread (the source parse and the first phase's ops, ahead)",
+        "cpu:sluice-checkpoint": "the checkpoint writers (Python side: selections, files)",
+        "cpu:sluice-export-ahead": "the export-ahead thread",
+        "cpu:sluice-monitors": "Sluice's monitors (resources, progress, log mirror)",
+        "cpu:polars pool": "polars' compute pool (the ops' expressions, encodes and decodes)",
+        "cpu:polars async executor": "polars' async executor (Parquet and JSON writers, zstd, the NDJSON reader)",
+        "cpu:polars io": "polars' IO threads",
+        "cpu:other": "other native threads (numba's workers, jemalloc's)",
+        "cpu:unsampled": "threads that ended between two samples",
+    }
+    head = ["CPU seconds (user + system)", *(f"{n} s" for n in cases)]
+    rows = [["**sluice run, whole process**", *(f(c.get("sluice cpu"), ".2f") for c in cases.values())]]
+    rows += [[text, *(f(c.get(key), ".2f") for c in cases.values())] for key, text in labels.items()]
+    rows.append(["**plain script, whole process**", *(f(c.get("plain cpu"), ".2f") for c in cases.values())])
+    busy = [c["sluice cpu"] / c["wall"] if c.get("sluice cpu") and c.get("wall") else None for c in cases.values()]
+    rows.append(["Sluice's CPU seconds / its wall (cores busy on average)", *(f(b, ".2f") for b in busy)])
+    return [
+        f"The same rounds' CPU time: each whole process's user + system seconds (medians of {bd.get('repeats')}), "
+        "Sluice's split by thread from /proc every 50 ms (`bench/_timed_run.py`, `ThreadCpu`).",
+        "",
+        table(head, rows),
+        "",
     ]
 
 
