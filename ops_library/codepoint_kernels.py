@@ -3,8 +3,9 @@ functions, so that numba's on-disk cache serves them to every later process."""
 
 from __future__ import annotations
 
-from ops_library.numba_loader import numba
 import numpy as np
+
+from ops_library.numba_loader import numba
 
 
 @numba.njit(cache=True, nogil=True, inline="always")

@@ -21,7 +21,7 @@ import signal
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -170,6 +170,16 @@ def _failure_line(error: object) -> str:
         return top
     cause = (getattr(root, "message", "") or "").strip().splitlines()[0]
     return f"{top}: {cause}" if cause else top
+
+
+def _partitions_held(instance: dg.DagsterInstance | None) -> AbstractContextManager[None]:
+    """The job's runs in this process read the registered shards once (`PooledSqliteEventLogStorage.
+    partitions_held`): they were registered before the first run, under the instance lock."""
+    if instance is None:
+        return nullcontext()
+    from resources.dagster_storage import partitions_held  # imported with the instance already (dagster.yaml)
+
+    return partitions_held(instance)
 
 
 def _ranges(todo: Sequence[str], order: Sequence[str], per_run: int | None) -> list[tuple[str, str]]:
@@ -363,7 +373,7 @@ def _run_locked(
 
     try:
         shown = progress_for(instance, job.job_id, graph.phases, len(keys), echo) if instance else nullcontext()
-        with _Signals().watch() as signals, shown:
+        with _Signals().watch() as signals, shown, _partitions_held(instance):
             for i, phase in enumerate(graph.phases):
                 names = ",".join(k.path[-1] for k in phase.keys)
                 assets = tuple(tuple(k.path) for k in phase.keys)

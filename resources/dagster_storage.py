@@ -140,6 +140,8 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
     `has_table`, which Dagster asks before every dynamic-partition lookup, remembers the tables it found."""
 
     def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None):
+        # While a job holds them still (`partitions_held`): partitions definition -> its keys in order, and as a set
+        self._sluice_partitions: dict[str, tuple[list[str], frozenset[str]]] | None = None
         self._sluice_tables: set[str] = set()  # tables `has_table` found (Dagster's __init__ may already ask)
         self._sluice_asset_columns: set[str] = set()  # columns of the asset-key index found
         # The instance reads this at every event; a user's own setting (0: off) is kept.
@@ -217,6 +219,49 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
             os.unlink(scratch)
         return True
 
+    @contextmanager
+    def partitions_held(self) -> Iterator[None]:
+        """Inside, the dynamic partitions are read once per partitions definition: a range run asks whether
+        its first and last keys exist and lists all keys for every step and output (~480 queries, 0.16 s of a
+        10-op `sluice run`). `sluice run` holds them while its runs execute in this process: it registered the
+        job's shards before the first run, under the instance lock. A key this process adds or deletes meanwhile
+        re-reads its definition; another process's change is seen after the block."""
+        self._sluice_partitions = {}
+        try:
+            yield
+        finally:
+            self._sluice_partitions = None
+
+    def _held_partitions(self, partitions_def_name: str) -> tuple[list[str], frozenset[str]] | None:
+        held = self._sluice_partitions
+        if held is None:
+            return None
+        found = held.get(partitions_def_name)
+        if found is None:
+            keys = list(super().get_dynamic_partitions(partitions_def_name))
+            found = held[partitions_def_name] = (keys, frozenset(keys))
+        return found
+
+    def get_dynamic_partitions(self, partitions_def_name: str) -> Sequence[str]:
+        held = self._held_partitions(partitions_def_name)
+        return super().get_dynamic_partitions(partitions_def_name) if held is None else list(held[0])
+
+    def has_dynamic_partition(self, partitions_def_name: str, partition_key: str) -> bool:
+        held = self._held_partitions(partitions_def_name)
+        if held is None:
+            return super().has_dynamic_partition(partitions_def_name, partition_key)
+        return partition_key in held[1]
+
+    def add_dynamic_partitions(self, partitions_def_name: str, partition_keys: Sequence[str]) -> None:
+        super().add_dynamic_partitions(partitions_def_name, partition_keys)
+        if self._sluice_partitions is not None:
+            self._sluice_partitions.pop(partitions_def_name, None)
+
+    def delete_dynamic_partition(self, partitions_def_name: str, partition_key: str) -> None:
+        super().delete_dynamic_partition(partitions_def_name, partition_key)
+        if self._sluice_partitions is not None:
+            self._sluice_partitions.pop(partitions_def_name, None)
+
     def has_table(self, table_name: str) -> bool:
         if table_name in self._sluice_tables:
             return True
@@ -251,3 +296,15 @@ class PooledSqliteStorage(DagsterSqliteStorage):
     @classmethod
     def from_config_value(cls, inst_data: ConfigurableClassData | None, config_value: Any) -> PooledSqliteStorage:
         return cls.from_local(inst_data=inst_data, **config_value)
+
+
+@contextmanager
+def partitions_held(instance: Any) -> Iterator[None]:
+    """`PooledSqliteEventLogStorage.partitions_held` on the instance's event log storage; nothing for another
+    storage (PostgreSQL's)."""
+    storage = getattr(instance, "event_log_storage", None) if instance is not None else None
+    if isinstance(storage, PooledSqliteEventLogStorage):
+        with storage.partitions_held():
+            yield
+    else:
+        yield

@@ -181,3 +181,73 @@ def test_a_batch_writes_the_asset_row_of_each_key_s_last_event_and_every_event_o
     events = [event("x", planned), event("y", mat), event("x", planned), event("y", planned), event("z", mat)]
     kept = _entry_events(events, [10, 11, 12, 13, 14])
     assert [event_id for _, event_id in kept] == [11, 12, 13, 14]
+
+
+DYN = dg.DynamicPartitionsDefinition(name="held_shards")
+
+
+@dg.asset(partitions_def=DYN, backfill_policy=dg.BackfillPolicy.single_run())
+def held(context):
+    return dg.MaterializeResult(metadata={"shards": len(context.partition_keys)})
+
+
+def _queries(monkeypatch) -> dict[str, int]:
+    """Counts of the index queries behind the dynamic-partition lookups (Dagster's SQL implementation)."""
+    from dagster._core.storage.event_log.sql_event_log import SqlEventLogStorage
+
+    counts = {"get": 0, "has": 0}
+    for name, attr in (("get", "get_dynamic_partitions"), ("has", "has_dynamic_partition")):
+        real = getattr(SqlEventLogStorage, attr)
+
+        def counted(self, *args, _real=real, _name=name):
+            counts[_name] += 1
+            return _real(self, *args)
+
+        monkeypatch.setattr(SqlEventLogStorage, attr, counted)
+    return counts
+
+
+def test_held_partitions_are_read_once_and_this_process_s_changes_refresh_them(sluice_home: Path, monkeypatch) -> None:
+    instance = _instance(sluice_home)
+    storage = instance._event_storage
+    instance.add_dynamic_partitions("held_shards", ["a", "b", "c"])
+    counts = _queries(monkeypatch)
+    other = PooledSqliteEventLogStorage(storage._base_dir)  # another process's storage over the same files
+    with dagster_storage.partitions_held(instance):
+        tags = {"dagster/asset_partition_range_start": "a", "dagster/asset_partition_range_end": "c"}
+        result = dg.materialize([held], instance=instance, tags=tags)
+        assert result.success
+        assert counts == {"get": 1, "has": 0}  # a range run asks many times; one read answers them all
+        assert storage.has_dynamic_partition("held_shards", "b")
+        assert not storage.has_dynamic_partition("held_shards", "z")
+        other.add_dynamic_partitions("held_shards", ["d"])  # seen after the block
+        assert list(instance.get_dynamic_partitions("held_shards")) == ["a", "b", "c"]
+        instance.add_dynamic_partitions("held_shards", ["e"])  # this process's own: seen at once, in order
+        assert list(instance.get_dynamic_partitions("held_shards")) == ["a", "b", "c", "d", "e"]
+        instance.delete_dynamic_partition("held_shards", "a")
+        assert not instance.has_dynamic_partition("held_shards", "a")
+    other.delete_dynamic_partition("held_shards", "b")
+    assert list(instance.get_dynamic_partitions("held_shards")) == ["c", "d", "e"]  # outside: every call reads
+    assert counts["get"] == 4
+
+
+def test_sluice_run_holds_the_registered_shards_while_its_runs_execute(
+    sluice_home: Path, tmp_path: Path, monkeypatch
+) -> None:
+    # The demo-shaped recipe over three shards: its range runs never ask the index whether a key exists, and
+    # list the keys once per definition for the whole job, not once per step and output.
+    from pipeline_defs.execute import run_recipe
+
+    data = tmp_path / "data.jsonl"
+    data.write_text("".join(f'{{"id": {i}, "text": "document number {i} with some words in it"}}\n' for i in range(30)))
+    recipe = tmp_path / "held.yaml"
+    recipe.write_text(
+        f"project_name: held\ndataset_path: {data}\nexport_path: {tmp_path / 'out.jsonl'}\npartition:\n  size: 10\n"
+        "process:\n- whitespace_normalization_mapper:\n- text_length_filter:\n    min_len: 5\n"
+        "- document_deduplicator:\n"
+    )
+    counts = _queries(monkeypatch)
+    report = run_recipe(recipe, echo=lambda _: None)
+    assert report.status == "completed" and report.runs == 4  # one per phase: rows, dedup index, apply, export
+    assert counts["has"] == 0
+    assert counts["get"] <= 4, counts  # sync, the shards and their order for the plan, once held for the runs
