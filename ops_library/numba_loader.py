@@ -13,30 +13,27 @@ Import `numba` from here (`from ops_library.numba_loader import numba`); it rais
 from __future__ import annotations
 
 import sys
-import threading
 
 import numba
 
-_lock = threading.Lock()
-
 
 def _import_arraymath_without_blas_probe() -> None:
-    with _lock:
-        if "numba.np.arraymath" in sys.modules:
-            return
-        import numba.np.linalg as linalg
+    # Once per process: this module's body runs once, under Python's import lock.
+    if "numba.np.arraymath" in sys.modules:
+        return
+    import numba.np.linalg as linalg
 
-        probe = linalg.ensure_blas
+    probe = linalg.ensure_blas
 
-        def no_blas() -> None:
-            raise ImportError("BLAS probe skipped at import (ops_library.numba_loader)")
+    def no_blas() -> None:
+        raise ImportError("BLAS probe skipped at import (ops_library.numba_loader)")
 
-        linalg.ensure_blas = no_blas
-        try:
-            import numba.np.arraymath as arraymath
-        finally:
-            linalg.ensure_blas = probe
-        arraymath.ensure_blas = probe  # the module's own reference: the real probe from now on
+    linalg.ensure_blas = no_blas
+    try:
+        import numba.np.arraymath as arraymath
+    finally:
+        linalg.ensure_blas = probe
+    arraymath.ensure_blas = probe  # the module's own reference: the real probe from now on
 
 
 _import_arraymath_without_blas_probe()

@@ -302,7 +302,7 @@ class PooledSqliteStorage(DagsterSqliteStorage):
 def partitions_held(instance: Any) -> Iterator[None]:
     """`PooledSqliteEventLogStorage.partitions_held` on the instance's event log storage; nothing for another
     storage (PostgreSQL's)."""
-    storage = getattr(instance, "event_log_storage", None) if instance is not None else None
+    storage = instance.event_log_storage
     if isinstance(storage, PooledSqliteEventLogStorage):
         with storage.partitions_held():
             yield
