@@ -731,6 +731,9 @@ def compute_shard(task: ShardTask) -> ShardResult:
 
 
 _POOLS: dict[int, Any] = {}
+FORKSERVER_PRELOAD = ["dagster._core.executor.multiprocess", "pipeline_defs.forkserver"]
+"""What the forkserver imports before it forks a process: `pipeline_defs/forkserver.py`. One server per process
+serves both the shard workers and the multiprocess executor's step processes, whichever starts it first."""
 
 
 def run_in_workers(tasks: Sequence[ShardTask], workers: int) -> Iterator[ShardResult]:
@@ -741,7 +744,7 @@ def run_in_workers(tasks: Sequence[ShardTask], workers: int) -> Iterator[ShardRe
 
     if workers not in _POOLS:
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["pipeline_defs.graph"])
+        ctx.set_forkserver_preload(FORKSERVER_PRELOAD)
         _POOLS[workers] = ProcessPoolExecutor(workers, mp_context=ctx)
     futures = [_POOLS[workers].submit(compute_shard, t) for t in tasks]
     for future in as_completed(futures):

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from pipeline_defs.graph import RecipeGraph, build_recipe_graph, compute_pool
+from pipeline_defs.graph import FORKSERVER_PRELOAD, RecipeGraph, build_recipe_graph, compute_pool
 from pipeline_defs.jobs import recipe_all_job, recipe_job
 from pipeline_defs.planning import engine_settings, load_plan, step_pools
 from pipeline_defs.recipe import Recipe, RecipeError, load_recipe
@@ -60,7 +60,12 @@ def recipe_resources(graph: RecipeGraph) -> dict[str, object]:
 # step). multiprocess starts a process per step: only worth it when steps are long. celery sends each step to the
 # Celery workers of the broker `SLUICE_CELERY_BROKER` (`sluice up` starts a broker and workers): pools, retries
 # and checkpoints work as in-process, as long as every worker reaches the checkpoint storage.
-EXECUTORS = {"in_process": dg.in_process_executor, "multiprocess": dg.multiprocess_executor}
+EXECUTORS = {
+    "in_process": dg.in_process_executor,
+    "multiprocess": dg.multiprocess_executor.configured(
+        {"start_method": {"forkserver": {"preload_modules": FORKSERVER_PRELOAD}}}, name="multiprocess"
+    ),
+}
 DEFAULT_BROKER = "redis://127.0.0.1:6379/0"
 
 
