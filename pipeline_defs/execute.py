@@ -140,21 +140,33 @@ def execute_run(req: RunRequest) -> tuple[str, bool, str]:
     result = dg.execute_job(
         recon, instance, run_config=run_config, tags=tags, asset_selection=[dg.AssetKey(list(a)) for a in req.assets]
     )
-    detail = ""
-    if not result.success:
-        failure = next((e for e in result.all_events if e.is_step_failure), None)
-        detail = _failure_line(failure.step_failure_data.error) if failure else "see the run in the UI"
-        check = next(
-            (
-                e
-                for e in result.all_events
-                if e.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION and not e.event_specific_data.passed
-            ),
-            None,
-        )
-        if check is not None:
-            detail = check.event_specific_data.description or detail
+    detail = "" if result.success else failure_detail(result.all_events)
     return result.run_id, result.success, detail.splitlines()[0] if detail else detail
+
+
+def failure_detail(events: Sequence[dg.DagsterEvent]) -> str:
+    """Why a run failed, in one line: a failed blocking check's description, else the first failed step's error,
+    else the run's own error (an interrupt that reached a step process before its step started leaves no step
+    failure: the run fails with DagsterExecutionInterruptedError, and `sluice run` must still see an interrupt)."""
+    check = next(
+        (
+            e
+            for e in events
+            if e.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION and not e.event_specific_data.passed
+        ),
+        None,
+    )
+    failure = next((e for e in events if e.is_step_failure), None)
+    run_failure = next((e for e in events if e.event_type == dg.DagsterEventType.RUN_FAILURE), None)
+    if failure is not None:
+        detail = _failure_line(failure.step_failure_data.error)
+    elif run_failure is not None and getattr(run_failure.event_specific_data, "error", None) is not None:
+        detail = _failure_line(run_failure.event_specific_data.error)
+    else:
+        detail = "see the run in the UI"
+    if check is not None:
+        detail = check.event_specific_data.description or detail
+    return detail
 
 
 def _failure_line(error: object) -> str:

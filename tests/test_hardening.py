@@ -106,13 +106,20 @@ def test_concurrent_first_runs_share_one_home_and_do_the_work_once(tmp_path: Pat
     assert main(["plan", str(path)]) == 0  # the home still works
 
 
-def test_sigterm_stops_the_job_and_prints_the_resume_command(tmp_path: Path, sluice_home: Path) -> None:
+@pytest.mark.parametrize(
+    ("executor", "signum"), [("in_process", signal.SIGTERM), ("multiprocess", signal.SIGINT)], ids=["in_process", "mp"]
+)
+def test_a_signal_stops_the_job_and_prints_the_resume_command(
+    tmp_path: Path, sluice_home: Path, executor: str, signum: signal.Signals
+) -> None:
+    """SIGTERM or SIGINT (Ctrl-C) to `sluice run`: exit 130, "interrupted", the resume command. With
+    `--executor multiprocess` the step runs in a process forked from the forkserver, which Dagster stops."""
     data, counter = _corpus(tmp_path / "data"), tmp_path / "counter"
     counter.mkdir()
     path = _recipe(tmp_path, "term", data=data, ops=_ops(counter, sleep_s=2.0))
     env = {**os.environ, "SLUICE_HOME": str(sluice_home), "DAGSTER_HOME": str(sluice_home / "dagster_home")}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pipeline_defs.cli", "run", str(path)],
+        [sys.executable, "-m", "pipeline_defs.cli", "run", str(path), "--executor", executor],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -124,13 +131,35 @@ def test_sigterm_stops_the_job_and_prints_the_resume_command(tmp_path: Path, slu
         time.sleep(0.1)
     assert _calls(counter), "the op never started"
     sent = time.monotonic()
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(signum)
     _, err = proc.communicate(timeout=60)
     assert time.monotonic() - sent < 20
     assert proc.returncode == 130, err[-2000:]
     assert "interrupted; resume with: sluice resume" in err
     summary = json.loads(next((sluice_home / "jobs").glob("*_term_*/job_summary.json")).read_text())
     assert summary["status"] == "interrupted"
+
+
+def test_a_run_interrupted_before_any_step_failed_reads_as_interrupted() -> None:
+    """An interrupt that reaches a step process between its start and its step leaves no step failure: the run's
+    own failure (DagsterExecutionInterruptedError) is the detail, so `sluice run` exits 130, not 1."""
+    from dagster._core.errors import DagsterExecutionInterruptedError
+    from dagster._core.events import DagsterEvent, DagsterEventType, JobFailureData
+    from dagster._utils.error import serializable_error_info_from_exc_info
+
+    from pipeline_defs.execute import failure_detail
+
+    try:
+        raise DagsterExecutionInterruptedError()
+    except DagsterExecutionInterruptedError:
+        error = serializable_error_info_from_exc_info(sys.exc_info())
+
+    def run_failure(err: object) -> DagsterEvent:
+        data = JobFailureData(error=err)  # type: ignore[arg-type]
+        return DagsterEvent(event_type_value=DagsterEventType.RUN_FAILURE.value, job_name="j", event_specific_data=data)
+
+    assert "Interrupt" in failure_detail([run_failure(error)])
+    assert failure_detail([run_failure(None)]) == "see the run in the UI"
 
 
 def test_an_export_failure_names_its_cause_and_path(tmp_path: Path, sluice_home: Path) -> None:
