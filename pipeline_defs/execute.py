@@ -32,7 +32,14 @@ import dagster as dg
 from pipeline_defs import console, export_ahead, prefetch
 from pipeline_defs.export import export_is_current, last_report
 from pipeline_defs.fingerprints import Fingerprints
-from pipeline_defs.graph import RecipeGraph, build_recipe_graph, input_shards, registered_shards, sync_shards
+from pipeline_defs.graph import (
+    RecipeGraph,
+    build_recipe_graph,
+    input_shards,
+    registered_shards,
+    start_forkserver,
+    sync_shards,
+)
 from pipeline_defs.joblog import JobLog, find_job
 from pipeline_defs.planning import engine_settings, load_plan, plan_for, save_plan, step_pools
 from pipeline_defs.progress import progress_for
@@ -304,6 +311,8 @@ def _unchanged(graph: RecipeGraph, executor: Executor) -> _Planner | None:
     source = next(k for k, n in graph.nodes.items() if n.kind == "source")
     stale = sorted(planner.stale_shards([source]), key=shard_order)
     prefetch.start_for(recipe, [shard_for_key(recipe.dataset_path, recipe.partition, k) for k in stale], executor)
+    if engine_settings(recipe).forks_here(executor):
+        start_forkserver()
     return None
 
 

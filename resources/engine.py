@@ -72,6 +72,12 @@ class EngineSettings(BaseSettings):
         `sluice run`'s, and no shard workers): where work done beside the runs can hand its results to them."""
         return (self.executor or executor) == "in_process" and self.shard_workers <= 1
 
+    def forks_here(self, executor: str) -> bool:
+        """Whether the process that starts the runs forks processes for them from the forkserver: a step each
+        (the multiprocess executor), or the shard workers of its in-process steps."""
+        chosen = self.executor or executor
+        return chosen == "multiprocess" or (chosen == "in_process" and self.shard_workers > 1)
+
     def usable(self, hardware: Hardware) -> Hardware:
         """The hardware the planner may hand out: `cpu_safety_factor` of the CPUs (at least one)."""
         cpus = max(1, math.floor(hardware.cpus * self.cpu_safety_factor + 1e-9))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import pytest
@@ -250,23 +251,51 @@ def test_shard_workers_spread_a_steps_shards_over_processes_with_the_same_output
     assert prefetch._current is None
 
 
-def test_the_multiprocess_executor_runs_each_step_in_a_process_forked_from_the_preloaded_server(
-    tmp_path: Path, sluice_home: Path
-) -> None:
-    """`--executor multiprocess`: the same export as in-process, every step in a process of its own, forked from
-    the server that imported `pipeline_defs.forkserver` (Dagster's default, `spawn`, started a fresh interpreter
-    per step: 56.5 s against 22.9 s for the 10-op bench recipe, medians of 3)."""
+def _stopped_forkserver() -> Any:
+    """This process's forkserver, stopped and its preload list forgotten: a server an earlier test started (shard
+    workers, the multiprocess executor) would otherwise answer for the next one."""
     import multiprocessing.forkserver
 
     from pipeline_defs import graph
 
-    # a server started by an earlier test (shard workers) would answer for the executor: stop it, forget its list
     for pool in graph._POOLS.values():
         pool.shutdown()
     graph._POOLS.clear()
     server = multiprocessing.forkserver._forkserver
     server._stop()
     server._preload_modules = ["__main__"]
+    return server
+
+
+def test_sluice_run_starts_the_forkserver_as_it_plans_only_where_it_forks(tmp_path: Path, sluice_home: Path) -> None:
+    """The forkserver's imports run in a process of their own while `sluice run` opens the instance: started as
+    soon as the job knows something must run, for the multiprocess executor or shard workers, never otherwise."""
+    from pipeline_defs import execute, graph
+
+    data = _corpus(tmp_path / "data")
+    ops = [{"whitespace_normalization_mapper": None}]
+    plain = build_recipe_graph(load_recipe(_recipe(tmp_path, "plain", data=data, ops=ops)))
+    workers = build_recipe_graph(load_recipe(_recipe(tmp_path, "wk", data=data, ops=ops, engine={"shard_workers": 2})))
+    server = _stopped_forkserver()
+    assert execute._unchanged(plain, "in_process") is None  # something must run
+    prefetch.stop()
+    assert server._forkserver_pid is None
+    assert execute._unchanged(plain, "multiprocess") is None
+    assert server._forkserver_pid is not None and server._preload_modules == graph.FORKSERVER_PRELOAD
+    server = _stopped_forkserver()
+    assert execute._unchanged(workers, "in_process") is None
+    assert server._forkserver_pid is not None
+
+
+def test_the_multiprocess_executor_runs_each_step_in_a_process_forked_from_the_preloaded_server(
+    tmp_path: Path, sluice_home: Path
+) -> None:
+    """`--executor multiprocess`: the same export as in-process, every step in a process of its own, forked from
+    the server that imported `pipeline_defs.forkserver` (Dagster's default, `spawn`, started a fresh interpreter
+    per step: 56.5 s against 22.9 s for the 10-op bench recipe, medians of 3)."""
+    from pipeline_defs import graph
+
+    server = _stopped_forkserver()
     data = _corpus(tmp_path / "data")
     ops = [{"whitespace_normalization_mapper": None}, {"document_deduplicator": {"lowercase": True}}]
     one = run_recipe(_recipe(tmp_path, "inproc", data=data, ops=ops), echo=lambda _: None)
