@@ -303,7 +303,8 @@ def _unchanged(graph: RecipeGraph, executor: Executor) -> _Planner | None:
     """The planner over the input's shards when every checkpoint is current (an unchanged recipe on unchanged
     input), told from the checkpoints alone; None when something must run. The Dagster instance is not needed
     to know it, and opening it (its storage imports, its databases) was most of an unchanged re-run's time.
-    When something must run, the source's stale shards start parsing here (`prefetch`), while the instance opens."""
+    When something must run, the source's stale shards start parsing here (`prefetch`), and the forkserver starts
+    where the job forks (`graph.start_forkserver`), while the instance opens."""
     recipe = graph.recipe
     planner = _Planner(graph, sorted(input_shards(recipe), key=shard_order))
     if planner.all_current():

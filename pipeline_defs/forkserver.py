@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import contextlib
 
-import dagster._core.executor.multiprocess
-import dagster._core.storage.sqlite_storage  # noqa: F401
+import dagster._core.executor.multiprocess  # noqa: F401
 
-import pipeline_defs.graph
-import pipeline_defs.loader  # noqa: F401
+import pipeline_defs.loader  # noqa: F401  (and the step runtime, pipeline_defs.graph, with it)
 import resources.compute_logs
-import resources.dagster_storage  # noqa: F401
+import resources.dagster_storage  # noqa: F401  (and Dagster's SQLite storage under it)
 from ops_library import minhash  # noqa: F401
 from ops_library.registry import load_all
 

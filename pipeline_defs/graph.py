@@ -736,26 +736,26 @@ FORKSERVER_PRELOAD = ["dagster._core.executor.multiprocess", "pipeline_defs.fork
 serves both the shard workers and the multiprocess executor's step processes, whichever starts it first."""
 
 
-def start_forkserver() -> None:
-    """Start the forkserver now, with its preload: its imports (~1.5 s) then run in a process of their own while
-    this one opens the instance and starts the job, instead of when the first step or shard worker forks."""
+def start_forkserver() -> Any:
+    """Start the forkserver now, with its preload, and return its multiprocessing context: the server's imports
+    (~1.5 s) then run in a process of their own while this one opens the instance and starts the job, instead of
+    when the first step or shard worker forks. A running server is left as it is."""
     import multiprocessing
     from multiprocessing import forkserver
 
-    multiprocessing.get_context("forkserver").set_forkserver_preload(FORKSERVER_PRELOAD)
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(FORKSERVER_PRELOAD)
     forkserver.ensure_running()
+    return ctx
 
 
 def run_in_workers(tasks: Sequence[ShardTask], workers: int) -> Iterator[ShardResult]:
     """Results of `tasks` as they finish, on `workers` processes forked from a server that preloaded Sluice (so a
     worker starts in milliseconds and never inherits a parent's polars threads)."""
-    import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     if workers not in _POOLS:
-        ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(FORKSERVER_PRELOAD)
-        _POOLS[workers] = ProcessPoolExecutor(workers, mp_context=ctx)
+        _POOLS[workers] = ProcessPoolExecutor(workers, mp_context=start_forkserver())
     futures = [_POOLS[workers].submit(compute_shard, t) for t in tasks]
     for future in as_completed(futures):
         yield future.result()
