@@ -102,6 +102,27 @@ def refined_word_counts(texts: pl.Series) -> pl.Series:
     return pl.Series(texts.name, out, dtype=pl.Int64).set(texts.is_null(), None)  # type: ignore[arg-type]
 
 
+def warm_kernels() -> bool:
+    """Load every kernel from numba's on-disk cache (numba's CPU target with the first, ~0.3 s) and the class
+    tables they read, by calling each on one short text: what a process forked after this call no longer pays
+    at its first op (`pipeline_defs.forkserver`). The arguments are numpy arrays of the types `utf8_buffer` gives
+    (the bytes read-only), so the ops find the signatures loaded here; no polars, and no thread is started (the
+    kernels are not `parallel`). False without numba."""
+    k = kernels()
+    if k is None:
+        return False
+    data = np.frombuffer("a ü\tb".encode(), dtype=np.uint8)
+    offsets = np.array([0, len(data)], dtype=np.int64)
+    one = np.zeros(1, dtype=np.int64)
+    for name in ("alnum", "special"):
+        k.class_counts(data, offsets, class_table(name), one.copy(), one.copy())
+    k.rep_ratios(data, offsets, 2, np.uint64(_ROLL), np.zeros(1, dtype=np.float64), np.zeros(1, dtype=np.bool_))
+    k.refined_word_counts(data, offsets, class_table("special"), one.copy())
+    table = class_table("special")
+    k.drop_class(data, offsets, table, table, np.empty(len(data), dtype=np.uint8), np.empty(2, dtype=np.int64))
+    return True
+
+
 def loaded() -> bool:
     """Whether this process has imported the kernels already (numba's start, ~0.6 s, is then paid)."""
     return "ops_library.codepoint_kernels" in sys.modules

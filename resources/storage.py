@@ -323,37 +323,44 @@ class CheckpointStore(dg.ConfigurableResource):
                 stored.append(df[c])
         return pl.DataFrame(stored)
 
-    def _expand(
-        self, stored: pl.DataFrame, meta: CheckpointMeta, path: Path, depth: int, cache: bool = True
-    ) -> pl.DataFrame:
-        """The frame a selection stands for: its base's rows at BASE_ROW, with the columns it stored."""
-        assert meta.base is not None and meta.columns is not None
-        base_path = Path(self.base_dir) / meta.base
-        problem = self._link_problem(meta)[0]  # the links beyond it are checked as `_load` follows them
-        if problem is not None:
-            error = MissingCheckpointError if "missing" in problem else CorruptCheckpointError
-            raise error(f"checkpoint {path}: {problem}")
-        base, base_meta = self._load(base_path, depth + 1, cache)
-        if base_meta.xxh3 != meta.base_xxh3:
-            raise CorruptCheckpointError(f"checkpoint {path}: its base {meta.base} was rewritten since it was written")
-        rows = stored[BASE_ROW]
-        if rows.len() and int(rows.max()) >= base.height:  # type: ignore[arg-type]
-            raise CorruptCheckpointError(
-                f"checkpoint {path} selects row {rows.max()} of {meta.base}, which has {base.height} rows"
-            )
-        taken = [c for c in meta.columns if c not in stored.columns]
-        patched = meta.patched or []
-        frame = pl.concat(
-            [base.select(pl.col(taken + patched).gather(rows).name.suffix("\0")), stored], how="horizontal"
-        )
-        return frame.select(
-            *(pl.col(c + "\0").alias(c) for c in taken),
-            *(
-                pl.when(pl.col(CHANGED_PREFIX + c)).then(pl.col(c)).otherwise(pl.col(c + "\0")).alias(c)
-                for c in patched
-            ),
-            *(c for c in meta.columns if c not in taken and c not in patched),
-        ).select(meta.columns)
+    def _expand(self, chain: list[tuple[pl.DataFrame, CheckpointMeta, Path]], root: pl.DataFrame) -> pl.DataFrame:
+        """The frame the first selection of `chain` stands for. `chain` holds the selections down from it (each the
+        base of the one before, as stored: BASE_ROW and the columns it changed), `root` the frame under the last.
+
+        The row positions are composed first (integers), then each column is taken once from the level that holds
+        it, with the patches of the levels above applied: a text column is gathered once for the whole chain,
+        not once per level (a filter's checkpoint in a chain of ten read by a step in another process)."""
+        positions: pl.Series | None = None  # the first selection's rows, as rows of the level being looked at
+        at: list[pl.Series | None] = []  # per level: its rows each row of the result is (None: the same rows)
+        for stored, _meta, _path in chain:
+            at.append(positions)
+            rows = stored[BASE_ROW]
+            positions = rows if positions is None else rows.gather(positions)
+        at.append(positions)  # into the root
+
+        def take(series: pl.Series, where: pl.Series | None) -> pl.Series:
+            return series if where is None else series.gather(where)
+
+        top_meta = chain[0][1]
+        assert top_meta.columns is not None
+        columns = []
+        for c in top_meta.columns:
+            patches: list[tuple[pl.Series, pl.Series]] = []  # (changed, values), from the top level down
+            value = None
+            for level, (stored, meta, _path) in enumerate(chain):
+                if c not in stored.columns:
+                    continue
+                if c in (meta.patched or []):
+                    patches.append((take(stored[CHANGED_PREFIX + c], at[level]), take(stored[c], at[level])))
+                    continue
+                value = take(stored[c], at[level])
+                break
+            if value is None:
+                value = take(root[c], at[-1])
+            for changed, values in reversed(patches):  # the lowest first: the one above it wins where it changed
+                value = pl.select(pl.when(changed).then(values).otherwise(value)).to_series()
+            columns.append(value.alias(c))
+        return pl.DataFrame(columns)
 
     def base_problem(self, meta: CheckpointMeta) -> str | None:
         """Why a selection cannot be rebuilt (None when it can, or is no selection): its base, and the base's own
@@ -407,25 +414,56 @@ class CheckpointStore(dg.ConfigurableResource):
             )
         return data, meta
 
-    def _load(self, path: Path, depth: int = 0, cache: bool = True) -> tuple[pl.DataFrame, CheckpointMeta]:
+    def _load(self, path: Path, cache: bool = True) -> tuple[pl.DataFrame, CheckpointMeta]:
         hit = FRAMES.entry(path)
         if hit is not None:
             return hit[1], hit[0]
-        if depth > _MAX_CHAIN:
-            raise CorruptCheckpointError(f"checkpoint {path}: a chain of more than {_MAX_CHAIN} selections")
-        data, meta = self._read_verified(path)
-        df = self._decode(data, path, meta)
-        if meta.input is not None:
-            df = self._read_input(df, meta, path)  # checks the rows it stands for
-        else:
+        chain: list[tuple[pl.DataFrame, CheckpointMeta, Path]] = []  # selections, from `path` down to the root
+        current = path
+        while True:
+            if len(chain) > _MAX_CHAIN:
+                raise CorruptCheckpointError(f"checkpoint {path}: a chain of more than {_MAX_CHAIN} selections")
+            data, meta = self._read_verified(current)
+            df = self._decode(data, current, meta)
+            if meta.input is not None:
+                df = self._read_input(df, meta, current)  # checks the rows it stands for
+                if cache:
+                    FRAMES.put(current, meta, df)
+                break
             if df.height != meta.rows:
-                raise CorruptCheckpointError(f"checkpoint {path} has {df.height} rows, its sidecar says {meta.rows}")
+                raise CorruptCheckpointError(f"checkpoint {current} has {df.height} rows, its sidecar says {meta.rows}")
             if meta.base is None:
-                return df, meta
-            df = self._expand(df, meta, path, depth, cache)
+                break
+            chain.append((df, meta, current))
+            problem = self._link_problem(meta)[0]  # the links beyond it are checked as the loop follows them
+            if problem is not None:
+                error = MissingCheckpointError if "missing" in problem else CorruptCheckpointError
+                raise error(f"checkpoint {current}: {problem}")
+            current = Path(self.base_dir) / meta.base
+            hit = FRAMES.entry(current)
+            if hit is not None:
+                meta, df = hit
+                break
+        # `df`, `meta`: the root (a whole checkpoint, an input reference's rows, or a frame this process holds)
+        for level, (stored, selection, at) in enumerate(chain):
+            below = chain[level + 1][1] if level + 1 < len(chain) else meta
+            below_rows = below.rows if level + 1 < len(chain) else df.height
+            if below.xxh3 != selection.base_xxh3:
+                raise CorruptCheckpointError(
+                    f"checkpoint {at}: its base {selection.base} was rewritten since it was written"
+                )
+            rows = stored[BASE_ROW]
+            if rows.len() and int(rows.max()) >= below_rows:  # type: ignore[arg-type]
+                raise CorruptCheckpointError(
+                    f"checkpoint {at} selects row {rows.max()} of {selection.base}, which has {below_rows} rows"
+                )
+        if not chain:
+            return df, meta
+        top_meta = chain[0][1]
+        df = self._expand(chain, df)
         if cache:
-            FRAMES.put(path, meta, df)  # rebuilt: the next selection of it, or the next read, rebuilds nothing
-        return df, meta
+            FRAMES.put(path, top_meta, df)  # rebuilt: the next selection of it, or the next read, rebuilds nothing
+        return df, top_meta
 
     @staticmethod
     def _read_input(pointer: pl.DataFrame, meta: CheckpointMeta, path: Path) -> pl.DataFrame:

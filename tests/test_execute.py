@@ -3,6 +3,7 @@ runs, and the schedule and sensor that start them."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 from pathlib import Path
@@ -335,6 +336,43 @@ def test_the_forkserver_preload_holds_what_a_step_process_needs() -> None:
     missing, loaded, ops = out.stdout.rsplit(" ", 2)
     assert (missing, loaded) == ("[]", "True")
     assert int(ops) >= 40
+
+
+@pytest.mark.skipif(importlib.util.find_spec("numba") is None, reason="the code-point kernels need numba")
+def test_the_forkserver_loads_the_code_point_kernels_the_text_filters_then_call_without_a_thread() -> None:
+    """After the preload each kernel holds the one signature the ops call it with (loaded from numba's cache, not
+    compiled again in every step process), and loading them started no thread (a fork after that is safe)."""
+    import subprocess
+    import sys
+
+    preload = (
+        "import pipeline_defs.forkserver\n"
+        "from ops_library import codepoint_kernels as k, codepoints\n"
+        "names = ['class_counts', 'rep_ratios', 'refined_word_counts', 'drop_class']\n"
+        "loaded = [len(getattr(k, n).signatures) for n in names]\n"
+        "import polars as pl\n"
+        "from ops_library.columns import ROW_ID\n"
+        "from ops_library.registry import get_op\n"
+        "df = pl.DataFrame({ROW_ID: ['1', '2'], 'text': ['Hello  world, ü!! ~~ ~~ ~~', 'one more\\ttext, http://x.y']})\n"
+        "ops = [('alphanumeric_filter', {}), ('special_characters_filter', {}), ('words_num_filter', {'min_num': 1}),\n"
+        "       ('character_repetition_filter', {'rep_len': 2}),\n"
+        "       ('document_deduplicator', {'lowercase': True, 'ignore_non_character': True})]\n"
+        "with codepoints.expecting(True):\n"
+        "    for name, params in ops:\n"
+        "        get_op(name)(params).run(df)\n"
+        "print(loaded, [len(getattr(k, n).signatures) for n in names])"
+    )
+    out = subprocess.run([sys.executable, "-c", preload], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert out.stdout.strip() == "[1, 1, 1, 1] [1, 1, 1, 1]", out.stdout
+    threads = (
+        "import os\n"
+        "from ops_library import codepoint_kernels, codepoints\n"
+        "before = len(os.listdir('/proc/self/task'))\n"
+        "codepoints.warm_kernels()\n"
+        "print(len(os.listdir('/proc/self/task')) - before)"
+    )
+    out = subprocess.run([sys.executable, "-c", threads], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert out.stdout.strip() == "0"
 
 
 def test_a_step_cuts_each_shard_into_the_cpus_its_pool_grants_with_the_same_output(

@@ -277,6 +277,37 @@ def test_a_selection_of_a_selection_reads_back_through_the_chain(tmp_path: Path)
     assert store.read(third_path)["n"].to_list() == list(range(0, 120, 6))
 
 
+def test_a_long_chain_of_mappers_and_filters_reads_back_row_for_row(tmp_path: Path) -> None:
+    # The shape of a recipe's first phase: mappers that rewrite some texts (patches, overlapping rows, one to null),
+    # filters that keep fewer rows and add stats, a column added on the way; each step a selection of the last.
+    store = CheckpointStore(base_dir=str(tmp_path))
+    steps = [
+        lambda f: f.with_columns(
+            pl.when(pl.col("n") % 5 == 0).then(pl.col("text").str.to_uppercase()).otherwise("text")
+        ),
+        lambda f: f.filter(pl.col("n") % 7 != 3).with_columns(pl.struct((pl.col("n") * 2).alias("len")).alias(STATS)),
+        lambda f: f.with_columns(pl.when(pl.col("n") % 10 == 0).then(pl.lit("ten")).otherwise("text").alias("text")),
+        lambda f: f.with_columns(pl.when(pl.col("n") == 20).then(None).otherwise("text").alias("text")),
+        lambda f: f.filter(pl.col("n") % 4 != 1).with_columns((pl.col("n") + 1).alias("m")),
+        lambda f: f.filter(pl.col("n") < 250),
+    ]
+    base = _written_base(store, _docs(300))
+    expected = [base.frame]
+    for i, step in enumerate(steps, start=1):
+        out = step(base.frame)
+        path = store.path(["r", f"op{i:02d}"], "f.jsonl@00000")
+        meta = store.write(out, path, f"fp{i}", base=base)
+        assert meta.base is not None  # a selection of the step before
+        expected.append(out)
+        base = store.read_base(path)
+    assert store.read_base(store.path(["r", "op01"], "f.jsonl@00000")).meta.patched == ["text"]
+    for i, frame in enumerate(expected[1:], start=1):
+        FRAMES.clear()  # each rebuilt from the files, down to op00
+        assert_frame_equal(store.read(store.path(["r", f"op{i:02d}"], "f.jsonl@00000"), cache=False), frame)
+    assert expected[-1].filter(pl.col("n") == 20)["text"].to_list() == [None]
+    assert expected[-1].filter(pl.col("n") == 30)["text"].to_list() == ["ten"]  # the later patch of the two
+
+
 def test_a_read_without_cache_leaves_what_it_rebuilt_out_of_the_frame_cache(tmp_path: Path) -> None:
     store = CheckpointStore(base_dir=str(tmp_path))
     second_path = _even_rows(store, 60)
