@@ -299,7 +299,7 @@ def run_recipe(
             export_ahead.stop()  # and the dropped rows rendered ahead that the export did not take
 
 
-def _unchanged(graph: RecipeGraph, executor: Executor) -> _Planner | None:
+def _unchanged(graph: RecipeGraph, executor: Executor, path: Path) -> _Planner | None:
     """The planner over the input's shards when every checkpoint is current (an unchanged recipe on unchanged
     input), told from the checkpoints alone; None when something must run. The Dagster instance is not needed
     to know it, and opening it (its storage imports, its databases) was most of an unchanged re-run's time.
@@ -313,7 +313,7 @@ def _unchanged(graph: RecipeGraph, executor: Executor) -> _Planner | None:
     stale = sorted(planner.stale_shards([source]), key=shard_order)
     prefetch.start_for(recipe, [shard_for_key(recipe.dataset_path, recipe.partition, k) for k in stale], executor)
     if engine_settings(recipe).forks_here(executor):
-        start_forkserver()
+        start_forkserver([(str(path), executor, str(sluice_home().root))])  # as `execute_run` reconstructs it
     return None
 
 
@@ -329,7 +329,7 @@ def _run_locked(
     graph = build_recipe_graph(recipe)
     resumed = job_id is not None
     # A resume always goes through the instance: it looks the job's runs up there.
-    current = None if resumed else _unchanged(graph, executor)
+    current = None if resumed else _unchanged(graph, executor, path)
     instance = None if current is not None else instance_ready()
     job = JobLog(recipe.jobs_root, job_id or new_job_id(recipe))
     job.start(

@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import functools
+import json
 import os
 import time
 import warnings
@@ -734,18 +735,26 @@ _POOLS: dict[int, Any] = {}
 FORKSERVER_PRELOAD = ["dagster._core.executor.multiprocess", "pipeline_defs.forkserver"]
 """What the forkserver imports before it forks a process: `pipeline_defs/forkserver.py`. One server per process
 serves both the shard workers and the multiprocess executor's step processes, whichever starts it first."""
+FORKSERVER_JOBS = "SLUICE_FORKSERVER_JOBS"  # the jobs a starting forkserver builds (`start_forkserver`)
 
 
-def start_forkserver() -> Any:
+def start_forkserver(jobs: Sequence[tuple[str, str, str]] = ()) -> Any:
     """Start the forkserver now, with its preload, and return its multiprocessing context: the server's imports
     (~1.5 s) then run in a process of their own while this one opens the instance and starts the job, instead of
-    when the first step or shard worker forks. A running server is left as it is."""
+    when the first step or shard worker forks. `jobs`: the (recipe path, executor, Sluice home) of the runs about
+    to fork steps, whose definitions the server builds once (`pipeline_defs.forkserver`), passed in its
+    environment. A running server is left as it is."""
     import multiprocessing
     from multiprocessing import forkserver
 
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(FORKSERVER_PRELOAD)
-    forkserver.ensure_running()
+    if jobs:
+        os.environ[FORKSERVER_JOBS] = json.dumps([list(j) for j in jobs])
+    try:
+        forkserver.ensure_running()
+    finally:
+        os.environ.pop(FORKSERVER_JOBS, None)
     return ctx
 
 

@@ -10,6 +10,13 @@ process crash in WAL mode; the journal mode itself is Dagster's). They also turn
 write a batch (a step's materializations of its shards, a run's planned materializations) in one transaction per
 database, as Dagster's PostgreSQL storage does, where Dagster's SQLite storage stores them one by one.
 
+Each SQLite database Dagster opens (the runs', the schedules', the event index, each run's events) is checked
+against the migration scripts: Dagster builds an alembic `ScriptDirectory` per check and per stamp, and each
+parses its ~90 revision files again (9 times in a `sluice run` on a fresh home, 4 in every step process a
+multiprocess run forks). The scripts are files of the installed Dagster, so this module keeps one
+`ScriptDirectory` per Dagster alembic config for the process (`_memoize_dagster_migrations`), and the forkserver
+parses them once for every step process it forks (`warm_migrations`).
+
 Configured in the `dagster.yaml` Sluice writes under `$SLUICE_HOME/dagster_home` (`storage: custom`); the web
 server, the daemon and `dagster job execute` read the same file and import this module from the project.
 """
@@ -25,6 +32,8 @@ from contextlib import contextmanager, suppress
 from typing import Any
 
 import sqlalchemy as db
+from alembic.config import Config
+from alembic.script import ScriptDirectory
 from dagster import __version__ as dagster_version
 from dagster._core.events import ASSET_EVENTS
 from dagster._core.events.log import EventLogEntry
@@ -33,6 +42,7 @@ from dagster._core.storage.event_log.schema import SqlEventLogStorageTable
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import INDEX_SHARD_NAME, SqliteEventLogStorage
 from dagster._core.storage.runs.sqlite.sqlite_run_storage import SqliteRunStorage
 from dagster._core.storage.schedules.sqlite.sqlite_schedule_storage import SqliteScheduleStorage
+from dagster._core.storage.sql import ALEMBIC_SCRIPTS_LOCATION, get_alembic_config
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
 from dagster._core.storage.sqlite_storage import (
     DagsterSqliteStorage,
@@ -52,6 +62,42 @@ EVENT_BATCH_SIZE = 200
 
 _engines: OrderedDict[tuple[int, str], db.Engine] = OrderedDict()
 _lock = threading.Lock()
+
+
+def _memoize_dagster_migrations() -> None:
+    """`ScriptDirectory.from_config` returns one object per alembic config file for Dagster's own script location
+    (`dagster._core.storage.sql.ALEMBIC_SCRIPTS_LOCATION`), so its parsed revision map is reused; any other
+    location (a user's alembic) is read as alembic reads it."""
+    if getattr(ScriptDirectory.from_config, "_sluice_memoized", False):
+        return
+    original = ScriptDirectory.from_config.__func__  # type: ignore[attr-defined]
+    scripts: dict[str | None, ScriptDirectory] = {}
+    lock = threading.Lock()
+
+    def from_config(cls: type[ScriptDirectory], config: Config) -> ScriptDirectory:
+        if cls is not ScriptDirectory or config.get_main_option("script_location") != ALEMBIC_SCRIPTS_LOCATION:
+            return original(cls, config)
+        with lock:
+            script = scripts.get(config.config_file_name)
+            if script is None:
+                script = scripts[config.config_file_name] = original(cls, config)
+            return script
+
+    from_config._sluice_memoized = True  # type: ignore[attr-defined]
+    ScriptDirectory.from_config = classmethod(from_config)  # type: ignore[assignment,method-assign]
+
+
+_memoize_dagster_migrations()
+
+
+def warm_migrations() -> None:
+    """Parse Dagster's migration scripts for its three SQLite storages now (`pipeline_defs.forkserver`)."""
+    from dagster._core.storage.event_log.sqlite import sqlite_event_log
+    from dagster._core.storage.runs.sqlite import sqlite_run_storage
+    from dagster._core.storage.schedules.sqlite import sqlite_schedule_storage
+
+    for module in (sqlite_event_log, sqlite_run_storage, sqlite_schedule_storage):
+        ScriptDirectory.from_config(get_alembic_config(module.__file__)).get_current_head()
 
 
 def _on_connect(dbapi_conn: Any, _record: Any) -> None:

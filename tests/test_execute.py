@@ -268,23 +268,39 @@ def _stopped_forkserver() -> Any:
     return server
 
 
-def test_sluice_run_starts_the_forkserver_as_it_plans_only_where_it_forks(tmp_path: Path, sluice_home: Path) -> None:
+def test_sluice_run_starts_the_forkserver_as_it_plans_only_where_it_forks(
+    tmp_path: Path, sluice_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The forkserver's imports run in a process of their own while `sluice run` opens the instance: started as
-    soon as the job knows something must run, for the multiprocess executor or shard workers, never otherwise."""
+    soon as the job knows something must run, for the multiprocess executor or shard workers, never otherwise,
+    and told which job's definitions to build for the step processes it forks."""
+    import multiprocessing.forkserver
+
     from pipeline_defs import execute, graph
 
     data = _corpus(tmp_path / "data")
     ops = [{"whitespace_normalization_mapper": None}]
-    plain = build_recipe_graph(load_recipe(_recipe(tmp_path, "plain", data=data, ops=ops)))
-    workers = build_recipe_graph(load_recipe(_recipe(tmp_path, "wk", data=data, ops=ops, engine={"shard_workers": 2})))
+    plain_path = _recipe(tmp_path, "plain", data=data, ops=ops)
+    workers_path = _recipe(tmp_path, "wk", data=data, ops=ops, engine={"shard_workers": 2})
+    plain, workers = (build_recipe_graph(load_recipe(p)) for p in (plain_path, workers_path))
     server = _stopped_forkserver()
-    assert execute._unchanged(plain, "in_process") is None  # something must run
+    started_with: list[str | None] = []  # the jobs the server was told to build, as its environment had them
+    ensure_running = multiprocessing.forkserver.ensure_running
+
+    def recording() -> None:
+        started_with.append(os.environ.get(graph.FORKSERVER_JOBS))
+        ensure_running()
+
+    monkeypatch.setattr(multiprocessing.forkserver, "ensure_running", recording)
+    assert execute._unchanged(plain, "in_process", plain_path) is None  # something must run
     prefetch.stop()
     assert server._forkserver_pid is None
-    assert execute._unchanged(plain, "multiprocess") is None
+    assert execute._unchanged(plain, "multiprocess", plain_path) is None
     assert server._forkserver_pid is not None and server._preload_modules == graph.FORKSERVER_PRELOAD
+    assert [json.loads(s or "[]") for s in started_with] == [[[str(plain_path), "multiprocess", str(sluice_home)]]]
+    assert graph.FORKSERVER_JOBS not in os.environ  # told the server only
     server = _stopped_forkserver()
-    assert execute._unchanged(workers, "in_process") is None
+    assert execute._unchanged(workers, "in_process", workers_path) is None
     assert server._forkserver_pid is not None
 
 
@@ -329,7 +345,7 @@ def test_the_forkserver_preload_holds_what_a_step_process_needs() -> None:
         "import sys, pipeline_defs.forkserver\n"
         "from ops_library import registry\n"
         "mods = ['sqlalchemy', 'alembic', 'resources.dagster_storage', 'numba', 'ops_library.codepoint_kernels',"
-        " 'pipeline_defs.loader', 'pipeline_defs.graph']\n"
+        " 'pyarrow.compute', 'pipeline_defs.loader', 'pipeline_defs.graph']\n"
         "print([m for m in mods if m not in sys.modules], registry._loaded, len(registry.OPS))"
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, check=True)
@@ -373,6 +389,34 @@ def test_the_forkserver_loads_the_code_point_kernels_the_text_filters_then_call_
     )
     out = subprocess.run([sys.executable, "-c", threads], capture_output=True, text=True, cwd=ROOT, check=True)
     assert out.stdout.strip() == "0"
+
+
+def test_the_forkserver_builds_the_jobs_it_was_told_of_for_the_steps_it_forks(
+    tmp_path: Path, sluice_home: Path
+) -> None:
+    """A step process looks its job up in `loader`'s cache (the key: recipe content, executor, SLUICE_* environment)
+    and finds the one the server built; the server's environment no longer names the jobs."""
+    import subprocess
+    import sys
+
+    from pipeline_defs import graph
+
+    path = _recipe(tmp_path, "fs", data=_corpus(tmp_path / "data"), ops=[{"whitespace_normalization_mapper": None}])
+    probe = (
+        "import os, sys\n"
+        "import pipeline_defs.forkserver\n"
+        "from pipeline_defs import loader\n"
+        "built = loader._cached_definitions.cache_info().currsize\n"
+        "job = loader.job_for_recipe(sys.argv[1], 'multiprocess', sys.argv[2])\n"
+        "info = loader._cached_definitions.cache_info()\n"
+        f"print(built, info.hits, info.currsize, {graph.FORKSERVER_JOBS!r} in os.environ, job.name)"
+    )
+    env = os.environ | {graph.FORKSERVER_JOBS: json.dumps([[str(path), "multiprocess", str(sluice_home)]])}
+    out = subprocess.run(
+        [sys.executable, "-c", probe, str(path), str(sluice_home)], env=env, capture_output=True, text=True, cwd=ROOT
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["1", "1", "1", "False", "fs_job"]
 
 
 def test_a_step_cuts_each_shard_into_the_cpus_its_pool_grants_with_the_same_output(

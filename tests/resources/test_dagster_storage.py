@@ -251,3 +251,38 @@ def test_sluice_run_holds_the_registered_shards_while_its_runs_execute(
     assert report.status == "completed" and report.runs == 4  # one per phase: rows, dedup index, apply, export
     assert counts["has"] == 0
     assert counts["get"] <= 4, counts  # sync, the shards and their order for the plan, once held for the runs
+
+
+def test_dagster_s_migration_scripts_are_parsed_once_per_process_and_a_fresh_home_is_stamped_at_head(
+    sluice_home: Path, tmp_path: Path, monkeypatch
+) -> None:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+    from dagster._core.storage.event_log.sqlite import sqlite_event_log
+    from dagster._core.storage.sql import check_alembic_revision, get_alembic_config
+
+    dagster_config = get_alembic_config(sqlite_event_log.__file__)
+    assert ScriptDirectory.from_config(dagster_config) is ScriptDirectory.from_config(dagster_config)
+    (tmp_path / "versions").mkdir()
+    (tmp_path / "script.py.mako").write_text("")
+    other = Config()
+    other.set_main_option("script_location", str(tmp_path))  # not Dagster's: read as alembic reads it
+    assert ScriptDirectory.from_config(other) is not ScriptDirectory.from_config(other)
+
+    dagster_storage.warm_migrations()  # what the forkserver does before it forks step processes
+    parsed: list[str] = []
+    load = ScriptDirectory._load_revisions
+
+    def counting(self):  # type: ignore[no-untyped-def]
+        parsed.append(self.dir)
+        yield from load(self)
+
+    monkeypatch.setattr(ScriptDirectory, "_load_revisions", counting)
+    instance = _instance(sluice_home)  # creates and stamps the runs', schedules' and event index databases
+    assert dg.materialize([numbers], instance=instance, partition_key="a").success  # and a run's database
+    assert parsed == []
+    head = ScriptDirectory.from_config(dagster_config).get_current_head()
+    for storage in (instance.run_storage, instance.schedule_storage):
+        assert storage.alembic_version() == (head, head)  # type: ignore[union-attr]
+    with instance.event_log_storage.index_connection() as conn:  # type: ignore[attr-defined]
+        assert check_alembic_revision(dagster_config, conn) == (head, head)
