@@ -338,8 +338,13 @@ class CheckpointStore(dg.ConfigurableResource):
             positions = rows if positions is None else rows.gather(positions)
         at.append(positions)  # into the root
 
+        def identity(where: pl.Series | None, height: int) -> bool:  # all the rows, in order (a mapper's)
+            return where is None or (
+                where.len() == height and where.equals(pl.int_range(0, height, dtype=where.dtype, eager=True))
+            )
+
         def take(series: pl.Series, where: pl.Series | None) -> pl.Series:
-            return series if where is None else series.gather(where)
+            return series if identity(where, series.len()) else series.gather(where)  # type: ignore[arg-type]
 
         top_meta = chain[0][1]
         assert top_meta.columns is not None
@@ -357,8 +362,13 @@ class CheckpointStore(dg.ConfigurableResource):
                 break
             if value is None:
                 value = take(root[c], at[-1])
-            for changed, values in reversed(patches):  # the lowest first: the one above it wins where it changed
-                value = pl.select(pl.when(changed).then(values).otherwise(value)).to_series()
+            if patches and not any((changed & values.is_null()).any() for changed, values in patches):
+                # A patch holds its new values where it changed and nulls elsewhere: the first non-null from the top
+                # down is the text, in one pass (one copy of the texts, not one per patch).
+                value = pl.select(pl.coalesce([*(values for _, values in patches), value])).to_series()
+            else:  # a patch that set a text to null: the lowest first, the one above it wins where it changed
+                for changed, values in reversed(patches):
+                    value = pl.select(pl.when(changed).then(values).otherwise(value)).to_series()
             columns.append(value.alias(c))
         return pl.DataFrame(columns)
 
