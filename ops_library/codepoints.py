@@ -114,12 +114,12 @@ def warm_kernels() -> bool:
     data = np.frombuffer("a ü\tb".encode(), dtype=np.uint8)
     offsets = np.array([0, len(data)], dtype=np.int64)
     one = np.zeros(1, dtype=np.int64)
-    for name in ("alnum", "special"):
-        k.class_counts(data, offsets, class_table(name), one.copy(), one.copy())
+    special = class_table("special")
+    for table in (class_table("alnum"), special):
+        k.class_counts(data, offsets, table, one.copy(), one.copy())
     k.rep_ratios(data, offsets, 2, np.uint64(_ROLL), np.zeros(1, dtype=np.float64), np.zeros(1, dtype=np.bool_))
-    k.refined_word_counts(data, offsets, class_table("special"), one.copy())
-    table = class_table("special")
-    k.drop_class(data, offsets, table, table, np.empty(len(data), dtype=np.uint8), np.empty(2, dtype=np.int64))
+    k.refined_word_counts(data, offsets, special, one.copy())
+    k.drop_class(data, offsets, special, special, np.empty(len(data), dtype=np.uint8), np.empty(2, dtype=np.int64))
     return True
 
 

@@ -130,15 +130,19 @@ class RunRequest:
     phase: int = 0
 
 
+def _job_args(recipe_path: str, executor: str) -> tuple[str, str, str]:
+    """`loader.job_for_recipe`'s arguments for a run's job: what a step process rebuilds it from, and what a
+    forkserver builds ahead for it. The home travels with the job: a Celery worker rebuilds it under this run's
+    home, not its own."""
+    return recipe_path, executor, str(sluice_home().root)
+
+
 def execute_run(req: RunRequest) -> tuple[str, bool, str]:
     """One Dagster run of some assets over a range of shards (or unpartitioned, for a global stage): (run id,
     success, failure message). Module-level, so a process pool can call it."""
     instance = process_instance()
-    # The home travels with the job: a Celery worker rebuilds it under this run's home, not its own.
     recon = dg.build_reconstructable_job(
-        "pipeline_defs.loader",
-        "job_for_recipe",
-        reconstructable_args=(req.recipe_path, req.executor, str(sluice_home().root)),
+        "pipeline_defs.loader", "job_for_recipe", reconstructable_args=_job_args(req.recipe_path, req.executor)
     )
     run_config: dict = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
     tags = {"sluice/job_id": req.job_id, "sluice/phase": str(req.phase)}
@@ -313,7 +317,7 @@ def _unchanged(graph: RecipeGraph, executor: Executor, path: Path) -> _Planner |
     stale = sorted(planner.stale_shards([source]), key=shard_order)
     prefetch.start_for(recipe, [shard_for_key(recipe.dataset_path, recipe.partition, k) for k in stale], executor)
     if engine_settings(recipe).forks_here(executor):
-        start_forkserver([(str(path), executor, str(sluice_home().root))])  # as `execute_run` reconstructs it
+        start_forkserver([_job_args(str(path), executor)])
     return None
 
 

@@ -8,9 +8,8 @@ kernels' modules. The code-point kernels (every text filter's) are loaded from n
 numba's CPU target and their class tables (`codepoints.warm_kernels`: ~0.4 s each step process paid at its
 first op); they are not `parallel`, so loading and calling them starts no thread. So are Dagster's migration
 scripts (`dagster_storage.warm_migrations`) and the jobs `sluice run` is about to run (`_build_jobs`), which
-each step process parsed and built again. Nothing else runs: calling
-MinHash's `parallel` kernels or computing anything with polars would start a pool's threads, and a process
-forked after that cannot use the pool."""
+each step process parsed and built again. Nothing else runs: calling MinHash's `parallel` kernels or computing
+anything with polars would start a pool's threads, and a process forked after that cannot use the pool."""
 
 from __future__ import annotations
 

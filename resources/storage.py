@@ -330,21 +330,17 @@ class CheckpointStore(dg.ConfigurableResource):
         The row positions are composed first (integers), then each column is taken once from the level that holds
         it, with the patches of the levels above applied: a text column is gathered once for the whole chain,
         not once per level (a filter's checkpoint in a chain of ten read by a step in another process)."""
-        positions: pl.Series | None = None  # the first selection's rows, as rows of the level being looked at
-        at: list[pl.Series | None] = []  # per level: its rows each row of the result is (None: the same rows)
-        for stored, _meta, _path in chain:
-            at.append(positions)
-            rows = stored[BASE_ROW]
-            positions = rows if positions is None else rows.gather(positions)
-        at.append(positions)  # into the root
-
-        def identity(where: pl.Series | None, height: int) -> bool:  # all the rows, in order (a mapper's)
-            return where is None or (
-                where.len() == height and where.equals(pl.int_range(0, height, dtype=where.dtype, eager=True))
-            )
+        # Per level: the rows of that level each row of the result is; None where they are all of its rows, in
+        # order (under a mapper), so nothing is gathered there. The last entry is into the root.
+        at: list[pl.Series | None] = [None]
+        below = [stored.height for stored, _meta, _path in chain[1:]] + [root.height]
+        for (stored, _meta, _path), height in zip(chain, below, strict=True):
+            rows = stored[BASE_ROW] if at[-1] is None else stored[BASE_ROW].gather(at[-1])
+            every_row = rows.len() == height and rows.equals(pl.int_range(0, height, dtype=rows.dtype, eager=True))
+            at.append(None if every_row else rows)
 
         def take(series: pl.Series, where: pl.Series | None) -> pl.Series:
-            return series if identity(where, series.len()) else series.gather(where)  # type: ignore[arg-type]
+            return series if where is None else series.gather(where)
 
         top_meta = chain[0][1]
         assert top_meta.columns is not None
