@@ -17,7 +17,8 @@ UTF-8 byte buffer and the token boundaries, token hashes and shingle hashes are 
   their token sequences are equal, so it differs from hashing the joined bytes only when two different token
   sequences join to the same bytes (punctuation tokens that contain spaces) or on a 64-bit collision;
 - `exact_shingles`: the shingles' exact bytes, for the Data-Juicer-compatible hash modes (SHA-1 or MD5 of each
-  shingle), which need one hashlib call per shingle.
+  shingle), which need one hashlib call per shingle; `sha1_shingle_hashes` computes MinHash's SHA-1 base hash of
+  the same bytes in one numba loop.
 """
 
 from __future__ import annotations
@@ -366,6 +367,121 @@ def exact_shingles(tokens: Tokens, window: int, tokenization: str) -> Iterator[l
         lo, hi = bounds[d], bounds[d + 1]
         toks = [raw[s:e] for s, e in zip(tokens.starts[lo:hi].tolist(), tokens.ends[lo:hi].tolist(), strict=True)]
         yield [joiner.join(toks[i : i + window]) for i in range(len(toks) - window + 1)]
+
+
+def sha1_shingle_hashes(tokens: Tokens, window: int, tokenization: str) -> ShingleHashes | None:
+    """Data-Juicer's base hash of every shingle of every text: the first 4 bytes of SHA-1 of the shingle's bytes
+    (`exact_shingles`'), read little-endian, in a numba loop over the token spans (parallel over texts; each
+    shingle's bytes are assembled in a buffer of its text and hashed there, no Python object per shingle). A
+    text's repeated shingles are hashed each time where Data-Juicer hashes the set: the minimum per permutation
+    is the same. None without numba (then `exact_shingles` and hashlib)."""
+    kernel = _numba_sha1()
+    if kernel is None:
+        return None
+    bounds = np.searchsorted(tokens.doc, np.arange(tokens.num_docs + 1)).astype(np.int64)
+    offsets = np.zeros(tokens.num_docs + 1, dtype=np.int64)
+    np.cumsum(np.maximum(0, np.diff(bounds) - window + 1), out=offsets[1:])
+    hashes = np.empty(offsets[-1], dtype=np.uint64)
+    if len(hashes):
+        starts, ends = tokens.starts.astype(np.int64), tokens.ends.astype(np.int64)
+        kernel(tokens.data, starts, ends, bounds, window, tokenization != "character", offsets, hashes)
+    return ShingleHashes(hashes, offsets)
+
+
+@functools.cache
+def _numba_sha1():  # -> the compiled kernel, or None without numba
+    try:
+        from ops_library.numba_loader import numba
+    except ImportError:
+        return None
+
+    @numba.njit(parallel=True, cache=True, nogil=True)
+    def sha1_kernel(data, starts, ends, bounds, window, joiner, out_offsets, out):  # pragma: no cover - compiled
+        # Text d's tokens are [bounds[d], bounds[d+1]); shingle i of it is tokens i..i+window-1 joined by one space
+        # (`joiner`) or by nothing, as `exact_shingles` joins them. SHA-1 (FIPS 180-4) in 64-bit integers masked
+        # to 32 bits; the message padded in place after the shingle's bytes.
+        M = np.uint64(0xFFFFFFFF)
+        s1, s2, s5, s8, s24 = np.uint64(1), np.uint64(2), np.uint64(5), np.uint64(8), np.uint64(24)
+        s27, s30, s31 = np.uint64(27), np.uint64(30), np.uint64(31)
+        for d in numba.prange(len(bounds) - 1):
+            t0, t1 = bounds[d], bounds[d + 1]
+            n_sh = t1 - t0 - window + 1
+            if n_sh <= 0:
+                continue
+            msg = np.zeros(ends[t1 - 1] - starts[t0] + window + 72, dtype=np.uint8)
+            w = np.empty(80, dtype=np.uint64)
+            for i in range(n_sh):
+                n = 0
+                for t in range(t0 + i, t0 + i + window):
+                    if t > t0 + i and joiner:
+                        msg[n] = 32
+                        n += 1
+                    for q in range(starts[t], ends[t]):
+                        msg[n] = data[q]
+                        n += 1
+                total = ((n + 8) // 64 + 1) * 64
+                msg[n] = 0x80
+                for q in range(n + 1, total - 8):
+                    msg[q] = 0
+                bits = np.uint64(n) * np.uint64(8)
+                for q in range(8):
+                    msg[total - 1 - q] = np.uint8((bits >> np.uint64(8 * q)) & np.uint64(0xFF))
+                h0 = np.uint64(0x67452301)
+                h1 = np.uint64(0xEFCDAB89)
+                h2 = np.uint64(0x98BADCFE)
+                h3 = np.uint64(0x10325476)
+                h4 = np.uint64(0xC3D2E1F0)
+                for blk in range(0, total, 64):
+                    for j in range(16):
+                        p = blk + 4 * j
+                        w[j] = (np.uint64(msg[p]) << s24) | (np.uint64(msg[p + 1]) << np.uint64(16))
+                        w[j] |= (np.uint64(msg[p + 2]) << s8) | np.uint64(msg[p + 3])
+                    for j in range(16, 80):
+                        x = w[j - 3] ^ w[j - 8] ^ w[j - 14] ^ w[j - 16]
+                        w[j] = ((x << s1) | (x >> s31)) & M
+                    a, b, c, dd, e = h0, h1, h2, h3, h4  # SHA-1's a..e (`d` is the text)
+                    for j in range(20):
+                        f = (b & c) | ((~b) & dd)
+                        tmp = ((((a << s5) | (a >> s27)) & M) + (f & M) + e + np.uint64(0x5A827999) + w[j]) & M
+                        e = dd
+                        dd = c
+                        c = ((b << s30) | (b >> s2)) & M
+                        b = a
+                        a = tmp
+                    for j in range(20, 40):
+                        f = b ^ c ^ dd
+                        tmp = ((((a << s5) | (a >> s27)) & M) + f + e + np.uint64(0x6ED9EBA1) + w[j]) & M
+                        e = dd
+                        dd = c
+                        c = ((b << s30) | (b >> s2)) & M
+                        b = a
+                        a = tmp
+                    for j in range(40, 60):
+                        f = (b & c) | (b & dd) | (c & dd)
+                        tmp = ((((a << s5) | (a >> s27)) & M) + f + e + np.uint64(0x8F1BBCDC) + w[j]) & M
+                        e = dd
+                        dd = c
+                        c = ((b << s30) | (b >> s2)) & M
+                        b = a
+                        a = tmp
+                    for j in range(60, 80):
+                        f = b ^ c ^ dd
+                        tmp = ((((a << s5) | (a >> s27)) & M) + f + e + np.uint64(0xCA62C1D6) + w[j]) & M
+                        e = dd
+                        dd = c
+                        c = ((b << s30) | (b >> s2)) & M
+                        b = a
+                        a = tmp
+                    h0 = (h0 + a) & M
+                    h1 = (h1 + b) & M
+                    h2 = (h2 + c) & M
+                    h3 = (h3 + dd) & M
+                    h4 = (h4 + e) & M
+                # the digest's first 4 bytes (h0, big-endian) read little-endian
+                low = ((h0 & np.uint64(0xFF)) << s24) | ((h0 & np.uint64(0xFF00)) << s8)
+                out[out_offsets[d] + i] = low | ((h0 >> s8) & np.uint64(0xFF00)) | (h0 >> s24)
+
+    return sha1_kernel
 
 
 @dataclass(frozen=True)

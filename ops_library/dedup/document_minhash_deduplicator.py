@@ -31,6 +31,7 @@ from ops_library.shingles import (
     byte_split,
     exact_shingles,
     fast_shingle_hashes,
+    sha1_shingle_hashes,
     shingle_text,
     tokenize,
 )
@@ -42,7 +43,11 @@ def sha1_hash32(data: bytes) -> int:
 
 
 def datajuicer_shingle_hashes(tokens: Tokens, window: int, tokenization: str) -> ShingleHashes:
-    """sha1_hash32 of each distinct shingle of each text (a Python loop: hashlib has no bulk form)."""
+    """sha1_hash32 of each shingle of each text: numba's SHA-1 over the token spans (`sha1_shingle_hashes`), else
+    a Python loop over each text's distinct shingles with hashlib."""
+    compiled = sha1_shingle_hashes(tokens, window, tokenization)
+    if compiled is not None:
+        return compiled
     hashes: list[int] = []
     offsets = [0]
     for shingles in exact_shingles(tokens, window, tokenization):

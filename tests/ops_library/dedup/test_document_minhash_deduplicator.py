@@ -20,6 +20,7 @@ from ops_library.shingles import (
     exact_shingles,
     fast_shingle_hashes,
     marker_absent_from,
+    sha1_shingle_hashes,
     shingle_tokens,
     tokenize,
     utf8_buffer,
@@ -139,6 +140,37 @@ def test_shingles_are_data_juicers_for_each_tokenization() -> None:
             assert got[1] == {b"a  b"}
         else:
             assert got == [dj_shingles(t, tokenization, window) for t in texts]
+
+
+@pytest.mark.skipif(not numba_available(), reason="numba not installed")
+@pytest.mark.parametrize("tokenization", ["space", "punctuation", "character"])
+@pytest.mark.parametrize("window", [1, 3, 5])
+def test_the_sha1_kernel_is_hashlibs_sha1_of_every_shingle(tokenization: str, window: int) -> None:
+    # shingles of one, two and three 64-byte blocks (55 and 56 bytes: the padding's edge), non-ASCII bytes,
+    # empty punctuation pieces, repeated shingles, texts with no shingle at all
+    rng = random.Random(window)
+    words = ["a", "bb", "dé", "ü", "x" * 54, "y" * 55, "z" * 130, "日本", ",", "!", "!!", "a b"]
+    texts = ["", " ", "a a a a a a a a", None]
+    texts += [" ".join(rng.choice(words) for _ in range(rng.randrange(0, 30))) for _ in range(200)]
+    tokens, _ = shingle_tokens(pl.Series(texts), tokenization=tokenization, lowercase=True, ignore_pattern=None)
+    sh = sha1_shingle_hashes(tokens, window, tokenization)
+    assert sh is not None
+    expected = [
+        [struct.unpack("<I", hashlib.sha1(s).digest()[:4])[0] for s in shingles]
+        for shingles in exact_shingles(tokens, window, tokenization)
+    ]
+    assert [sh.hashes[sh.offsets[i] : sh.offsets[i + 1]].tolist() for i in range(sh.num_docs)] == expected
+    assert sum(map(len, expected)) > 100
+
+
+def test_datajuicer_mode_signatures_without_the_sha1_kernel_are_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ops_library import shingles
+
+    texts = pl.Series([doc(i, 8 + i) for i in range(30)] + HAND_PICKED + [None])
+    op = DocumentMinhashDeduplicator({"hash_mode": "datajuicer", "num_permutations": 64, "window_size": 3})
+    compiled = op.signatures(texts)
+    monkeypatch.setattr(shingles, "_numba_sha1", lambda: None)  # hashlib over each text's distinct shingles
+    assert (op.signatures(texts) == compiled).all()
 
 
 def test_ignore_pattern_and_lowercase_change_the_signature() -> None:
