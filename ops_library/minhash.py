@@ -227,12 +227,13 @@ def _numba_fused():  # -> the compiled one-pass kernel, or None without numba
 
     @numba.njit(parallel=True, cache=True, nogil=True)
     def fused_fast_kernel(data, offsets, sep, keep_empty, window, a, b, out, shingles):  # pragma: no cover
-        # One pass per text over its bytes: the token hash (FNV-1a-64, fmix64) as the token is read, the window's
-        # polynomial kept rolling (the oldest token's term taken out, as `fast_shingle_hashes` sums it afresh:
-        # the same value mod 2**64), each full window's shingle hash, and its permutations' minimum. Shingle
-        # hashes wait in eights: one pass over the permutations then takes all eight (their minimum first),
-        # which loads a, b and the running minima once per eight shingles (the rolling window and the eights:
-        # ~1.2x the throughput of the sum afresh and fours, which were ~1.9x one shingle at a time).
+        # One pass per text over its bytes: the token hash (FNV-1a-64, fmix64) in a tight loop up to the next
+        # separator, the window's polynomial kept rolling (the oldest token's term taken out, as
+        # `fast_shingle_hashes` sums it afresh: the same value mod 2**64), each full window's shingle hash, and its
+        # permutations' minimum. Shingle hashes wait in eights: one pass over the permutations then takes all eight
+        # (their minimum first), which loads a, b and the running minima once per eight shingles. (The rolling
+        # window and the eights: ~1.1x the sum afresh and fours, themselves ~1.9x one shingle at a time; the token
+        # loop: ~1.2x one loop over every byte with its state in flags.)
         s33 = np.uint64(33)
         s32 = np.uint64(32)
         top = np.uint64(1)
@@ -246,61 +247,60 @@ def _numba_fused():  # -> the compiled one-pass kernel, or None without numba
             count = 0
             slot = 0  # where the next token hash goes; once the ring is full, also its oldest (no `%`: a division)
             acc = np.uint64(0)
-            h = _FNV_OFFSET
-            in_token = False
             p = offsets[d]
             stop = offsets[d + 1]
             while True:
-                at_end = p >= stop
-                is_sep = True
-                if not at_end:
+                if not keep_empty:  # `space`: runs of separators make no empty tokens
+                    while p < stop and data[p] == sep:
+                        p += 1
+                    if p >= stop:
+                        break
+                h = _FNV_OFFSET
+                while p < stop:  # one token: its bytes up to the next separator or the text's end
                     c = data[p]
-                    is_sep = c == sep
-                    if not is_sep:
-                        h = (h ^ np.uint64(c)) * _FNV_PRIME
-                        in_token = True
-                if is_sep and (keep_empty or in_token):
-                    h ^= h >> s33
-                    h *= _FMIX_C1
-                    h ^= h >> s33
-                    h *= _FMIX_C2
-                    h ^= h >> s33
-                    acc = acc * _WINDOW_MULTIPLIER + h
-                    if count >= window:
-                        acc -= ring[slot] * top
-                    ring[slot] = h
-                    slot += 1
-                    if slot == window:
-                        slot = 0
-                    count += 1
-                    h = _FNV_OFFSET
-                    in_token = False
-                    if count >= window:
-                        x = acc
-                        x ^= x >> s33
-                        x *= _FMIX_C1
-                        x ^= x >> s33
-                        x *= _FMIX_C2
-                        x ^= x >> s33
-                        waiting[n_waiting] = x
-                        n_waiting += 1
-                        if n_waiting == 8:
-                            h0, h1, h2, h3 = waiting[0], waiting[1], waiting[2], waiting[3]
-                            h4, h5, h6, h7 = waiting[4], waiting[5], waiting[6], waiting[7]
-                            for k in range(len(a)):
-                                ak, bk = a[k], b[k]
-                                v = min(np.uint32((ak * h0 + bk) >> s32), np.uint32((ak * h1 + bk) >> s32))
-                                v = min(v, np.uint32((ak * h2 + bk) >> s32))
-                                v = min(v, np.uint32((ak * h3 + bk) >> s32))
-                                v = min(v, np.uint32((ak * h4 + bk) >> s32))
-                                v = min(v, np.uint32((ak * h5 + bk) >> s32))
-                                v = min(v, np.uint32((ak * h6 + bk) >> s32))
-                                v = min(v, np.uint32((ak * h7 + bk) >> s32))
-                                mins[k] = min(mins[k], v)
-                            n_waiting = 0
-                if at_end:
+                    if c == sep:
+                        break
+                    h = (h ^ np.uint64(c)) * _FNV_PRIME
+                    p += 1
+                h ^= h >> s33
+                h *= _FMIX_C1
+                h ^= h >> s33
+                h *= _FMIX_C2
+                h ^= h >> s33
+                acc = acc * _WINDOW_MULTIPLIER + h
+                if count >= window:
+                    acc -= ring[slot] * top
+                ring[slot] = h
+                slot += 1
+                if slot == window:
+                    slot = 0
+                count += 1
+                if count >= window:
+                    x = acc
+                    x ^= x >> s33
+                    x *= _FMIX_C1
+                    x ^= x >> s33
+                    x *= _FMIX_C2
+                    x ^= x >> s33
+                    waiting[n_waiting] = x
+                    n_waiting += 1
+                    if n_waiting == 8:
+                        h0, h1, h2, h3 = waiting[0], waiting[1], waiting[2], waiting[3]
+                        h4, h5, h6, h7 = waiting[4], waiting[5], waiting[6], waiting[7]
+                        for k in range(len(a)):
+                            ak, bk = a[k], b[k]
+                            v = min(np.uint32((ak * h0 + bk) >> s32), np.uint32((ak * h1 + bk) >> s32))
+                            v = min(v, np.uint32((ak * h2 + bk) >> s32))
+                            v = min(v, np.uint32((ak * h3 + bk) >> s32))
+                            v = min(v, np.uint32((ak * h4 + bk) >> s32))
+                            v = min(v, np.uint32((ak * h5 + bk) >> s32))
+                            v = min(v, np.uint32((ak * h6 + bk) >> s32))
+                            v = min(v, np.uint32((ak * h7 + bk) >> s32))
+                            mins[k] = min(mins[k], v)
+                        n_waiting = 0
+                if p >= stop:
                     break
-                p += 1
+                p += 1  # the separator; with `keep_empty`, one at the text's end leaves an empty last token
             for j in range(n_waiting):
                 h = waiting[j]
                 for k in range(len(a)):
