@@ -378,12 +378,14 @@ def sha1_shingle_hashes(tokens: Tokens, window: int, tokenization: str) -> Shing
     kernel = _numba_sha1()
     if kernel is None:
         return None
-    bounds = np.searchsorted(tokens.doc, np.arange(tokens.num_docs + 1)).astype(np.int64)
+    bounds = np.searchsorted(tokens.doc, np.arange(tokens.num_docs + 1))
     offsets = np.zeros(tokens.num_docs + 1, dtype=np.int64)
     np.cumsum(np.maximum(0, np.diff(bounds) - window + 1), out=offsets[1:])
     hashes = np.empty(offsets[-1], dtype=np.uint64)
     if len(hashes):
-        starts, ends = tokens.starts.astype(np.int64), tokens.ends.astype(np.int64)
+        # int64 as the kernel was compiled for; `tokenize` gives them so, and then no copy is made
+        starts, ends = np.asarray(tokens.starts, np.int64), np.asarray(tokens.ends, np.int64)
+        bounds = np.asarray(bounds, np.int64)
         kernel(tokens.data, starts, ends, bounds, window, tokenization != "character", offsets, hashes)
     return ShingleHashes(hashes, offsets)
 
