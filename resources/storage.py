@@ -271,9 +271,10 @@ class CheckpointStore(dg.ConfigurableResource):
                 columns=list(df.columns),
                 patched=[c for c in df.columns if CHANGED_PREFIX + c in selection.columns] or None,
             )
-        with atomic_write(path) as tmp:
+        # Not fsynced (see atomic_write): the sidecar's size and hash find a file a power loss tore.
+        with atomic_write(path, durable=False) as tmp:
             tmp.write_bytes(data)
-        with atomic_write(meta_path(path)) as tmp:
+        with atomic_write(meta_path(path), durable=False) as tmp:
             tmp.write_text(json.dumps(meta.__dict__))
         FRAMES.put(path, meta, df)
         return meta

@@ -52,6 +52,34 @@ def test_a_range_run_materializes_every_shard_once_in_one_run_per_phase(tmp_path
     assert len(FRAMES) == 0  # the frames handed from step to step are let go when the job ends
 
 
+def test_checkpoints_are_not_fsynced_but_the_export_and_job_files_are(
+    tmp_path: Path, sluice_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A checkpoint is verified (size, hash) on every read, so one torn by a power loss is recomputed: no fsync.
+    What the user takes away (the export and its side files) and the job's own records are fsynced."""
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    data, counter = _corpus(tmp_path / "data"), tmp_path / "counter"
+    counter.mkdir()
+    report = run_recipe(_recipe(tmp_path, "dur", data=data, ops=_ops(counter)), echo=lambda _: None)
+    checkpoints = sluice_home / "checkpoints" / "dur"
+    written = [p for p in checkpoints.rglob("*") if p.is_file()]
+    assert len(written) > 4 * report.partitions  # every step wrote its shards' checkpoints and sidecars
+    assert not [p for p in synced if p.startswith(str(checkpoints))]
+    # atomic_write's temp file: ".<name>.<8 hex>.tmp" beside the file it becomes
+    final = {str(Path(p).parent / Path(p).name[1:].rsplit(".", 2)[0]) for p in synced}
+    out = tmp_path / "out"
+    assert {str(out / f"dur{part}.jsonl") for part in ("", ".dropped", ".quarantine")} <= final
+    assert str(sluice_home / "plans" / "dur.json") in final
+    assert {"job.json", "job_summary.json"} <= {Path(p).name for p in final if "/jobs/" in p}
+
+
 def test_an_unchanged_rerun_reports_the_same_job_without_opening_the_instance(
     tmp_path: Path, sluice_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -1,5 +1,6 @@
 """The checkpoint IO manager: round trips, loads all partitions for global stages, never shows half a file."""
 
+import os
 import random
 import string
 from pathlib import Path
@@ -49,6 +50,26 @@ def test_temp_file_is_invisible_until_renamed(tmp_path: Path) -> None:
         pl.DataFrame({"x": [1]}).write_parquet(tmp)
         assert tmp.exists() and not path.exists() and tmp.name.startswith(".")
     assert path.exists() and not tmp.exists()
+
+
+def test_checkpoint_files_are_renamed_into_place_without_fsync_other_atomic_writes_with_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    store = CheckpointStore(base_dir=str(tmp_path / "ck"))
+    path = store.path(["r", "a"], "f.jsonl@00000")
+    store.write(pl.DataFrame({"x": [1, 2]}), path)
+    assert path.exists() and (path.parent / (path.name + ".meta.json")).exists() and synced == []
+    with atomic_write(tmp_path / "export.jsonl") as tmp:
+        tmp.write_text("{}\n")
+    assert len(synced) == 1 and Path(synced[0]).parent == tmp_path and synced[0].endswith(".tmp")
 
 
 def test_io_manager_round_trip_through_dagster(tmp_path: Path, sluice_home: Path) -> None:
