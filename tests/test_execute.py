@@ -53,18 +53,11 @@ def test_a_range_run_materializes_every_shard_once_in_one_run_per_phase(tmp_path
 
 
 def test_checkpoints_are_not_fsynced_but_the_export_and_job_files_are(
-    tmp_path: Path, sluice_home: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, sluice_home: Path, fsync_calls: list[str]
 ) -> None:
     """A checkpoint is verified (size, hash) on every read, so one torn by a power loss is recomputed: no fsync.
     What the user takes away (the export and its side files) and the job's own records are fsynced."""
-    synced: list[str] = []
-    real_fsync = os.fsync
-
-    def fsync(fd: int) -> None:
-        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
-        real_fsync(fd)
-
-    monkeypatch.setattr(os, "fsync", fsync)
+    synced = fsync_calls
     data, counter = _corpus(tmp_path / "data"), tmp_path / "counter"
     counter.mkdir()
     report = run_recipe(_recipe(tmp_path, "dur", data=data, ops=_ops(counter)), echo=lambda _: None)

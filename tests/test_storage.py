@@ -1,6 +1,5 @@
 """The checkpoint IO manager: round trips, loads all partitions for global stages, never shows half a file."""
 
-import os
 import random
 import string
 from pathlib import Path
@@ -53,16 +52,9 @@ def test_temp_file_is_invisible_until_renamed(tmp_path: Path) -> None:
 
 
 def test_checkpoint_files_are_renamed_into_place_without_fsync_other_atomic_writes_with_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, fsync_calls: list[str]
 ) -> None:
-    synced: list[str] = []
-    real_fsync = os.fsync
-
-    def fsync(fd: int) -> None:
-        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
-        real_fsync(fd)
-
-    monkeypatch.setattr(os, "fsync", fsync)
+    synced = fsync_calls
     store = CheckpointStore(base_dir=str(tmp_path / "ck"))
     path = store.path(["r", "a"], "f.jsonl@00000")
     store.write(pl.DataFrame({"x": [1, 2]}), path)
