@@ -109,6 +109,10 @@ class Tokens:
     doc: np.ndarray
     num_docs: int
 
+    def bounds(self) -> np.ndarray:
+        """Text d's tokens are [bounds[d], bounds[d + 1])."""
+        return np.searchsorted(self.doc, np.arange(self.num_docs + 1))
+
 
 def _doc_of(offsets: np.ndarray, positions: np.ndarray) -> np.ndarray:
     return np.searchsorted(offsets, positions, side="right") - 1
@@ -362,7 +366,7 @@ def exact_shingles(tokens: Tokens, window: int, tokenization: str) -> Iterator[l
     """
     joiner = b"" if tokenization == "character" else b" "
     raw = tokens.data.tobytes()
-    bounds = np.searchsorted(tokens.doc, np.arange(tokens.num_docs + 1))
+    bounds = tokens.bounds()
     for d in range(tokens.num_docs):
         lo, hi = bounds[d], bounds[d + 1]
         toks = [raw[s:e] for s, e in zip(tokens.starts[lo:hi].tolist(), tokens.ends[lo:hi].tolist(), strict=True)]
@@ -378,7 +382,7 @@ def sha1_shingle_hashes(tokens: Tokens, window: int, tokenization: str) -> Shing
     kernel = _numba_sha1()
     if kernel is None:
         return None
-    bounds = np.searchsorted(tokens.doc, np.arange(tokens.num_docs + 1))
+    bounds = tokens.bounds()
     offsets = np.zeros(tokens.num_docs + 1, dtype=np.int64)
     np.cumsum(np.maximum(0, np.diff(bounds) - window + 1), out=offsets[1:])
     hashes = np.empty(offsets[-1], dtype=np.uint64)
