@@ -14,8 +14,15 @@ Each SQLite database Dagster opens (the runs', the schedules', the event index, 
 against the migration scripts: Dagster builds an alembic `ScriptDirectory` per check and per stamp, and each
 parses its ~90 revision files again (9 times in a `sluice run` on a fresh home, 4 in every step process a
 multiprocess run forks). The scripts are files of the installed Dagster, so this module keeps one
-`ScriptDirectory` per Dagster alembic config for the process (`_memoize_dagster_migrations`), and the forkserver
-parses them once for every step process it forks (`warm_migrations`).
+`ScriptDirectory` per Dagster alembic config's content for the process (`_memoize_dagster_migrations`: the three
+storages' alembic.ini files are the same bytes, so one parse serves them all), and the forkserver parses them
+once for every step process it forks (`warm_migrations`).
+
+A database Dagster is about to create is created first in WAL mode (`_create_in_wal_mode` for the runs' and the
+schedules' databases, `_initdb` for the event index and the run template), the mode Dagster switches it to once
+its tables exist: in SQLite's default rollback-journal mode each statement of the schema waited for its journal
+to be synced (256 fsyncs opening a fresh instance, 94 now). With the single parse, opening a fresh instance (its
+modules imported) went from a median of 0.41 s to 0.31 s (10 alternating rounds, 2 cores).
 
 Configured in the `dagster.yaml` Sluice writes under `$SLUICE_HOME/dagster_home` (`storage: custom`); the web
 server, the daemon and `dagster job execute` read the same file and import this module from the project.
@@ -25,10 +32,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import closing, contextmanager, suppress
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as db
@@ -71,16 +80,18 @@ def _memoize_dagster_migrations() -> None:
     if getattr(ScriptDirectory.from_config, "_sluice_memoized", False):
         return
     original = ScriptDirectory.from_config.__func__  # type: ignore[attr-defined]
-    scripts: dict[str | None, ScriptDirectory] = {}
+    scripts: dict[bytes | None, ScriptDirectory] = {}
     lock = threading.Lock()
 
     def from_config(cls: type[ScriptDirectory], config: Config) -> ScriptDirectory:
         if cls is not ScriptDirectory or config.get_main_option("script_location") != ALEMBIC_SCRIPTS_LOCATION:
             return original(cls, config)
+        # Dagster's three SQLite storages ship byte-identical alembic.ini files: one parse serves the three
+        key = Path(config.config_file_name).read_bytes() if config.config_file_name else None
         with lock:
-            script = scripts.get(config.config_file_name)
+            script = scripts.get(key)
             if script is None:
-                script = scripts[config.config_file_name] = original(cls, config)
+                script = scripts[key] = original(cls, config)
             return script
 
     from_config._sluice_memoized = True  # type: ignore[attr-defined]
@@ -214,6 +225,12 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
             for event, event_id in _entry_events(events, ids):
                 self._store_asset_event(conn, event, event_id)
 
+    def _initdb(self, engine: db.Engine, for_index_shard: bool = False) -> None:
+        """Dagster's, on a database switched to WAL mode first (`_create_in_wal_mode`)."""
+        with engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+        super()._initdb(engine, for_index_shard=for_index_shard)
+
     def _has_asset_key_col_on_connection(self, conn: db.Connection, column_name: str) -> bool:
         """Dagster inspects the asset-key table's columns before storing each asset event; a column found stays."""
         if column_name in self._sluice_asset_columns:
@@ -328,11 +345,25 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         return cls(inst_data=inst_data, **config_value)
 
 
+def _create_in_wal_mode(path: str) -> None:
+    """A database not yet on disk is created empty in WAL mode, the mode Dagster switches it to right after
+    creating its tables: created in SQLite's default rollback-journal mode, each of the ~60 statements of the
+    schema and its stamp waited for a journal sync (256 fsyncs opening a fresh instance, 0.05-0.1 s)."""
+    if os.path.exists(path):
+        return
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with closing(sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_SECONDS)) as conn:
+        conn.execute("PRAGMA journal_mode=WAL")
+
+
 class PooledSqliteStorage(DagsterSqliteStorage):
     """`storage: custom` for the embedded instance: Dagster's SQLite layout under `base_dir`, pooled engines."""
 
     def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None):
         self.base_dir = base_dir
+        # (the event index is created by its storage's `_initdb`: Dagster creates it only when no file is there)
+        for directory, name in ((_runs_directory(base_dir), "runs"), (_schedule_directory(base_dir), "schedules")):
+            _create_in_wal_mode(os.path.join(directory, f"{name}.db"))
         self._run_storage = PooledSqliteRunStorage.from_local(_runs_directory(base_dir))
         self._event_log_storage = PooledSqliteEventLogStorage(_event_logs_directory(base_dir))
         self._schedule_storage = PooledSqliteScheduleStorage.from_local(_schedule_directory(base_dir))

@@ -261,8 +261,16 @@ def test_dagster_s_migration_scripts_are_parsed_once_per_process_and_a_fresh_hom
     from dagster._core.storage.event_log.sqlite import sqlite_event_log
     from dagster._core.storage.sql import check_alembic_revision, get_alembic_config
 
+    from dagster._core.storage.runs.sqlite import sqlite_run_storage
+    from dagster._core.storage.schedules.sqlite import sqlite_schedule_storage
+
     dagster_config = get_alembic_config(sqlite_event_log.__file__)
     assert ScriptDirectory.from_config(dagster_config) is ScriptDirectory.from_config(dagster_config)
+    # the three storages' alembic.ini files are the same bytes: one parse serves them all
+    for module in (sqlite_run_storage, sqlite_schedule_storage):
+        config = get_alembic_config(module.__file__)
+        assert config.config_file_name != dagster_config.config_file_name
+        assert ScriptDirectory.from_config(config) is ScriptDirectory.from_config(dagster_config)
     (tmp_path / "versions").mkdir()
     (tmp_path / "script.py.mako").write_text("")
     other = Config()
@@ -286,3 +294,27 @@ def test_dagster_s_migration_scripts_are_parsed_once_per_process_and_a_fresh_hom
         assert storage.alembic_version() == (head, head)  # type: ignore[union-attr]
     with instance.event_log_storage.index_connection() as conn:  # type: ignore[attr-defined]
         assert check_alembic_revision(dagster_config, conn) == (head, head)
+
+
+def test_a_fresh_home_s_databases_get_their_tables_in_wal_mode(sluice_home: Path, monkeypatch) -> None:
+    """Each database Dagster creates is already in WAL mode when its schema is written (not in SQLite's
+    rollback-journal default, where every statement of the schema waited for a journal sync)."""
+    import sqlalchemy as sa
+    from dagster._core.storage.event_log.schema import SqlEventLogStorageMetadata
+    from dagster._core.storage.runs.schema import RunStorageSqlMetadata
+    from dagster._core.storage.schedules.schema import ScheduleStorageSqlMetadata
+
+    modes: dict[str, str] = {}
+    for metadata in (RunStorageSqlMetadata, SqlEventLogStorageMetadata, ScheduleStorageSqlMetadata):
+        create_all = metadata.create_all
+
+        def recording(bind, *args, _create_all=create_all, **kwargs):  # type: ignore[no-untyped-def]
+            with bind.connect() as conn:
+                modes[Path(bind.url.database).name] = conn.execute(sa.text("PRAGMA journal_mode")).scalar()
+            return _create_all(bind, *args, **kwargs)
+
+        monkeypatch.setattr(metadata, "create_all", recording)
+    instance = _instance(sluice_home)
+    assert dg.materialize([numbers], instance=instance, partition_key="a").success
+    assert {"runs.db", "index.db", "schedules.db"} <= modes.keys(), modes
+    assert set(modes.values()) == {"wal"}, modes
