@@ -220,7 +220,11 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         with self.run_connection(events[0].run_id) as conn:
             conn.execute(SqlEventLogStorageTable.insert(), rows)
         with self.index_transaction() as conn:
-            ids = [conn.execute(SqlEventLogStorageTable.insert().values(**row)).inserted_primary_key[0] for row in rows]
+            # one INSERT ... RETURNING for the batch (SQLAlchemy's insertmanyvalues), ids in the rows' order
+            insert = SqlEventLogStorageTable.insert().returning(
+                SqlEventLogStorageTable.c.id, sort_by_parameter_order=True
+            )
+            ids = [row[0] for row in conn.execute(insert, rows)]
             self._store_asset_event_tags(conn, events, ids)
             for event, event_id in _entry_events(events, ids):
                 self._store_asset_event(conn, event, event_id)

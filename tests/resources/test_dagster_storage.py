@@ -156,6 +156,10 @@ def test_a_range_run_writes_its_asset_events_in_batches_as_dagster_would_one_by_
         entry = record.asset_entry
         assert entry.last_run_id == run
         assert entry.last_materialization.dagster_event.partition == materialized[-1][1]  # the last event's row
+        last = storage.get_event_records(
+            dg.EventRecordsFilter(event_type=dg.DagsterEventType.ASSET_MATERIALIZATION), ascending=True
+        )[-1]
+        assert entry.last_materialization_storage_id == last.storage_id  # the row points at the event's own id
         assert storage.get_materialized_partitions(dg.AssetKey("numbers")) == {"a", "b", "c"}
         seen.append((planned, materialized, len(in_run)))
     assert seen[0] == seen[1]
@@ -259,10 +263,9 @@ def test_dagster_s_migration_scripts_are_parsed_once_per_process_and_a_fresh_hom
     from alembic.config import Config
     from alembic.script import ScriptDirectory
     from dagster._core.storage.event_log.sqlite import sqlite_event_log
-    from dagster._core.storage.sql import check_alembic_revision, get_alembic_config
-
     from dagster._core.storage.runs.sqlite import sqlite_run_storage
     from dagster._core.storage.schedules.sqlite import sqlite_schedule_storage
+    from dagster._core.storage.sql import check_alembic_revision, get_alembic_config
 
     dagster_config = get_alembic_config(sqlite_event_log.__file__)
     assert ScriptDirectory.from_config(dagster_config) is ScriptDirectory.from_config(dagster_config)
