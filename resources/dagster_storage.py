@@ -230,9 +230,11 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
                 self._store_asset_event(conn, event, event_id)
 
     def _initdb(self, engine: db.Engine, for_index_shard: bool = False) -> None:
-        """Dagster's, on a database switched to WAL mode first (`_create_in_wal_mode`)."""
+        """Dagster's, on a database still empty switched to WAL mode first (`_create_in_wal_mode`); one that
+        holds tables already is left in its mode."""
         with engine.connect() as conn:
-            conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+            if not conn.exec_driver_sql("SELECT count(*) FROM sqlite_master").scalar():
+                conn.exec_driver_sql("PRAGMA journal_mode=WAL")
         super()._initdb(engine, for_index_shard=for_index_shard)
 
     def _has_asset_key_col_on_connection(self, conn: db.Connection, column_name: str) -> bool:
