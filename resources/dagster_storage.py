@@ -74,21 +74,26 @@ _lock = threading.Lock()
 
 
 def _memoize_dagster_migrations() -> None:
-    """`ScriptDirectory.from_config` returns one object per alembic config file for Dagster's own script location
+    """`ScriptDirectory.from_config` returns one object per alembic config file content (each file read once) for
+    Dagster's own script location
     (`dagster._core.storage.sql.ALEMBIC_SCRIPTS_LOCATION`), so its parsed revision map is reused; any other
     location (a user's alembic) is read as alembic reads it."""
     if getattr(ScriptDirectory.from_config, "_sluice_memoized", False):
         return
     original = ScriptDirectory.from_config.__func__  # type: ignore[attr-defined]
     scripts: dict[bytes | None, ScriptDirectory] = {}
+    contents: dict[str, bytes] = {}  # config file -> its bytes, read once
     lock = threading.Lock()
 
     def from_config(cls: type[ScriptDirectory], config: Config) -> ScriptDirectory:
         if cls is not ScriptDirectory or config.get_main_option("script_location") != ALEMBIC_SCRIPTS_LOCATION:
             return original(cls, config)
-        # Dagster's three SQLite storages ship byte-identical alembic.ini files: one parse serves the three
-        key = Path(config.config_file_name).read_bytes() if config.config_file_name else None
+        name = config.config_file_name
         with lock:
+            # Dagster's three SQLite storages ship byte-identical alembic.ini files: one parse serves the three
+            if name and name not in contents:
+                contents[name] = Path(name).read_bytes()
+            key = contents[name] if name else None
             script = scripts.get(key)
             if script is None:
                 script = scripts[key] = original(cls, config)
