@@ -241,6 +241,20 @@ class Deduplicator(Op):
 
     kind = "deduplicator"
     is_global = True
+    # True when `apply` only drops the rows the index names in its ROW_ID column, leaving the other rows and their
+    # values as they were; and when each row's `hashes` come from that row alone. A global op right after this
+    # one's filter then hashes the rows this one hashes, in the same Dagster run, and leaves the rows this one
+    # drops out of its index (pipeline_defs/steps.py, `chained_globals`). A subclass that overrides `apply` or
+    # `hashes` says so itself (else False).
+    drops_rows_only: ClassVar[bool] = True
+    row_wise_hashes: ClassVar[bool] = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "apply" in cls.__dict__ and "drops_rows_only" not in cls.__dict__:
+            cls.drops_rows_only = False
+        if "hashes" in cls.__dict__ and "row_wise_hashes" not in cls.__dict__:
+            cls.row_wise_hashes = False
 
     @abstractmethod
     def hash_column(self, df: pl.DataFrame, threads: int | None = None) -> pl.Series:

@@ -2,8 +2,9 @@
 
 A fingerprint chains from the input: source = H(code, shard content hash); a partitioned step =
 H(code, fingerprints of its upstream checkpoints); a global stage = H(code, "<shard>=<fingerprint>" of every
-shard of its upstream, in input order). `code` hashes a step's own ops, params and op versions, so changing one
-op's params invalidates that op's step and everything downstream, and nothing upstream.
+shard of its upstream, in input order, then the fingerprint of any index chained before it). `code` hashes a
+step's own ops, params and op versions, so changing one op's params invalidates that op's step and everything
+downstream, and nothing upstream.
 
 The step that writes a checkpoint records `node_fingerprint(node, <fingerprints of the checkpoints it read>)`;
 the planner and the skip logic compare a stored fingerprint with `Fingerprints.expected`, the same function fed
@@ -86,8 +87,9 @@ class Fingerprints:
                 ups = [self._content_hash(shard)]
             elif node.partitioned:
                 ups = [self.expected(u, shard if self.nodes[u].partitioned else None) for u in node.upstream]
-            else:  # a global stage: every shard of its (partitioned) upstream, in input order
-                (up,) = node.upstream
+            else:  # a global stage: every shard of its (partitioned) upstream, in input order; then any index
+                up, *global_ups = node.upstream  # chained before it (graph.py, `dedup_index`)
                 ups = [keyed(k, self.expected(up, k)) for k in self.shards]
+                ups += [self.expected(g, None) for g in global_ups]
             self._memo[memo] = node_fingerprint(node, ups)
         return self._memo[memo]

@@ -6,6 +6,8 @@
 With the default checkpoint strategy (`every_op`) each op is one asset; other strategies fuse consecutive ops
 into one asset (pipeline_defs/steps.py). A global op (a Deduplicator) is three stages: per-shard hashes, one
 index over every shard in input order, and a per-shard filter that reads only its own slice of the index.
+Global ops in a row share their runs: every hashes stage reads the same upstream, the indexes follow one
+another (a later one leaves out the rows the earlier ones drop), then the filters (`steps.chained_globals`).
 
 Every partitioned asset has a `BackfillPolicy`: `single_run()` (default) or `multi_run(N)` with
 `engine.max_partitions_per_run: N`, so one run materializes many shards and the asset body iterates over them
@@ -67,7 +69,7 @@ from pipeline_defs.step import (
     step_metadata,
     upstream_fingerprints,
 )
-from pipeline_defs.steps import GlobalStage, RowStep, plan_steps
+from pipeline_defs.steps import GlobalStage, RowStep, chained_globals, plan_steps
 from resources.hardware import Hardware, usable_cpus
 from resources.monitor import StepMonitor
 from resources.planner import OpPlan, Plan, PlanError, pool_name
@@ -534,18 +536,26 @@ class _Factory:
         }
         return ShardResult(k, meta)
 
-    def global_stage(self, stage: GlobalStage, upstream_key: dg.AssetKey) -> dg.AssetKey:
+    def dedup_hashes(self, stage: GlobalStage, upstream_key: dg.AssetKey, beside: Sequence[OpSpec] = ()) -> dg.AssetKey:
+        """Stage 1 of a global op: every shard's dedup keys. `beside`: the global ops before it whose filters alone
+        run between (`chained_globals`): it hashes the rows they hash, in their run."""
         spec, factory = stage.spec, self
         op = spec.build()
         assert isinstance(op, Deduplicator)
-        hashes_name, index_name = f"{spec.step_name}__hashes", f"{spec.step_name}__index"
+        hashes_name = f"{spec.step_name}__hashes"
         hashes_node = Node(self.key(hashes_name), "hashes", code_hash("hashes", [spec]), (upstream_key,), True)
         # A dedup that takes a device (MinHash) holds a slot of its hashes pool, whose allocation follows the op's
         # plan: a share of a GPU where the plan and the pool grant one, else the CPUs of its workers.
         placed = op.accepts_placement
+        shared = (
+            f" Hashed from {upstream_key.path[-1]} beside {', '.join(s.name for s in beside)}, whose dropped rows "
+            "its index leaves out."
+            if beside
+            else ""
+        )
 
         @dg.asset(
-            description=f"{spec.name}, stage 1 of 3: the dedup key of every row of one shard.",
+            description=f"{spec.name}, stage 1 of 3: the dedup key of every row of one shard.{shared}",
             deps=[upstream_key],
             required_resource_keys={self.store_key, self.pool_key} if placed else {self.store_key},
             **self._partitioned(hashes_name, [spec]),
@@ -577,13 +587,28 @@ class _Factory:
         slot = (lambda: step_request(self.recipe, load_plan(self.recipe), (spec,), hashes_name)) if placed else None
         self.gpu_nodes |= {hashes_node.key} if placed else set()
         hashes_body = self._partitioned_body(hashes_node, [(upstream_key.path, True)], slot)
-        hashes_key = self._add(hashes, hashes_node)
-        index_node = Node(self.key(index_name), "index", code_hash("index", [spec]), (hashes_key,), False)
+        return self._add(hashes, hashes_node)
+
+    def dedup_index(
+        self, stage: GlobalStage, hashes_key: dg.AssetKey, after: Sequence[tuple[OpSpec, dg.AssetKey]] = ()
+    ) -> dg.AssetKey:
+        """Stage 2 of a global op: one index over every shard's keys. `after`: (op, index) of the global ops
+        chained before it (`chained_globals`), whose dropped rows it leaves out, as when it runs after their
+        filters."""
+        spec, factory = stage.spec, self
+        op = spec.build()
+        assert isinstance(op, Deduplicator)
+        index_name = f"{spec.step_name}__index"
+        before = [key for _, key in after]
+        index_node = Node(self.key(index_name), "index", code_hash("index", [spec]), (hashes_key, *before), False)
+        left_out = (
+            f" The rows {', '.join(s.name for s, _ in after)} drops are left out, as after its filter." if after else ""
+        )
 
         @dg.asset(
             description=f"{spec.name}, stage 2 of 3: over all shards in input order, every row that repeats "
-            "an earlier one and the id of the row it duplicates.",
-            deps=[hashes_key],
+            f"an earlier one and the id of the row it duplicates.{left_out}",
+            deps=[hashes_key, *before],
             required_resource_keys={self.store_key},
             output_required=False,
             **self._common(index_name, [spec], retry_policy=retry_policy(spec.retry or self.recipe.retry)),
@@ -593,14 +618,25 @@ class _Factory:
             t0 = time.perf_counter()
             store: CheckpointStore = getattr(context.resources, factory.store_key)
             keys = registered_shards(context.instance, factory.partitions_def)
-            fp, missing = global_fingerprint(index_node, store, hashes_key.path, keys)
+            fp, missing = global_fingerprint(index_node, store, hashes_key.path, keys, [b.path for b in before])
             if missing:
                 context.log.warning(factory._waiting(index_name, missing, len(keys)))
                 return
+            absent = [b.to_user_string() for b in before if not store.fingerprint(b.path, None)]
+            if absent:
+                raise dg.Failure(
+                    description=f"{index_name} leaves out the rows {absent[0]} drops: materialize it first",
+                    allow_retries=False,
+                )
             if is_current(store, index_node.key.path, None, fp):
                 yield dg.MaterializeResult(metadata={"reused_checkpoint": True, "fingerprint": fp})
                 return
             frames = [store.read(store.path(hashes_key.path, k)) for k in keys]
+            earlier = 0
+            if before:  # the rows the chained global ops before it drop: gone before its filter in the recipe
+                gone = pl.concat([store.read(store.path(b.path, None)).select(ROW_ID) for b in before])[ROW_ID]
+                earlier = gone.len()
+                frames = [f.filter(~pl.col(ROW_ID).is_in(gone.implode())) for f in frames]
             dups = op.index(frames)
             if ROW_ID in dups.columns:  # rows to drop: each apply step reads only its own shard's slice
                 where = pl.concat(
@@ -623,6 +659,7 @@ class _Factory:
                     "seconds": round(time.perf_counter() - t0, 4),
                     "fingerprint": fp,
                     "reused_checkpoint": False,
+                    **({"rows_left_out": earlier} if before else {}),
                     **{f"index/{k}": _metadata_value(v) for k, v in stats.items()},
                 }
             )
@@ -801,12 +838,28 @@ def build_recipe_graph(recipe: Recipe) -> RecipeGraph:
     factory = _Factory(recipe)
     upstream = factory.source()
     index_key: dg.AssetKey | None = None
-    for step in plan_steps(recipe):
+    plan, i = plan_steps(recipe), 0
+    while i < len(plan):
+        step = plan[i]
         if isinstance(step, GlobalStage):
-            index_key = factory.global_stage(step, upstream)
+            # Global ops in a row: every hashes stage, then every index, then the filters but the last one's
+            # (the next step, or the first op of it), so each kind of stage shares one run.
+            n = chained_globals(plan, i)
+            stages = [s for s in plan[i : i + 2 * n : 2] if isinstance(s, GlobalStage)]
+            hashes = [factory.dedup_hashes(s, upstream, [t.spec for t in stages[:j]]) for j, s in enumerate(stages)]
+            indexes: list[tuple[OpSpec, dg.AssetKey]] = []
+            for s, h in zip(stages, hashes, strict=True):
+                indexes.append((s.spec, factory.dedup_index(s, h, tuple(indexes))))
+            for j in range(n - 1):
+                head = plan[i + 2 * j + 1]
+                assert isinstance(head, RowStep)
+                upstream = factory.row_step(head, upstream, indexes[j][1])
+            index_key = indexes[-1][1]
+            i += 2 * n - 1
         else:
             upstream = factory.row_step(step, upstream, index_key if step.dedup_head else None)
             index_key = None
+            i += 1
     export_key = factory.export(upstream)
     return RecipeGraph(
         recipe=recipe,

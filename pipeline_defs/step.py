@@ -225,14 +225,22 @@ def upstream_fingerprints(
     return fps
 
 
-def global_fingerprint(code_node: Any, store: CheckpointStore, upstream_path: Sequence[str], shards: Sequence[str]):
-    """The fingerprint a global stage over `shards` of `upstream_path` gets, and the shards still missing."""
+def global_fingerprint(
+    code_node: Any,
+    store: CheckpointStore,
+    upstream_path: Sequence[str],
+    shards: Sequence[str],
+    global_upstream: Sequence[Sequence[str]] = (),
+):
+    """The fingerprint a global stage over `shards` of `upstream_path` (and the global checkpoints at
+    `global_upstream`, an index chained before it) gets, and the shards still missing."""
     parts, missing = [], []
     for k in shards:
         fp = store.fingerprint(upstream_path, k)
         if not fp:
             missing.append(k)
         parts.append(keyed(k, fp))
+    parts += [store.fingerprint(path, None) for path in global_upstream]
     return node_fingerprint(code_node, parts), missing
 
 

@@ -113,6 +113,7 @@ class DocumentMinhashDeduplicator(Deduplicator):
 
     needs = ResourceNeeds(cpus=1, gpus=0.25, memory_gb=1.0, batch_size=100_000, accelerator="cuda")
     accepts_placement = True
+    row_wise_hashes = True  # its `hashes` (placed on a device) gives each row's band keys from its own text
 
     def __init__(self, params: OpParams | dict[str, Any] | None = None, *, text_key: str = "text"):
         super().__init__(params, text_key=text_key)
