@@ -29,28 +29,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from _thread_groups import thread_group
+
 STARTED = time.time()
 # The interpreter's own start: since bench/harness.py's `measure` launched this process (it passes the second
 # in harness.LAUNCHED_ENV; harness is not imported here: its imports would add to the untimed seconds).
 BEFORE_SCRIPT = STARTED - float(os.environ["SLUICE_BENCH_LAUNCHED"])
 
 CPU_SAMPLE_SECONDS = 0.05
-
-
-def thread_group(name: str) -> str:
-    """What a thread is, from its Python name (Sluice's threads) or its OS name (the native libraries')."""
-    if name == "MainThread":
-        return "main thread"
-    if name.startswith("sluice-"):
-        base = name.rstrip("0123456789").rstrip("_-")
-        return base if base in ("sluice-prefetch", "sluice-checkpoint", "sluice-export-ahead") else "sluice-monitors"
-    if name.startswith("polars-") and name[7:].isdigit():
-        return "polars pool"
-    if name.startswith("async-executor"):
-        return "polars async executor"
-    if name.startswith(("tokio-", "polars-")):
-        return "polars io"
-    return "other"
 
 
 class ThreadCpu:

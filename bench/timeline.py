@@ -5,8 +5,9 @@
 Runs `sluice run RECIPE` from a fresh `$SLUICE_HOME` (a temporary one unless --home), reads every thread's CPU
 seconds (user + system, /proc/<pid>/task) every 100 ms from outside the process, and prints, for each --bucket of
 wall, the cores used by: the main thread (imports, the instance, Dagster, the step functions), polars' compute
-pool (`polars-N`), polars' async executor (its NDJSON reader and Parquet/JSON writers) and the process's other
-threads (Python's: the prefetch, the checkpoint writers, the monitors; Python does not name them for the OS), with
+pool (`polars-N`), polars' async executor (its NDJSON reader and Parquet/JSON writers), polars' IO threads and
+the process's other threads (Python's: the prefetch, the checkpoint writers, the monitors; Python does not name
+them for the OS), grouped as bench/_timed_run.py groups them (`_thread_groups.thread_group`), with
 the moments `sluice run` printed its phase lines. On 2 cores a bucket well under 2.0 is time the run left a core
 idle. A thread that ended between two samples loses its last 100 ms, so the figures are lower bounds.
 """
@@ -26,19 +27,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import harness as h
+from _thread_groups import thread_group
 
-GROUPS = ("main", "polars pool", "polars async", "other")
+GROUPS = ("main thread", "polars pool", "polars async executor", "polars io", "other")
+WIDTH = max(len(g) for g in GROUPS)
 SAMPLE_SECONDS = 0.1
-
-
-def thread_group(pid: int, tid: int, comm: str) -> str:
-    if tid == pid:
-        return "main"
-    if comm.startswith("polars-") and comm[7:].isdigit():
-        return "polars pool"
-    if comm.startswith("async-executor"):
-        return "polars async"
-    return "other"
 
 
 def cpu_by_group(pid: int, tick: int) -> dict[str, float]:
@@ -50,7 +43,8 @@ def cpu_by_group(pid: int, tick: int) -> dict[str, float]:
             fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue  # the thread ended meanwhile
-        out[thread_group(pid, int(task.name), comm)] += (int(fields[11]) + int(fields[12])) / tick
+        group = "main thread" if int(task.name) == pid else thread_group(comm)
+        out[group] += (int(fields[11]) + int(fields[12])) / tick
     return out
 
 
@@ -107,7 +101,7 @@ def main() -> None:
     for t, text in lines:
         if text.startswith(("phase ", "job ")):
             print(f"  {t:6.2f} s  {text[:100]}")
-    print(f"{'from s':>7} " + " ".join(f"{g:>12}" for g in GROUPS) + f" {'cores':>6}")
+    print(f"{'from s':>7} " + " ".join(f"{g:>{WIDTH}}" for g in GROUPS) + f" {'cores':>6}")
     total = collections.Counter()
     for b in sorted(buckets):
         row, seconds = buckets[b], buckets[b]["seconds"] or args.bucket
@@ -115,13 +109,13 @@ def main() -> None:
         busy = sum(row[g] for g in GROUPS)
         print(
             f"{b * args.bucket:7.1f} "
-            + " ".join(f"{row[g] / seconds:12.2f}" for g in GROUPS)
+            + " ".join(f"{row[g] / seconds:{WIDTH}.2f}" for g in GROUPS)
             + f" {busy / seconds:6.2f}"
         )
     seconds = total["seconds"] or 1.0
     print(
         f"{'mean':>7} "
-        + " ".join(f"{total[g] / seconds:12.2f}" for g in GROUPS)
+        + " ".join(f"{total[g] / seconds:{WIDTH}.2f}" for g in GROUPS)
         + f" {sum(total[g] for g in GROUPS) / seconds:6.2f}"
     )
 

@@ -618,11 +618,12 @@ class _Factory:
             t0 = time.perf_counter()
             store: CheckpointStore = getattr(context.resources, factory.store_key)
             keys = registered_shards(context.instance, factory.partitions_def)
-            fp, missing = global_fingerprint(index_node, store, hashes_key.path, keys, [b.path for b in before])
+            before_fps = [store.fingerprint(b.path, None) for b in before]
+            fp, missing = global_fingerprint(index_node, store, hashes_key.path, keys, before_fps)
             if missing:
                 context.log.warning(factory._waiting(index_name, missing, len(keys)))
                 return
-            absent = [b.to_user_string() for b in before if not store.fingerprint(b.path, None)]
+            absent = [b.to_user_string() for b, b_fp in zip(before, before_fps, strict=True) if not b_fp]
             if absent:
                 raise dg.Failure(
                     description=f"{index_name} leaves out the rows {absent[0]} drops: materialize it first",

@@ -230,17 +230,17 @@ def global_fingerprint(
     store: CheckpointStore,
     upstream_path: Sequence[str],
     shards: Sequence[str],
-    global_upstream: Sequence[Sequence[str]] = (),
+    global_upstream_fps: Sequence[str] = (),
 ):
-    """The fingerprint a global stage over `shards` of `upstream_path` (and the global checkpoints at
-    `global_upstream`, an index chained before it) gets, and the shards still missing."""
+    """The fingerprint a global stage over `shards` of `upstream_path` (and over the fingerprints of the global
+    checkpoints before it, an index chained before it) gets, and the shards still missing."""
     parts, missing = [], []
     for k in shards:
         fp = store.fingerprint(upstream_path, k)
         if not fp:
             missing.append(k)
         parts.append(keyed(k, fp))
-    parts += [store.fingerprint(path, None) for path in global_upstream]
+    parts += list(global_upstream_fps)
     return node_fingerprint(code_node, parts), missing
 
 
