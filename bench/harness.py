@@ -52,19 +52,26 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
+# Vector instruction sets that change how fast compiled kernels (numba's, polars') run: the same VM has been placed
+# on hosts with and without AVX-512 between sessions, so each results file records which it had.
+SIMD_FLAGS = ("avx2", "avx512f", "avx512bw", "avx512vl")
+
+
 def machine() -> dict[str, Any]:
-    cpu_model = ""
+    cpu_model, flags = "", set()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
+            if line.startswith("model name") and not cpu_model:
                 cpu_model = line.split(":", 1)[1].strip()
-                break
+            elif line.startswith("flags") and not flags:
+                flags = set(line.split(":", 1)[1].split())
     except OSError:
         pass
     return {
         "cores": cores(),
         "logical_cpus": os.cpu_count(),
         "cpu_model": cpu_model,
+        "simd": [f for f in SIMD_FLAGS if f in flags],
         "ram_gb": round(psutil.virtual_memory().total / 2**30, 1),
         "load_1m": round(os.getloadavg()[0], 2),
         "python": platform.python_version(),

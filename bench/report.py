@@ -652,17 +652,33 @@ def section_disagreements(data: dict[str, Any]) -> list[str]:
     return lines
 
 
+def host(m: dict[str, Any]) -> str:
+    """The machine a results file was measured on, as far as speed goes: its kernel build and vector instructions
+    (`simd`, recorded since 2026-11-28)."""
+    kernel = str(m.get("platform", "")).split("-x86_64")[0].removeprefix("Linux-")
+    simd = m.get("simd")
+    return f"{kernel}, " + (("SIMD " + "/".join(simd)) if simd else "SIMD not recorded" if simd is None else "no AVX2")
+
+
 def machine_lines(data: dict[str, Any]) -> list[str]:
     any_result = next(iter(data.values()), {})
     m = any_result.get("machine", {})
     corpus = any_result.get("corpus") or {}
     quick = any(d.get("quick") for d in data.values())
     when = {name: (d.get("machine") or {}).get("when") for name, d in data.items()}
-    measured = "; ".join(f"{name} {w}" for name, w in sorted(when.items(), key=lambda kv: str(kv[1])) if w)
+    # Where the results files were measured on different hosts (kernel build, vector instructions), each says its.
+    hosts = {name: host(d.get("machine") or {}) for name, d in data.items()}
+    differ = len(set(hosts.values())) > 1
+    measured = "; ".join(
+        f"{name} {w}" + (f" ({hosts[name]})" if differ else "")
+        for name, w in sorted(when.items(), key=lambda kv: str(kv[1]))
+        if w
+    )
     lines = [
         f"- Machine: {m.get('cores')} usable cores ({m.get('cpu_model')}), {m.get('ram_gb')} GB RAM, "
-        f"{m.get('platform')}, Python {m.get('python')}. Measured (each results file has its own run): "
-        f"{measured}.",
+        + ("" if differ else f"{m.get('platform')}, {host(m)}, ")
+        + f"Python {m.get('python')}. "
+        f"Measured (each results file has its own run): {measured}.",
         "- Load average before each run is recorded in the JSON (`load_before`): the machine is shared, so only "
         "ratios within one script run are meaningful.",
     ]
