@@ -657,7 +657,9 @@ def host(m: dict[str, Any]) -> str:
     (`simd`, recorded since 2026-11-28)."""
     kernel = str(m.get("platform", "")).split("-x86_64")[0].removeprefix("Linux-")
     simd = m.get("simd")
-    return f"{kernel}, " + (("SIMD " + "/".join(simd)) if simd else "SIMD not recorded" if simd is None else "no AVX2")
+    if simd is None:
+        return f"{kernel}, SIMD not recorded"
+    return f"{kernel}, SIMD {'/'.join(simd)}" if simd else f"{kernel}, no AVX2"
 
 
 def machine_lines(data: dict[str, Any]) -> list[str]:

@@ -104,20 +104,15 @@ def main() -> None:
     print(f"{'from s':>7} " + " ".join(f"{g:>{WIDTH}}" for g in GROUPS) + f" {'cores':>6}")
     total = collections.Counter()
     for b in sorted(buckets):
-        row, seconds = buckets[b], buckets[b]["seconds"] or args.bucket
-        total.update(row)
-        busy = sum(row[g] for g in GROUPS)
-        print(
-            f"{b * args.bucket:7.1f} "
-            + " ".join(f"{row[g] / seconds:{WIDTH}.2f}" for g in GROUPS)
-            + f" {busy / seconds:6.2f}"
-        )
-    seconds = total["seconds"] or 1.0
-    print(
-        f"{'mean':>7} "
-        + " ".join(f"{total[g] / seconds:{WIDTH}.2f}" for g in GROUPS)
-        + f" {sum(total[g] for g in GROUPS) / seconds:6.2f}"
-    )
+        total.update(buckets[b])
+        print(cores_row(f"{b * args.bucket:7.1f}", buckets[b], buckets[b]["seconds"] or args.bucket))
+    print(cores_row(f"{'mean':>7}", total, total["seconds"] or 1.0))
+
+
+def cores_row(label: str, cpu: collections.Counter, seconds: float) -> str:
+    """`label`, then the cores each group used over `seconds` of wall, then all of them."""
+    busy = sum(cpu[g] for g in GROUPS)
+    return f"{label} " + " ".join(f"{cpu[g] / seconds:{WIDTH}.2f}" for g in GROUPS) + f" {busy / seconds:6.2f}"
 
 
 if __name__ == "__main__":

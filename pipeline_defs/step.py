@@ -240,7 +240,7 @@ def global_fingerprint(
         if not fp:
             missing.append(k)
         parts.append(keyed(k, fp))
-    parts += list(global_upstream_fps)
+    parts.extend(global_upstream_fps)
     return node_fingerprint(code_node, parts), missing
 
 
