@@ -30,7 +30,7 @@ except ImportError:  # the package __init__ needs polars; the two modules used h
 
 from _docs import stdlib_docs  # noqa: E402
 
-from ops_library.minhash import fast_signatures_of_bytes, minhash_signatures, numba_available  # noqa: E402
+from ops_library.minhash import minhash_signatures, numba_available, signatures_of_bytes  # noqa: E402
 from ops_library.shingles import ShingleHashes, byte_split, exact_shingles, fast_shingle_hashes, tokenize  # noqa: E402
 
 
@@ -100,7 +100,7 @@ def main() -> None:
             # from the bytes: the op's one-pass CPU kernel against tokens, shingle hashes, then signatures
             split = byte_split("space")
             (one_pass, _), one_s = timed(
-                lambda split=split: fast_signatures_of_bytes(data, offsets, split, 5, args.num_perm)
+                lambda split=split: signatures_of_bytes(data, offsets, split, 5, args.num_perm, "fast")
             )
             _, two_s = timed(
                 lambda: minhash_signatures(

@@ -10,6 +10,7 @@ rule: documents whose signatures share a band bucket are joined (union-find), th
   row, then `load_kernels` for those it does without), signatures
   (normalize, shingle, hash), and LSH index + apply, which sum to its total;
 * `sluice-dj-hash`: the same op with `hash_mode: datajuicer` (its Data-Juicer-compatible signatures);
+* `sluice-oph`: the same op with `hash_mode: oph` (one permutation hashing: one hash per shingle, densified);
 * `datasketch`: `MinHash.bulk` (scheme "legacy", seed 42, SHA-1: Data-Juicer's permutations and hash) and
   `MinHashLSH(params=(25, 10))`, queried per document;
 * `rensa`: `RMinHash.from_token_sets` (its own hash family, so groups may differ slightly) and
@@ -134,9 +135,15 @@ def run_sluice_datajuicer(ids: list[str], texts: list[str]) -> tuple[list[str], 
     return run_sluice(ids, texts, hash_mode="datajuicer")
 
 
+def run_sluice_oph(ids: list[str], texts: list[str]) -> tuple[list[str], dict[str, float]]:
+    """Sluice's op with one permutation hashing (one hash per shingle instead of one per permutation)."""
+    return run_sluice(ids, texts, hash_mode="oph")
+
+
 TOOLS = {
     "sluice": run_sluice,
     "sluice-dj-hash": run_sluice_datajuicer,
+    "sluice-oph": run_sluice_oph,
     "datasketch": run_datasketch,
     "rensa": run_rensa,
 }

@@ -134,6 +134,7 @@ def main() -> None:
     df = pl.DataFrame({"text": texts, ROW_ID: [str(k) for k in range(n)]})
     configs = [
         ("minhash fast (256 perm, 25x10)", DocumentMinhashDeduplicator()),
+        ("minhash oph (256 bins, 25x10)", DocumentMinhashDeduplicator({"hash_mode": "oph"})),
         ("minhash datajuicer (256 perm, 25x10)", DocumentMinhashDeduplicator({"hash_mode": "datajuicer"})),
         ("simhash fast (6 blocks, distance 4)", DocumentSimhashDeduplicator()),
         ("simhash datajuicer (6 blocks, distance 4)", DocumentSimhashDeduplicator({"hash_mode": "datajuicer"})),

@@ -213,19 +213,22 @@ def section_targets(data: dict[str, Any]) -> list[str]:
         ]
     )
     minhash = data.get("minhash") or {}
-    mh = minhash.get("configs", {}).get("sluice", {})
     pairs = minhash.get("agreement") or {}
-    loaded = minhash_after_kernel_load(minhash, "sluice")
-    rows.append(
-        [
-            "MinHash dedup end to end ≥ 50k docs/s on 2 cores",
-            f"{f(mh.get('docs_per_s'))} docs/s whole process, {f(mh.get('compute_docs_per_s'))} in the op "
-            f"(its kernels' load included), {f(loaded)} once they are loaded"
-            if mh
-            else "Sluice op not registered",
-        ]
-    )
-    for tool in ("sluice-dj-hash", "sluice"):
+    for tool, label in (("sluice", ""), ("sluice-oph", " (hash_mode oph)")):
+        mh = minhash.get("configs", {}).get(tool, {})
+        if not mh and tool != "sluice":
+            continue
+        loaded = minhash_after_kernel_load(minhash, tool)
+        rows.append(
+            [
+                f"MinHash dedup end to end ≥ 50k docs/s on 2 cores{label}",
+                f"{f(mh.get('docs_per_s'))} docs/s whole process, {f(mh.get('compute_docs_per_s'))} in the op "
+                f"(its kernels' load included), {f(loaded)} once they are loaded"
+                if mh
+                else "Sluice op not registered",
+            ]
+        )
+    for tool in ("sluice-dj-hash", "sluice", "sluice-oph"):
         a = pairs.get(f"{tool} vs data-juicer")
         if a:
             rows.append(

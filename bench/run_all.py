@@ -4,7 +4,8 @@ Workloads (each writes `<results>/<name>.json`; `bench/report.py` turns them int
 
 1. `recipe`: the 10-op recipe and the 5-op recipe, each ONE YAML file run whole-process by
    `dj-process --config X --use_cache false` and by `sluice run X` (np = cores in the file);
-2. `minhash`: MinHash signatures + LSH alone: Sluice's op, datasketch, rensa (bench/minhash_tools.py);
+2. `minhash`: MinHash signatures + LSH alone: Sluice's op (hash modes fast, datajuicer and oph), datasketch, rensa
+   (bench/minhash_tools.py);
 3. `ops`: each op of the 10-op recipe alone, both tools;
 4. `sluice_configs`: Sluice's checkpoint strategies and executors on the same recipe;
 5. `scaling`: 25 / 50 / 100 % of the corpus, both tools.
@@ -317,11 +318,15 @@ class Bench:
 
     def dj_hash_mode(self) -> bool:
         """True when Sluice's MinHash op offers `hash_mode: datajuicer` (Data-Juicer's exact signatures)."""
+        return self.minhash_offers("datajuicer")
+
+    def minhash_offers(self, hash_mode: str) -> bool:
+        """True when Sluice's MinHash op accepts `hash_mode: <hash_mode>`."""
         from ops_library.registry import OPS
 
         op = OPS.get("document_minhash_deduplicator")
         field = op.Params.model_fields.get("hash_mode") if op else None
-        return field is not None and "datajuicer" in str(field.annotation)
+        return field is not None and f"'{hash_mode}'" in str(field.annotation)
 
     # --- workloads ------------------------------------------------------------------------------------------
 
@@ -357,8 +362,11 @@ class Bench:
             skipped = "Sluice does not register document_minhash_deduplicator yet: the reference tools only"
             print(f"  [minhash] {skipped}")
             tools.remove("sluice")
-        elif self.dj_hash_mode():
-            tools.insert(1, "sluice-dj-hash")
+        else:
+            if self.minhash_offers("oph"):
+                tools.insert(1, "sluice-oph")
+            if self.dj_hash_mode():
+                tools.insert(1, "sluice-dj-hash")
 
         def runner(tool: str) -> Callable[[Path], tuple[h.Measured, Path]]:
             def run(run_dir: Path) -> tuple[h.Measured, Path]:

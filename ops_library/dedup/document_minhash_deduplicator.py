@@ -17,11 +17,11 @@ from ops_library.columns import CLUSTER_ID, DUPLICATE_OF, HASH, ROW_ID
 from ops_library.minhash import (
     HashMode,
     band_keys,
-    fast_signatures_of_bytes,
     minhash_signatures,
     numba_available,
     numba_threads,
     optimal_param,
+    signatures_of_bytes,
 )
 from ops_library.registry import register
 from ops_library.shingles import (
@@ -77,8 +77,10 @@ class DocumentMinhashDeduplicator(Deduplicator):
 
     `hash_mode: datajuicer` computes Data-Juicer's signatures bit for bit (SHA-1 base hashes, its permutations),
     so the kept set is Data-Juicer's; `fast` (default) hashes shingles in bulk (FNV-1a + fmix64, rensa-core's
-    permutations) and differs only where the hashes do. Signatures run on a CUDA device when given one (torch),
-    else on the CPU (numba, or numpy), with identical values. Removed rows carry the row they duplicate (the kept
+    permutations) and differs only where the hashes do; `oph` puts the same shingle hashes into the bins of one
+    permutation (densified: `minhash.py`), one hash per shingle instead of one per permutation, with the same
+    expected agreement. Signatures run on a CUDA device when given one (torch), else on the CPU (numba, or
+    numpy), with identical values. Removed rows carry the row they duplicate (the kept
     first row of their cluster) and the cluster id. `sentencepiece` tokenization needs a model file: refused.
     """
 
@@ -98,8 +100,10 @@ class DocumentMinhashDeduplicator(Deduplicator):
         )
         num_rows_per_band: PositiveInt | None = Field(None, description="Signature values per LSH band.")
         tokenizer_model: str | None = Field(None, description="sentencepiece model path (sentencepiece is refused).")
-        hash_mode: Literal["fast", "datajuicer"] = Field(
-            "fast", description="fast: bulk shingle hashing; datajuicer: Data-Juicer's exact SHA-1 signatures."
+        hash_mode: Literal["fast", "oph", "datajuicer"] = Field(
+            "fast",
+            description="fast: bulk shingle hashing, one hash per shingle and permutation; oph: one permutation "
+            "hashing (one hash per shingle, densified bins); datajuicer: Data-Juicer's exact SHA-1 signatures.",
         )
 
         @model_validator(mode="after")
@@ -154,13 +158,13 @@ class DocumentMinhashDeduplicator(Deduplicator):
         return self._shingle_hashes_of(self._text(texts))
 
     def _signatures_of(self, text: ShingleText, device: str, backend: str | None) -> tuple[np.ndarray, int, str]:
-        """(signatures, shingle count, how they were computed). On the CPU with numba, the `fast` mode's
-        space and punctuation splits take the one-pass kernel (the same values, no token or shingle arrays);
-        `backend` ("numba", "numpy", "torch") forces the two-stage path on that backend."""
+        """(signatures, shingle count, how they were computed). On the CPU with numba, the `fast` and `oph`
+        modes' space and punctuation splits take the one-pass kernel (the same values, no token or shingle
+        arrays); `backend` ("numba", "numpy", "torch") forces the two-stage path on that backend."""
         p = self.params
         split = byte_split(p.tokenization, text.marker)
-        if p.hash_mode == "fast" and device == "cpu" and backend is None and split is not None:
-            fused = fast_signatures_of_bytes(text.data, text.offsets, split, p.window_size, p.num_permutations)
+        if p.hash_mode != "datajuicer" and device == "cpu" and backend is None and split is not None:
+            fused = signatures_of_bytes(text.data, text.offsets, split, p.window_size, p.num_permutations, p.hash_mode)
             if fused is not None:
                 return fused[0], fused[1], "numba-fused"
         shingles = self._shingle_hashes_of(text)

@@ -184,7 +184,7 @@ def test_ignore_pattern_and_lowercase_change_the_signature() -> None:
     assert not (sig[0] == sig[1]).all()
 
 
-@pytest.mark.parametrize("mode", ["fast", "datajuicer"])
+@pytest.mark.parametrize("mode", ["fast", "oph", "datajuicer"])
 def test_backends_agree_bit_for_bit(mode: str) -> None:
     texts = pl.Series([doc(i, 20 + i) for i in range(40)] + ["", "one two"])
     op = DocumentMinhashDeduplicator({"hash_mode": mode, "num_permutations": 64})
@@ -210,12 +210,14 @@ def test_numba_and_numpy_tokens_and_shingle_hashes_agree(tokenization: str) -> N
 
 
 @pytest.mark.skipif(not numba_available(), reason="numba not installed")
+@pytest.mark.parametrize("mode", ["fast", "oph"])
 @pytest.mark.parametrize("tokenization", ["space", "punctuation"])
 @pytest.mark.parametrize("window", [1, 3, 5])
-def test_one_pass_kernel_equals_tokens_then_shingles_then_signatures(tokenization: str, window: int) -> None:
+def test_one_pass_kernel_equals_tokens_then_shingles_then_signatures(mode: str, tokenization: str, window: int) -> None:
     edge = ["", "  a  b ", ",x,,y,", "...", " ", "ΟΔΟΣ, κόσμε!", "a b c d e", "a b c d", "tab\there  x y z w"]
     texts = pl.Series([doc(i, 3 + 2 * i) for i in range(40)] + edge + [None], dtype=pl.String)
-    op = DocumentMinhashDeduplicator({"tokenization": tokenization, "window_size": window, "num_permutations": 64})
+    params = {"tokenization": tokenization, "window_size": window, "num_permutations": 64, "hash_mode": mode}
+    op = DocumentMinhashDeduplicator(params)
     one_pass = op.signatures(texts)
     assert (one_pass == op.signatures(texts, backend="numpy")).all()
     assert (one_pass == op.signatures(texts, backend="numba")).all()
@@ -235,7 +237,61 @@ def test_fast_permutations_are_rensa_cores() -> None:
     ]  # fmt: skip
 
 
-@pytest.mark.parametrize("mode", ["fast", "datajuicer"])
+def oph_signature(hashes: list[int], num_bins: int) -> list[int]:
+    """One permutation hashing with optimal densification, written out with Python integers."""
+    mask = (1 << 64) - 1
+
+    def fmix(x: int) -> int:
+        x ^= x >> 33
+        x = (x * 0xFF51AFD7ED558CCD) & mask
+        x ^= x >> 33
+        x = (x * 0xC4CEB9FE1A85EC53) & mask
+        return x ^ (x >> 33)
+
+    bins: dict[int, int] = {}
+    for x in hashes:
+        j = ((x >> 32) * num_bins) >> 32
+        bins[j] = min(bins.get(j, 1 << 32), x & 0xFFFFFFFF)
+    if not bins:
+        return [(1 << 32) - 1] * num_bins
+    out = []
+    for j in range(num_bins):
+        attempt = 1
+        source = j
+        while source not in bins:
+            c = fmix((j * 0x9E3779B97F4A7C15 + attempt * 0xBF58476D1CE4E5B9) & mask)
+            source = ((c >> 32) * num_bins) >> 32
+            attempt += 1
+        out.append(bins[source])
+    return out
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba", "torch"])
+def test_oph_signatures_are_one_permutations_bins_densified(backend: str) -> None:
+    if backend == "numba" and not numba_available():
+        pytest.skip("numba not installed")
+    rng = random.Random(3)
+    docs = [[rng.getrandbits(64) for _ in range(n)] for n in (0, 1, 2, 5, 16, 40, 300)]
+    offsets = np.cumsum([0] + [len(d) for d in docs])
+    sh = ShingleHashes(np.array([x for d in docs for x in d], dtype=np.uint64), offsets)
+    got = minhash_signatures(sh, "oph", 16, backend=backend)
+    assert got.tolist() == [oph_signature(d, 16) for d in docs]
+    # one shingle fills every bin with its value; many fill every bin themselves (no copy needed)
+    assert set(got[1].tolist()) == {docs[1][0] & 0xFFFFFFFF}
+    assert len(set(got[6].tolist())) == 16
+
+
+def test_oph_mode_hashes_once_per_shingle_and_keeps_the_same_groups() -> None:
+    texts = pl.Series([doc(i, 60) for i in range(5)])
+    fast = DocumentMinhashDeduplicator({"hash_mode": "fast"}).signatures(texts)
+    oph = DocumentMinhashDeduplicator({"hash_mode": "oph"}).signatures(texts)
+    assert fast.shape == oph.shape and not (fast == oph).all()
+    # a text's bins hold its shingle hashes' low 32 bits: each value is one of its own shingles' values
+    own = DocumentMinhashDeduplicator({"hash_mode": "oph"}).shingle_hashes(texts[:1])
+    assert set(oph[0].tolist()) <= set((own.hashes & np.uint64(0xFFFFFFFF)).tolist())
+
+
+@pytest.mark.parametrize("mode", ["fast", "oph", "datajuicer"])
 def test_jaccard_estimates_are_within_the_expected_error(mode: str) -> None:
     num_perm = 256
     op = DocumentMinhashDeduplicator({"hash_mode": mode, "num_permutations": num_perm})
@@ -266,7 +322,7 @@ def groups_frames() -> tuple[list[pl.DataFrame], dict[str, str]]:
     return [p1, p2, p3], expected
 
 
-@pytest.mark.parametrize("mode", ["fast", "datajuicer"])
+@pytest.mark.parametrize("mode", ["fast", "oph", "datajuicer"])
 def test_keeps_the_first_of_each_group_across_partitions(mode: str) -> None:
     op = DocumentMinhashDeduplicator({"hash_mode": mode})
     frames, expected = groups_frames()
@@ -503,7 +559,7 @@ def test_cuda_signatures_equal_cpu() -> None:
     if not torch.cuda.is_available():
         pytest.skip("no CUDA device")
     texts = pl.Series([doc(i, 50) for i in range(200)])
-    for mode in ("fast", "datajuicer"):
+    for mode in ("fast", "oph", "datajuicer"):
         op = DocumentMinhashDeduplicator({"hash_mode": mode})
         assert (op.signatures(texts, device="cuda") == op.signatures(texts)).all()
 
