@@ -236,11 +236,11 @@ def _numba_fused():  # -> the compiled one-pass kernel, or None without numba
         return None
 
     @numba.njit(parallel=True, cache=True, nogil=True)
-    def fused_kernel(data, offsets, sep, keep_empty, window, oph, a, b, out, filled, shingles):  # pragma: no cover
+    def fused_kernel(data, offsets, sep, keep_empty, window, oph, a, b, out, shingles):  # pragma: no cover
         # One pass per text over its bytes: the token hash (FNV-1a-64, fmix64) in a tight loop up to the next
         # separator, the window's polynomial kept rolling (the oldest token's term taken out, as
         # `fast_shingle_hashes` sums it afresh: the same value mod 2**64), each full window's shingle hash, and
-        # then, with `oph`, its bin's minimum (`filled` marks the bins reached; `oph_densify` fills the others),
+        # then, with `oph`, its bin's minimum (the empty bins densified at the text's end, as `oph_densify` does),
         # else its permutations' minimum. Shingle hashes wait in eights for the permutations: one pass over them
         # then takes all eight (their minimum first), which loads a, b and the running minima once per eight
         # shingles. (The rolling window and the eights: ~1.1x the sum afresh and fours, themselves ~1.9x one
@@ -254,6 +254,7 @@ def _numba_fused():  # -> the compiled one-pass kernel, or None without numba
         for d in numba.prange(len(offsets) - 1):
             ring = np.empty(window, dtype=np.uint64)  # the window's token hashes; `slot` is the oldest
             mins = np.full(out.shape[1], np.uint32(0xFFFFFFFF), dtype=np.uint32)
+            filled = np.zeros(out.shape[1] if oph else 0, dtype=np.bool_)
             waiting = np.empty(8, dtype=np.uint64)
             n_waiting = 0
             count = 0
@@ -297,7 +298,7 @@ def _numba_fused():  # -> the compiled one-pass kernel, or None without numba
                     if oph:
                         j = ((x >> s32) * n_bins) >> s32
                         mins[j] = min(mins[j], np.uint32(x & np.uint64(MAX_HASH)))
-                        filled[d, j] = True
+                        filled[j] = True
                     else:
                         waiting[n_waiting] = x
                         n_waiting += 1
@@ -322,6 +323,21 @@ def _numba_fused():  # -> the compiled one-pass kernel, or None without numba
                 h = waiting[j]
                 for k in range(len(a)):
                     mins[k] = min(mins[k], np.uint32((a[k] * h + b[k]) >> s32))
+            if oph and count >= window:
+                # `oph_densify`'s probes, written out (a jitted helper two kernels call misses numba's cache)
+                for j in range(len(mins)):
+                    attempt = np.uint64(1)
+                    source = np.uint64(j)
+                    while not filled[source]:
+                        c = np.uint64(j) * _PROBE_BIN + attempt * _PROBE_ATTEMPT
+                        c ^= c >> s33
+                        c *= _FMIX_C1
+                        c ^= c >> s33
+                        c *= _FMIX_C2
+                        c ^= c >> s33
+                        source = ((c >> s32) * n_bins) >> s32
+                        attempt += np.uint64(1)
+                    mins[j] = mins[source]
             out[d, :] = mins
             shingles[d] = max(0, count - window + 1)
 
@@ -340,13 +356,10 @@ def signatures_of_bytes(
     a, b = permutations("fast", num_perm)
     n_docs = len(offsets) - 1
     out = np.empty((n_docs, num_perm), dtype=np.uint32)
-    filled = np.zeros((n_docs, num_perm) if mode == "oph" else (0, 0), dtype=np.bool_)
     shingles = np.zeros(n_docs, dtype=np.int64)
     if n_docs:
         oph = mode == "oph"
-        kernel(data, offsets.astype(np.int64), np.uint8(split[0]), split[1], window, oph, a, b, out, filled, shingles)
-        if oph:
-            _numba_oph()[1](out, filled)
+        kernel(data, offsets.astype(np.int64), np.uint8(split[0]), split[1], window, oph, a, b, out, shingles)
     return out, int(shingles.sum())
 
 
@@ -568,10 +581,10 @@ def band_keys(signatures: np.ndarray, bands: int, rows: int) -> np.ndarray:
     """
     if bands * rows > signatures.shape[1]:
         raise ValueError(f"{bands} bands x {rows} rows need {bands * rows} permutations, have {signatures.shape[1]}")
-    sig = signatures[:, : bands * rows].reshape(len(signatures), bands, rows)
-    key = np.zeros((len(signatures), bands), dtype=np.uint64)
+    powers = [np.uint64(1)]
     with np.errstate(over="ignore"):
-        for t in range(rows):
-            key *= np.uint64(0x9E3779B97F4A7C15)
-            key += sig[:, :, t]
-    return key
+        for _ in range(rows - 1):
+            powers.append(powers[-1] * np.uint64(0x9E3779B97F4A7C15))
+        weights = np.array(powers[::-1], dtype=np.uint64)
+        values = signatures[:, : bands * rows].astype(np.uint64).reshape(-1, rows)
+        return (values @ weights).reshape(len(signatures), bands)

@@ -215,6 +215,9 @@ def test_numba_and_numpy_tokens_and_shingle_hashes_agree(tokenization: str) -> N
 @pytest.mark.parametrize("window", [1, 3, 5])
 def test_one_pass_kernel_equals_tokens_then_shingles_then_signatures(mode: str, tokenization: str, window: int) -> None:
     edge = ["", "  a  b ", ",x,,y,", "...", " ", "ΟΔΟΣ, κόσμε!", "a b c d e", "a b c d", "tab\there  x y z w"]
+    # upper case in ASCII-only texts (the kernel lower-cases them) and in texts polars lower-cases (non-ASCII),
+    # and the bytes either side of A-Z
+    edge += ["The Quick BROWN fox Jumps over THE lazy Dog", "ÄBC Def GHI jkl MNO pqr STU", "@A Z[ `a z{ @[ `{ AZ az"]
     texts = pl.Series([doc(i, 3 + 2 * i) for i in range(40)] + edge + [None], dtype=pl.String)
     params = {"tokenization": tokenization, "window_size": window, "num_permutations": 64, "hash_mode": mode}
     op = DocumentMinhashDeduplicator(params)
