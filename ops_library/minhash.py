@@ -345,22 +345,35 @@ def _numba_fused():  # -> the compiled one-pass kernel, or None without numba
 
 
 def signatures_of_bytes(
-    data: np.ndarray, offsets: np.ndarray, split: tuple[int, bool], window: int, num_perm: int, mode: HashMode
-) -> tuple[np.ndarray, int] | None:
-    """(uint32 (texts, num_perm) signatures, shingle count) of the `fast` or `oph` hash mode straight from the
-    texts' bytes, `split` being `shingles.byte_split`'s rule: the values of `fast_shingle_hashes` followed by
-    `minhash_signatures`, in one numba pass that keeps no token or shingle arrays. None without numba."""
+    data: np.ndarray,
+    offsets: np.ndarray,
+    split: tuple[int, bool] | None,
+    window: int,
+    num_perm: int,
+    mode: HashMode,
+    *,
+    out: np.ndarray | None = None,
+) -> int:
+    """The `fast` or `oph` hash mode's uint32 (texts, num_perm) signatures straight from the texts' bytes, into
+    `out`; returns the shingle count. `split` is `shingles.byte_split`'s rule. The values of
+    `fast_shingle_hashes` followed by `minhash_signatures`, in one numba pass that keeps no token or shingle
+    arrays; raises where that kernel cannot run (no numba, another mode or split: `fused_kernel_available`)."""
     kernel = _numba_fused()
-    if kernel is None or mode not in ("fast", "oph"):
-        return None
+    if kernel is None or mode not in ("fast", "oph") or split is None:
+        raise ValueError(f"no one-pass kernel for hash mode {mode!r} with split {split!r} (numba: {numba_available()})")
     a, b = permutations("fast", num_perm)
     n_docs = len(offsets) - 1
-    out = np.empty((n_docs, num_perm), dtype=np.uint32)
+    if out is None or out.shape != (n_docs, num_perm) or out.dtype != np.uint32:
+        raise ValueError(f"out must be a uint32 array of shape ({n_docs}, {num_perm})")
     shingles = np.zeros(n_docs, dtype=np.int64)
     if n_docs:
         oph = mode == "oph"
         kernel(data, offsets.astype(np.int64), np.uint8(split[0]), split[1], window, oph, a, b, out, shingles)
-    return out, int(shingles.sum())
+    return int(shingles.sum())
+
+
+def fused_kernel_available() -> bool:
+    return _numba_fused() is not None
 
 
 # --- one permutation hashing (`oph`) ---------------------------------------------------------------------------

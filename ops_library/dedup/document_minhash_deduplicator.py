@@ -17,6 +17,7 @@ from ops_library.columns import CLUSTER_ID, DUPLICATE_OF, HASH, ROW_ID
 from ops_library.minhash import (
     HashMode,
     band_keys,
+    fused_kernel_available,
     minhash_signatures,
     numba_available,
     numba_threads,
@@ -32,7 +33,7 @@ from ops_library.shingles import (
     exact_shingles,
     fast_shingle_hashes,
     sha1_shingle_hashes,
-    shingle_text,
+    shingle_text_parts,
     tokenize,
 )
 
@@ -140,12 +141,23 @@ class DocumentMinhashDeduplicator(Deduplicator):
 
     # --- signatures ---------------------------------------------------------------------------------------------
 
-    def _text(self, texts: pl.Series) -> ShingleText:
+    def _text(self, texts: pl.Series, parts: int = 1) -> list[ShingleText]:
+        """The normalized texts as `parts` byte buffers of consecutive rows (`shingles.shingle_text_parts`)."""
         p = self.params
         why = self.unavailable(p)
         if why:
             raise ValueError(f"{self.name}: {why}")
-        return shingle_text(texts, tokenization=p.tokenization, lowercase=p.lowercase, ignore_pattern=p.ignore_pattern)
+        return shingle_text_parts(
+            texts, tokenization=p.tokenization, lowercase=p.lowercase, ignore_pattern=p.ignore_pattern, parts=parts
+        )
+
+    def _one_pass(self, device: str, backend: str | None) -> bool:
+        """Whether signatures take the one-pass kernel: the `fast` and `oph` modes with `space` or `punctuation`
+        tokens, on the CPU with numba, no backend forced."""
+        p = self.params
+        byte_tokens = p.tokenization in ("space", "punctuation")
+        cpu_default = device == "cpu" and backend is None
+        return p.hash_mode != "datajuicer" and byte_tokens and cpu_default and fused_kernel_available()
 
     def _shingle_hashes_of(self, text: ShingleText) -> ShingleHashes:
         p = self.params
@@ -155,22 +167,31 @@ class DocumentMinhashDeduplicator(Deduplicator):
         return fast_shingle_hashes(tokens, p.window_size)
 
     def shingle_hashes(self, texts: pl.Series) -> ShingleHashes:
-        return self._shingle_hashes_of(self._text(texts))
+        return self._shingle_hashes_of(self._text(texts)[0])
 
-    def _signatures_of(self, text: ShingleText, device: str, backend: str | None) -> tuple[np.ndarray, int, str]:
+    def _signatures_of(self, parts: list[ShingleText], device: str, backend: str | None) -> tuple[np.ndarray, int, str]:
         """(signatures, shingle count, how they were computed). On the CPU with numba, the `fast` and `oph`
         modes' space and punctuation splits take the one-pass kernel (the same values, no token or shingle
-        arrays); `backend` ("numba", "numpy", "torch") forces the two-stage path on that backend."""
+        arrays), one call per part; `backend` ("numba", "numpy", "torch") forces the two-stage path on that
+        backend, which takes one part."""
         p = self.params
-        split = byte_split(p.tokenization, text.marker)
-        if p.hash_mode != "datajuicer" and device == "cpu" and backend is None and split is not None:
-            fused = signatures_of_bytes(text.data, text.offsets, split, p.window_size, p.num_permutations, p.hash_mode)
-            if fused is not None:
-                return fused[0], fused[1], "numba-fused"
-        shingles = self._shingle_hashes_of(text)
-        sig = minhash_signatures(shingles, p.hash_mode, p.num_permutations, device=device, backend=backend)
+        if self._one_pass(device, backend):
+            out = np.empty((sum(len(t.offsets) - 1 for t in parts), p.num_permutations), dtype=np.uint32)
+            start, shingles = 0, 0
+            for text in parts:
+                split = byte_split(p.tokenization, text.marker)
+                n = len(text.offsets) - 1
+                window, num_perm = p.window_size, p.num_permutations
+                shingles += signatures_of_bytes(
+                    text.data, text.offsets, split, window, num_perm, p.hash_mode, out=out[start : start + n]
+                )
+                start += n
+            return out, shingles, "numba-fused"
+        (text,) = parts
+        hashes = self._shingle_hashes_of(text)
+        sig = minhash_signatures(hashes, p.hash_mode, p.num_permutations, device=device, backend=backend)
         how = backend or ("torch" if device != "cpu" else ("numba" if numba_available() else "numpy"))
-        return sig, len(shingles.hashes), how
+        return sig, len(hashes.hashes), how
 
     def signatures(self, texts: pl.Series, *, device: str = "cpu", backend: str | None = None) -> np.ndarray:
         """uint32 (rows, num_permutations) MinHash signatures of `texts`."""
@@ -186,9 +207,12 @@ class DocumentMinhashDeduplicator(Deduplicator):
         threads = threads or max(1, int(self.needs.cpus))
         with numba_threads(threads) as kernel_threads:
             t_text = time.perf_counter()
-            text = self._text(df[self.text_key])
+            # the one-pass kernel takes the texts in parts, one per thread, normalized side by side (polars'
+            # lower-casing runs on one core per call)
+            parts = (kernel_threads or 1) if self._one_pass(run_on, None) else 1
+            texts = self._text(df[self.text_key], parts)
             t_sig = time.perf_counter()
-            sig, shingles, how = self._signatures_of(text, run_on, None)
+            sig, shingles, how = self._signatures_of(texts, run_on, None)
             t_end = time.perf_counter()
         keys = band_keys(sig, self.bands, self.rows_per_band)
         self.last_run_info = {

@@ -21,6 +21,7 @@ from ops_library.shingles import (
     fast_shingle_hashes,
     marker_absent_from,
     sha1_shingle_hashes,
+    shingle_text_parts,
     shingle_tokens,
     tokenize,
     utf8_buffer,
@@ -567,13 +568,28 @@ def test_cuda_signatures_equal_cpu() -> None:
         assert (op.signatures(texts, device="cuda") == op.signatures(texts)).all()
 
 
-def test_thread_count_does_not_change_the_hashes() -> None:
-    op = DocumentMinhashDeduplicator()
-    df = frame(*(doc(i, 40) for i in range(50)))
+@pytest.mark.parametrize("mode", ["fast", "oph"])
+def test_thread_count_does_not_change_the_hashes(mode: str) -> None:
+    op = DocumentMinhashDeduplicator({"hash_mode": mode})
+    df = frame(*(doc(i, 40) for i in range(50)), "ÄBC Def GHI jkl MNO pqr", "", "a b")
     one = op.hashes(df)
     assert op.last_run_info["threads"] == 1
-    assert_frame_equal(op.hashes(df, threads=2), one)
+    assert_frame_equal(op.hashes(df, threads=2), one)  # two threads: the texts in two parts, normalized apart
     assert op.last_run_info["threads"] == 2
+    assert_frame_equal(op.hashes(df, threads=3), one)
+
+
+@pytest.mark.parametrize("tokenization", ["space", "punctuation"])
+def test_texts_in_parts_are_the_texts_in_one_buffer(tokenization: str) -> None:
+    texts = pl.Series([doc(i, 5 + i) for i in range(7)] + ["ΟΔΟΣ, Κόσμε!", None, "A,B"])
+    kw = {"tokenization": tokenization, "lowercase": True, "ignore_pattern": r"\d"}
+    (whole,) = shingle_text_parts(texts, **kw)
+    parts = shingle_text_parts(texts, **kw, parts=3)
+    assert [p.norm.len() for p in parts] == [3, 3, 4]
+    assert {p.marker for p in parts} == {whole.marker}
+    assert pl.concat([p.norm for p in parts]).to_list() == whole.norm.to_list()
+    assert b"".join(p.data.tobytes() for p in parts) == whole.data.tobytes()
+    assert len(shingle_text_parts(texts[:2], **kw, parts=4)) == 2  # never more parts than texts
 
 
 def test_cuda_request_without_cuda_falls_back_to_cpu() -> None:
