@@ -240,7 +240,7 @@ def _numba_fused():  # -> the compiled one-pass kernel, or None without numba
         # One pass per text over its bytes: the token hash (FNV-1a-64, fmix64) in a tight loop up to the next
         # separator, the window's polynomial kept rolling (the oldest token's term taken out, as
         # `fast_shingle_hashes` sums it afresh: the same value mod 2**64), each full window's shingle hash, and
-        # then, with `oph`, its bin's minimum (the empty bins densified at the text's end, as `oph_densify` does),
+        # then, with `oph`, its bin's minimum (the empty bins densified at the text's end, as `_densify_numpy` does),
         # else its permutations' minimum. Shingle hashes wait in eights for the permutations: one pass over them
         # then takes all eight (their minimum first), which loads a, b and the running minima once per eight
         # shingles. (The rolling window and the eights: ~1.1x the sum afresh and fours, themselves ~1.9x one
@@ -324,7 +324,7 @@ def _numba_fused():  # -> the compiled one-pass kernel, or None without numba
                 for k in range(len(a)):
                     mins[k] = min(mins[k], np.uint32((a[k] * h + b[k]) >> s32))
             if oph and count >= window:
-                # `oph_densify`'s probes, written out (a jitted helper two kernels call misses numba's cache)
+                # `_densify_numpy`'s probes (`oph_probe`) written out, one text at a time (see `oph_densify`)
                 for j in range(len(mins)):
                     attempt = np.uint64(1)
                     source = np.uint64(j)
@@ -423,52 +423,53 @@ def _oph_minima_numpy(sh: ShingleHashes, num_bins: int) -> np.ndarray:
 
 
 @functools.cache
-def _numba_oph():  # -> (fill, densify) numba functions, or None without numba
+def _numba_oph():  # -> (minima, densify) numba functions, or None without numba
     try:
         from ops_library.numba_loader import numba
     except ImportError:
         return None
 
     @numba.njit(parallel=True, cache=True, nogil=True)
-    def oph_fill(hashes, offsets, out, filled):  # pragma: no cover - compiled
+    def oph_minima(hashes, offsets, mins):  # pragma: no cover - compiled
+        # `_oph_minima_numpy` per text: mins (texts, bins) int64, _UNFILLED where no shingle reached a bin
         s32 = np.uint64(32)
-        n_bins = np.uint64(out.shape[1])
+        n_bins = np.uint64(mins.shape[1])
         for d in numba.prange(len(offsets) - 1):
-            row = out[d]
-            row[:] = np.uint32(MAX_HASH)
+            row = mins[d]
+            row[:] = _UNFILLED
             for i in range(offsets[d], offsets[d + 1]):
                 x = hashes[i]
                 j = ((x >> s32) * n_bins) >> s32
-                row[j] = min(row[j], np.uint32(x & np.uint64(MAX_HASH)))
-                filled[d, j] = True
+                row[j] = min(row[j], np.int64(x & np.uint64(MAX_HASH)))
 
     @numba.njit(parallel=True, cache=True, nogil=True)
-    def oph_densify(out, filled):  # pragma: no cover - compiled
-        # `oph_probe` written out: each empty bin of a text with a filled bin copies its first filled probe.
+    def oph_densify(mins, out):  # pragma: no cover - compiled
+        # `_densify_numpy` per text, its probes (`oph_probe`) written out as in the one-pass kernel (a jitted
+        # helper that two kernels call made numba miss its on-disk cache in every new process): a text with few
+        # shingles needs ~bins/filled probes per empty bin, which numpy's rounds take seconds for.
         s32 = np.uint64(32)
         s33 = np.uint64(33)
-        n_bins = out.shape[1]
-        for d in numba.prange(out.shape[0]):
-            if not filled[d].any():
+        n_bins = np.uint64(mins.shape[1])
+        for d in numba.prange(mins.shape[0]):
+            row = mins[d]
+            if row.min() == _UNFILLED:
+                out[d, :] = np.uint32(MAX_HASH)
                 continue
-            for j in range(n_bins):
-                if filled[d, j]:
-                    continue
+            for j in range(mins.shape[1]):
                 attempt = np.uint64(1)
-                while True:
+                source = np.uint64(j)
+                while row[source] == _UNFILLED:
                     c = np.uint64(j) * _PROBE_BIN + attempt * _PROBE_ATTEMPT
                     c ^= c >> s33
                     c *= _FMIX_C1
                     c ^= c >> s33
                     c *= _FMIX_C2
                     c ^= c >> s33
-                    source = ((c >> s32) * np.uint64(n_bins)) >> s32
-                    if filled[d, source]:
-                        out[d, j] = out[d, source]
-                        break
+                    source = ((c >> s32) * n_bins) >> s32
                     attempt += np.uint64(1)
+                out[d, j] = np.uint32(row[source])
 
-    return oph_fill, oph_densify
+    return oph_minima, oph_densify
 
 
 def numba_available() -> bool:
@@ -539,21 +540,22 @@ def _torch_oph_minima(sh: ShingleHashes, num_bins: int, device: str) -> np.ndarr
 
 
 def _oph_signatures(sh: ShingleHashes, num_bins: int, device: str, backend: str | None) -> np.ndarray:
-    if backend == "torch" or device.startswith("cuda"):
-        mins = _torch_oph_minima(sh, num_bins, device)
-        return _densify_numpy(mins, mins != _UNFILLED)
-    kernels = _numba_oph() if backend in (None, "numba") else None
+    """Bin minima on the device or backend asked for, densified by numba where it is installed (the numpy rounds
+    take seconds where many texts have only a few shingles), else by numpy."""
+    kernels = _numba_oph() if backend != "numpy" else None
     if backend == "numba" and kernels is None:
         raise RuntimeError("the numba backend was asked for, but numba is not installed")
-    if kernels is None:
+    if backend == "torch" or device.startswith("cuda"):
+        mins = _torch_oph_minima(sh, num_bins, device)
+    elif kernels is None:
         mins = _oph_minima_numpy(sh, num_bins)
+    else:
+        mins = np.empty((sh.num_docs, num_bins), dtype=np.int64)
+        kernels[0](sh.hashes, sh.offsets, mins)
+    if kernels is None:
         return _densify_numpy(mins, mins != _UNFILLED)
     out = np.empty((sh.num_docs, num_bins), dtype=np.uint32)
-    filled = np.zeros((sh.num_docs, num_bins), dtype=np.bool_)
-    if sh.num_docs:
-        fill, densify = kernels
-        fill(sh.hashes, sh.offsets, out, filled)
-        densify(out, filled)
+    kernels[1](mins, out)
     return out
 
 
