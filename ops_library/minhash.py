@@ -11,7 +11,8 @@
   a bin keeps its smallest value. A bin no shingle reached copies the bin at the first filled position of its
   own probe sequence `((fmix64(j*C1 + t*C2) >> 32) * K) >> 32`, t = 1, 2, ... (C1, C2 fixed odd constants),
   which is the same for every text, so two texts agree on each bin with probability their Jaccard similarity,
-  as with K permutations. One hash per shingle instead of K: ~3x the `fast` mode's signatures on two cores.
+  as with K permutations. One hash per shingle instead of K: the one-pass kernel took 0.31 s against `fast`'s
+  0.86 s on the 110 MB bench corpus, two cores.
 
 Every backend computes the same uint32 values bit for bit; an empty text's signature is all `2**32 - 1`, as in
 Data-Juicer (so all texts too short for one shingle fall into one bucket, as there).
@@ -352,7 +353,7 @@ def signatures_of_bytes(
     num_perm: int,
     mode: HashMode,
     *,
-    out: np.ndarray | None = None,
+    out: np.ndarray,
 ) -> int:
     """The `fast` or `oph` hash mode's uint32 (texts, num_perm) signatures straight from the texts' bytes, into
     `out`; returns the shingle count. `split` is `shingles.byte_split`'s rule. The values of
@@ -363,7 +364,7 @@ def signatures_of_bytes(
         raise ValueError(f"no one-pass kernel for hash mode {mode!r} with split {split!r} (numba: {numba_available()})")
     a, b = permutations("fast", num_perm)
     n_docs = len(offsets) - 1
-    if out is None or out.shape != (n_docs, num_perm) or out.dtype != np.uint32:
+    if out.shape != (n_docs, num_perm) or out.dtype != np.uint32:
         raise ValueError(f"out must be a uint32 array of shape ({n_docs}, {num_perm})")
     shingles = np.zeros(n_docs, dtype=np.int64)
     if n_docs:
