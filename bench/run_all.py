@@ -297,7 +297,7 @@ class Bench:
         if rejected:
             print(f"  [{name}] Sluice rejects the recipe: {rejected}")
         runners = self.tool_pair(recipe)
-        if self.dj_hash_mode() and any(op == "document_minhash_deduplicator" for op, _ in ops):
+        if self.minhash_offers("datajuicer") and any(op == "document_minhash_deduplicator" for op, _ in ops):
             # Sluice-only variant: the MinHash op in its Data-Juicer-compatible hash mode (not a Data-Juicer key).
             dj_hash = [
                 (op, p | {"hash_mode": "datajuicer"} if op == "document_minhash_deduplicator" else p) for op, p in ops
@@ -315,10 +315,6 @@ class Bench:
             result["agreement_dj_hash"] = self.agree(compared, SLUICE_DJ_HASH)
         self.cache[key] = result
         return result
-
-    def dj_hash_mode(self) -> bool:
-        """True when Sluice's MinHash op offers `hash_mode: datajuicer` (Data-Juicer's exact signatures)."""
-        return self.minhash_offers("datajuicer")
 
     def minhash_offers(self, hash_mode: str) -> bool:
         """True when Sluice's MinHash op accepts `hash_mode: <hash_mode>`."""
@@ -365,7 +361,7 @@ class Bench:
         else:
             if self.minhash_offers("oph"):
                 tools.insert(1, "sluice-oph")
-            if self.dj_hash_mode():
+            if self.minhash_offers("datajuicer"):
                 tools.insert(1, "sluice-dj-hash")
 
         def runner(tool: str) -> Callable[[Path], tuple[h.Measured, Path]]:

@@ -177,15 +177,14 @@ class DocumentMinhashDeduplicator(Deduplicator):
         p = self.params
         if self._one_pass(device, backend):
             out = np.empty((sum(len(t.offsets) - 1 for t in parts), p.num_permutations), dtype=np.uint32)
+            split = byte_split(p.tokenization, parts[0].marker)  # every part has the same marker
             start, shingles = 0, 0
             for text in parts:
-                split = byte_split(p.tokenization, text.marker)
-                n = len(text.offsets) - 1
-                window, num_perm = p.window_size, p.num_permutations
+                rows = out[start : start + len(text.offsets) - 1]
                 shingles += signatures_of_bytes(
-                    text.data, text.offsets, split, window, num_perm, p.hash_mode, out=out[start : start + n]
+                    text.data, text.offsets, split, p.window_size, p.num_permutations, p.hash_mode, out=rows
                 )
-                start += n
+                start += len(rows)
             return out, shingles, "numba-fused"
         (text,) = parts
         hashes = self._shingle_hashes_of(text)
