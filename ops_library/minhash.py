@@ -51,6 +51,9 @@ _TORCH_BLOCK_ELEMENTS = 1 << 25
 _PROBE_BIN = np.uint64(0x9E3779B97F4A7C15)
 _PROBE_ATTEMPT = np.uint64(0xBF58476D1CE4E5B9)
 _UNFILLED = 1 << 32  # an `oph` bin no shingle reached, in the int64 minima of the numpy and torch paths
+# A band's key: its values folded as a polynomial in this multiplier, mod 2**64 (`band_keys`).
+_BAND_MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)
+_NO_KEYS = np.zeros((0, 0), dtype=np.uint64)
 
 
 # --- permutations ----------------------------------------------------------------------------------------------
@@ -237,7 +240,7 @@ def _numba_fused():  # -> the compiled one-pass kernel, or None without numba
         return None
 
     @numba.njit(parallel=True, cache=True, nogil=True)
-    def fused_kernel(data, offsets, sep, keep_empty, window, oph, a, b, out, shingles):  # pragma: no cover
+    def fused_kernel(data, offsets, sep, keep_empty, window, oph, a, b, out, shingles, rows, keys):  # pragma: no cover
         # One pass per text over its bytes: the token hash (FNV-1a-64, fmix64) in a tight loop up to the next
         # separator, the window's polynomial kept rolling (the oldest token's term taken out, as
         # `fast_shingle_hashes` sums it afresh: the same value mod 2**64), each full window's shingle hash, and
@@ -246,6 +249,8 @@ def _numba_fused():  # -> the compiled one-pass kernel, or None without numba
         # then takes all eight (their minimum first), which loads a, b and the running minima once per eight
         # shingles. (The rolling window and the eights: ~1.1x the sum afresh and fours, themselves ~1.9x one
         # shingle at a time; the token loop: ~1.2x one loop over every byte with its state in flags.)
+        # With `rows` > 0 a text's signature is not written out: its bands are folded into `keys` (`band_keys`'s
+        # polynomial), which spares the (texts, num_perm) array and the fold's uint64 copy of it.
         n_bins = np.uint64(out.shape[1])
         s33 = np.uint64(33)
         s32 = np.uint64(32)
@@ -339,7 +344,14 @@ def _numba_fused():  # -> the compiled one-pass kernel, or None without numba
                         source = ((c >> s32) * n_bins) >> s32
                         attempt += np.uint64(1)
                     mins[j] = mins[source]
-            out[d, :] = mins
+            if rows == 0:
+                out[d, :] = mins
+            else:
+                for band in range(keys.shape[1]):
+                    key = np.uint64(0)
+                    for t in range(band * rows, (band + 1) * rows):
+                        key = key * _BAND_MULTIPLIER + np.uint64(mins[t])
+                    keys[d, band] = key
             shingles[d] = max(0, count - window + 1)
 
     return fused_kernel
@@ -359,17 +371,56 @@ def signatures_of_bytes(
     `out`; returns the shingle count. `split` is `shingles.byte_split`'s rule. The values of
     `fast_shingle_hashes` followed by `minhash_signatures`, in one numba pass that keeps no token or shingle
     arrays; raises where that kernel cannot run (no numba, another mode or split: `fused_kernel_available`)."""
+    n_docs = len(offsets) - 1
+    if out.shape != (n_docs, num_perm) or out.dtype != np.uint32:
+        raise ValueError(f"out must be a uint32 array of shape ({n_docs}, {num_perm})")
+    return _one_pass(data, offsets, split, window, num_perm, mode, out, 0, _NO_KEYS)
+
+
+def band_keys_of_bytes(
+    data: np.ndarray,
+    offsets: np.ndarray,
+    split: tuple[int, bool] | None,
+    window: int,
+    num_perm: int,
+    mode: HashMode,
+    bands: int,
+    rows: int,
+    *,
+    out: np.ndarray,
+) -> int:
+    """`band_keys(signatures_of_bytes(...), bands, rows)` into `out` (uint64, (texts, bands)) by the same one-pass
+    kernel, which folds each text's bands as it finishes the text and writes no signature; returns the shingle
+    count."""
+    n_docs = len(offsets) - 1
+    if bands * rows > num_perm or rows < 1:
+        raise ValueError(f"{bands} bands x {rows} rows need {bands * rows} permutations, have {num_perm}")
+    if out.shape != (n_docs, bands) or out.dtype != np.uint64:
+        raise ValueError(f"out must be a uint64 array of shape ({n_docs}, {bands})")
+    no_signatures = np.empty((0, num_perm), dtype=np.uint32)
+    return _one_pass(data, offsets, split, window, num_perm, mode, no_signatures, rows, out)
+
+
+def _one_pass(
+    data: np.ndarray,
+    offsets: np.ndarray,
+    split: tuple[int, bool] | None,
+    window: int,
+    num_perm: int,
+    mode: HashMode,
+    out: np.ndarray,
+    rows: int,
+    keys: np.ndarray,
+) -> int:
     kernel = _numba_fused()
     if kernel is None or mode not in ("fast", "oph") or split is None:
         raise ValueError(f"no one-pass kernel for hash mode {mode!r} with split {split!r} (numba: {numba_available()})")
     a, b = permutations("fast", num_perm)
-    n_docs = len(offsets) - 1
-    if out.shape != (n_docs, num_perm) or out.dtype != np.uint32:
-        raise ValueError(f"out must be a uint32 array of shape ({n_docs}, {num_perm})")
-    shingles = np.zeros(n_docs, dtype=np.int64)
-    if n_docs:
+    shingles = np.zeros(len(offsets) - 1, dtype=np.int64)
+    if len(shingles):
         oph = mode == "oph"
-        kernel(data, offsets.astype(np.int64), np.uint8(split[0]), split[1], window, oph, a, b, out, shingles)
+        sep, keep_empty = np.uint8(split[0]), split[1]
+        kernel(data, offsets.astype(np.int64), sep, keep_empty, window, oph, a, b, out, shingles, rows, keys)
     return int(shingles.sum())
 
 
@@ -600,7 +651,7 @@ def band_keys(signatures: np.ndarray, bands: int, rows: int) -> np.ndarray:
     powers = [np.uint64(1)]
     with np.errstate(over="ignore"):
         for _ in range(rows - 1):
-            powers.append(powers[-1] * np.uint64(0x9E3779B97F4A7C15))
+            powers.append(powers[-1] * _BAND_MULTIPLIER)
         weights = np.array(powers[::-1], dtype=np.uint64)
         values = signatures[:, : bands * rows].astype(np.uint64).reshape(-1, rows)
         return (values @ weights).reshape(len(signatures), bands)

@@ -94,7 +94,8 @@ def utf8_buffer(texts: pl.Series) -> tuple[np.ndarray, np.ndarray]:
     arr = texts.to_arrow()
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
-    arr = arr.cast(pa.large_string())
+    if arr.type != pa.large_string():  # polars exports large strings already; a cast would import pyarrow.compute
+        arr = arr.cast(pa.large_string())
     _, offsets_buf, data_buf = arr.buffers()
     offsets = np.frombuffer(offsets_buf, dtype=np.int64)[arr.offset : arr.offset + len(arr) + 1]
     data = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.zeros(0, np.uint8)

@@ -17,6 +17,7 @@ from ops_library.columns import CLUSTER_ID, DUPLICATE_OF, HASH, ROW_ID
 from ops_library.minhash import (
     HashMode,
     band_keys,
+    band_keys_of_bytes,
     fused_kernel_available,
     minhash_signatures,
     numba_available,
@@ -169,6 +170,22 @@ class DocumentMinhashDeduplicator(Deduplicator):
     def shingle_hashes(self, texts: pl.Series) -> ShingleHashes:
         return self._shingle_hashes_of(self._text(texts)[0])
 
+    def _one_pass_parts(self, parts: list[ShingleText], out: np.ndarray, keys: bool) -> int:
+        """The one-pass kernel over each part into its rows of `out`: signatures, or with `keys` the LSH band
+        keys (`band_keys_of_bytes`); returns the shingle count."""
+        p = self.params
+        split = byte_split(p.tokenization, parts[0].marker)  # every part has the same marker
+        start, shingles = 0, 0
+        for text in parts:
+            rows = out[start : start + len(text.offsets) - 1]
+            args = (text.data, text.offsets, split, p.window_size, p.num_permutations, p.hash_mode)
+            if keys:
+                shingles += band_keys_of_bytes(*args, self.bands, self.rows_per_band, out=rows)
+            else:
+                shingles += signatures_of_bytes(*args, out=rows)
+            start += len(rows)
+        return shingles
+
     def _signatures_of(self, parts: list[ShingleText], device: str, backend: str | None) -> tuple[np.ndarray, int, str]:
         """(signatures, shingle count, how they were computed). On the CPU with numba, the `fast` and `oph`
         modes' space and punctuation splits take the one-pass kernel (the same values, no token or shingle
@@ -177,15 +194,7 @@ class DocumentMinhashDeduplicator(Deduplicator):
         p = self.params
         if self._one_pass(device, backend):
             out = np.empty((sum(len(t.offsets) - 1 for t in parts), p.num_permutations), dtype=np.uint32)
-            split = byte_split(p.tokenization, parts[0].marker)  # every part has the same marker
-            start, shingles = 0, 0
-            for text in parts:
-                rows = out[start : start + len(text.offsets) - 1]
-                shingles += signatures_of_bytes(
-                    text.data, text.offsets, split, p.window_size, p.num_permutations, p.hash_mode, out=rows
-                )
-                start += len(rows)
-            return out, shingles, "numba-fused"
+            return out, self._one_pass_parts(parts, out, keys=False), "numba-fused"
         (text,) = parts
         hashes = self._shingle_hashes_of(text)
         sig = minhash_signatures(hashes, p.hash_mode, p.num_permutations, device=device, backend=backend)
@@ -211,9 +220,13 @@ class DocumentMinhashDeduplicator(Deduplicator):
             parts = (kernel_threads or 1) if self._one_pass(run_on, None) else 1
             texts = self._text(df[self.text_key], parts)
             t_sig = time.perf_counter()
-            sig, shingles, how = self._signatures_of(texts, run_on, None)
+            if self._one_pass(run_on, None):  # the kernel folds the bands itself: no signature array
+                keys = np.empty((sum(len(t.offsets) - 1 for t in texts), self.bands), dtype=np.uint64)
+                shingles, how = self._one_pass_parts(texts, keys, keys=True), "numba-fused"
+            else:
+                sig, shingles, how = self._signatures_of(texts, run_on, None)
+                keys = band_keys(sig, self.bands, self.rows_per_band)
             t_end = time.perf_counter()
-        keys = band_keys(sig, self.bands, self.rows_per_band)
         self.last_run_info = {
             "device": run_on,
             "device_requested": device,

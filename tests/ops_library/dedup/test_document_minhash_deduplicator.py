@@ -14,9 +14,10 @@ from ops_library.base import OpUnavailableError
 from ops_library.clusters import BandIndex, first_rows, smallest_in_component
 from ops_library.columns import CLUSTER_ID, DROP_REASON, DUPLICATE_OF, HASH, ROW_ID
 from ops_library.dedup.document_minhash_deduplicator import DocumentMinhashDeduplicator
-from ops_library.minhash import minhash_signatures, numba_available, optimal_param
+from ops_library.minhash import band_keys, band_keys_of_bytes, minhash_signatures, numba_available, optimal_param
 from ops_library.shingles import (
     ShingleHashes,
+    byte_split,
     exact_shingles,
     fast_shingle_hashes,
     marker_absent_from,
@@ -227,9 +228,23 @@ def test_one_pass_kernel_equals_tokens_then_shingles_then_signatures(mode: str, 
     assert (one_pass == op.signatures(texts, backend="numba")).all()
     # and what the op records: the kernel it took and the shingles it hashed
     df = pl.DataFrame({"text": texts, ROW_ID: [str(i) for i in range(texts.len())]})
-    op.hashes(df)
+    keys = op.hashes(df)[HASH].to_numpy()
     assert op.last_run_info["backend"] == "numba-fused"
     assert op.last_run_info["shingles"] == len(op.shingle_hashes(texts).hashes)
+    # the kernel folds the bands itself: the keys of the two-stage signatures
+    assert (keys == band_keys(op.signatures(texts, backend="numpy"), op.bands, op.rows_per_band)).all()
+
+
+@pytest.mark.skipif(not numba_available(), reason="numba not installed")
+def test_band_keys_of_bytes_refuses_a_wrong_shape() -> None:
+    data, offsets = np.frombuffer(b"a b c d e f", dtype=np.uint8), np.array([0, 11], dtype=np.int64)
+    split = byte_split("space", None)
+    with pytest.raises(ValueError, match="26 bands x 10 rows need 260 permutations, have 256"):
+        band_keys_of_bytes(data, offsets, split, 5, 256, "oph", 26, 10, out=np.empty((1, 26), dtype=np.uint64))
+    with pytest.raises(ValueError, match=r"out must be a uint64 array of shape \(1, 25\)"):
+        band_keys_of_bytes(data, offsets, split, 5, 256, "oph", 25, 10, out=np.empty((1, 25), dtype=np.uint32))
+    with pytest.raises(ValueError, match="no one-pass kernel for hash mode 'datajuicer'"):
+        band_keys_of_bytes(data, offsets, split, 5, 256, "datajuicer", 25, 10, out=np.empty((1, 25), np.uint64))
 
 
 def test_fast_permutations_are_rensa_cores() -> None:
