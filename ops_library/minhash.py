@@ -366,61 +366,36 @@ def signatures_of_bytes(
     mode: HashMode,
     *,
     out: np.ndarray,
+    band_rows: int = 0,
 ) -> int:
     """The `fast` or `oph` hash mode's uint32 (texts, num_perm) signatures straight from the texts' bytes, into
     `out`; returns the shingle count. `split` is `shingles.byte_split`'s rule. The values of
     `fast_shingle_hashes` followed by `minhash_signatures`, in one numba pass that keeps no token or shingle
-    arrays; raises where that kernel cannot run (no numba, another mode or split: `fused_kernel_available`)."""
-    n_docs = len(offsets) - 1
-    if out.shape != (n_docs, num_perm) or out.dtype != np.uint32:
-        raise ValueError(f"out must be a uint32 array of shape ({n_docs}, {num_perm})")
-    return _one_pass(data, offsets, split, window, num_perm, mode, out, 0, _NO_KEYS)
+    arrays; raises where that kernel cannot run (no numba, another mode or split: `fused_kernel_available`).
 
-
-def band_keys_of_bytes(
-    data: np.ndarray,
-    offsets: np.ndarray,
-    split: tuple[int, bool] | None,
-    window: int,
-    num_perm: int,
-    mode: HashMode,
-    bands: int,
-    rows: int,
-    *,
-    out: np.ndarray,
-) -> int:
-    """`band_keys(signatures_of_bytes(...), bands, rows)` into `out` (uint64, (texts, bands)) by the same one-pass
-    kernel, which folds each text's bands as it finishes the text and writes no signature; returns the shingle
-    count."""
-    n_docs = len(offsets) - 1
-    if bands * rows > num_perm or rows < 1:
-        raise ValueError(f"{bands} bands x {rows} rows need {bands * rows} permutations, have {num_perm}")
-    if out.shape != (n_docs, bands) or out.dtype != np.uint64:
-        raise ValueError(f"out must be a uint64 array of shape ({n_docs}, {bands})")
-    no_signatures = np.empty((0, num_perm), dtype=np.uint32)
-    return _one_pass(data, offsets, split, window, num_perm, mode, no_signatures, rows, out)
-
-
-def _one_pass(
-    data: np.ndarray,
-    offsets: np.ndarray,
-    split: tuple[int, bool] | None,
-    window: int,
-    num_perm: int,
-    mode: HashMode,
-    out: np.ndarray,
-    rows: int,
-    keys: np.ndarray,
-) -> int:
+    With `band_rows` > 0, `out` is uint64 (texts, bands) and receives `band_keys(signatures, bands, band_rows)`
+    instead: the kernel folds each text's bands as it finishes the text and writes no signature."""
     kernel = _numba_fused()
     if kernel is None or mode not in ("fast", "oph") or split is None:
         raise ValueError(f"no one-pass kernel for hash mode {mode!r} with split {split!r} (numba: {numba_available()})")
+    n_docs = len(offsets) - 1
+    if band_rows:
+        bands = out.shape[1] if out.ndim == 2 else 0
+        if bands * band_rows > num_perm:
+            raise ValueError(f"{bands} bands x {band_rows} rows need {bands * band_rows} permutations, have {num_perm}")
+        if out.shape != (n_docs, bands) or out.dtype != np.uint64:
+            raise ValueError(f"out must be a uint64 array of shape ({n_docs}, bands) for band keys")
+        signatures, keys = np.empty((0, num_perm), dtype=np.uint32), out
+    else:
+        if out.shape != (n_docs, num_perm) or out.dtype != np.uint32:
+            raise ValueError(f"out must be a uint32 array of shape ({n_docs}, {num_perm})")
+        signatures, keys = out, _NO_KEYS
     a, b = permutations("fast", num_perm)
-    shingles = np.zeros(len(offsets) - 1, dtype=np.int64)
-    if len(shingles):
-        oph = mode == "oph"
-        sep, keep_empty = np.uint8(split[0]), split[1]
-        kernel(data, offsets.astype(np.int64), sep, keep_empty, window, oph, a, b, out, shingles, rows, keys)
+    shingles = np.zeros(n_docs, dtype=np.int64)
+    if n_docs:
+        sep, keep_empty, oph = np.uint8(split[0]), split[1], mode == "oph"
+        starts = offsets.astype(np.int64)
+        kernel(data, starts, sep, keep_empty, window, oph, a, b, signatures, shingles, band_rows, keys)
     return int(shingles.sum())
 
 

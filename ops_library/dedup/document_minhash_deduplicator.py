@@ -17,7 +17,6 @@ from ops_library.columns import CLUSTER_ID, DUPLICATE_OF, HASH, ROW_ID
 from ops_library.minhash import (
     HashMode,
     band_keys,
-    band_keys_of_bytes,
     fused_kernel_available,
     minhash_signatures,
     numba_available,
@@ -172,17 +171,22 @@ class DocumentMinhashDeduplicator(Deduplicator):
 
     def _one_pass_parts(self, parts: list[ShingleText], out: np.ndarray, keys: bool) -> int:
         """The one-pass kernel over each part into its rows of `out`: signatures, or with `keys` the LSH band
-        keys (`band_keys_of_bytes`); returns the shingle count."""
+        keys (`signatures_of_bytes`'s `band_rows`); returns the shingle count."""
         p = self.params
         split = byte_split(p.tokenization, parts[0].marker)  # every part has the same marker
         start, shingles = 0, 0
         for text in parts:
             rows = out[start : start + len(text.offsets) - 1]
-            args = (text.data, text.offsets, split, p.window_size, p.num_permutations, p.hash_mode)
-            if keys:
-                shingles += band_keys_of_bytes(*args, self.bands, self.rows_per_band, out=rows)
-            else:
-                shingles += signatures_of_bytes(*args, out=rows)
+            shingles += signatures_of_bytes(
+                text.data,
+                text.offsets,
+                split,
+                p.window_size,
+                p.num_permutations,
+                p.hash_mode,
+                out=rows,
+                band_rows=self.rows_per_band if keys else 0,
+            )
             start += len(rows)
         return shingles
 

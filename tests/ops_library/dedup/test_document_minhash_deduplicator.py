@@ -14,7 +14,7 @@ from ops_library.base import OpUnavailableError
 from ops_library.clusters import BandIndex, first_rows, smallest_in_component
 from ops_library.columns import CLUSTER_ID, DROP_REASON, DUPLICATE_OF, HASH, ROW_ID
 from ops_library.dedup.document_minhash_deduplicator import DocumentMinhashDeduplicator
-from ops_library.minhash import band_keys, band_keys_of_bytes, minhash_signatures, numba_available, optimal_param
+from ops_library.minhash import band_keys, minhash_signatures, numba_available, optimal_param, signatures_of_bytes
 from ops_library.shingles import (
     ShingleHashes,
     byte_split,
@@ -236,15 +236,17 @@ def test_one_pass_kernel_equals_tokens_then_shingles_then_signatures(mode: str, 
 
 
 @pytest.mark.skipif(not numba_available(), reason="numba not installed")
-def test_band_keys_of_bytes_refuses_a_wrong_shape() -> None:
+def test_band_keys_from_the_bytes_refuse_a_wrong_shape() -> None:
     data, offsets = np.frombuffer(b"a b c d e f", dtype=np.uint8), np.array([0, 11], dtype=np.int64)
     split = byte_split("space", None)
+    keys = np.empty((1, 26), dtype=np.uint64)
     with pytest.raises(ValueError, match="26 bands x 10 rows need 260 permutations, have 256"):
-        band_keys_of_bytes(data, offsets, split, 5, 256, "oph", 26, 10, out=np.empty((1, 26), dtype=np.uint64))
-    with pytest.raises(ValueError, match=r"out must be a uint64 array of shape \(1, 25\)"):
-        band_keys_of_bytes(data, offsets, split, 5, 256, "oph", 25, 10, out=np.empty((1, 25), dtype=np.uint32))
+        signatures_of_bytes(data, offsets, split, 5, 256, "oph", out=keys, band_rows=10)
+    with pytest.raises(ValueError, match=r"out must be a uint64 array of shape \(1, bands\)"):
+        signatures_of_bytes(data, offsets, split, 5, 256, "oph", out=keys[:, :25].astype(np.uint32), band_rows=10)
     with pytest.raises(ValueError, match="no one-pass kernel for hash mode 'datajuicer'"):
-        band_keys_of_bytes(data, offsets, split, 5, 256, "datajuicer", 25, 10, out=np.empty((1, 25), np.uint64))
+        signatures_of_bytes(data, offsets, split, 5, 256, "datajuicer", out=keys[:, :25], band_rows=10)
+    signatures_of_bytes(data, offsets, split, 5, 256, "oph", out=keys[:, :25].copy(), band_rows=10)
 
 
 def test_fast_permutations_are_rensa_cores() -> None:
