@@ -8,7 +8,7 @@ rule: documents whose signatures share a band bucket are joined (union-find), th
   numba kernels on the process's usable cores (`threads`, as a recipe's hashes stage runs them with `np` = the
   cores); its stages: loading the compiled kernels (numba's import and cache, once per process: a run over one
   row, then `load_kernels` for those it does without), signatures
-  (normalize, shingle, hash), and LSH index + apply, which sum to its total;
+  (normalize, shingle, hash, and fold into LSH band keys), and LSH index + apply, which sum to its total;
 * `sluice-dj-hash`: the same op with `hash_mode: datajuicer` (its Data-Juicer-compatible signatures);
 * `sluice-oph`: the same op with `hash_mode: oph` (one permutation hashing: one hash per shingle, densified);
 * `datasketch`: `MinHash.bulk` (scheme "legacy", seed 42, SHA-1: Data-Juicer's permutations and hash) and
