@@ -169,9 +169,9 @@ class DocumentMinhashDeduplicator(Deduplicator):
     def shingle_hashes(self, texts: pl.Series) -> ShingleHashes:
         return self._shingle_hashes_of(self._text(texts)[0])
 
-    def _one_pass_parts(self, parts: list[ShingleText], out: np.ndarray, keys: bool) -> int:
-        """The one-pass kernel over each part into its rows of `out`: signatures, or with `keys` the LSH band
-        keys (`signatures_of_bytes`'s `band_rows`); returns the shingle count."""
+    def _one_pass_parts(self, parts: list[ShingleText], out: np.ndarray, band_rows: int = 0) -> int:
+        """The one-pass kernel over each part into its rows of `out`: signatures, or with `band_rows` the LSH
+        band keys (`signatures_of_bytes`); returns the shingle count."""
         p = self.params
         split = byte_split(p.tokenization, parts[0].marker)  # every part has the same marker
         start, shingles = 0, 0
@@ -185,7 +185,7 @@ class DocumentMinhashDeduplicator(Deduplicator):
                 p.num_permutations,
                 p.hash_mode,
                 out=rows,
-                band_rows=self.rows_per_band if keys else 0,
+                band_rows=band_rows,
             )
             start += len(rows)
         return shingles
@@ -198,7 +198,7 @@ class DocumentMinhashDeduplicator(Deduplicator):
         p = self.params
         if self._one_pass(device, backend):
             out = np.empty((sum(len(t.offsets) - 1 for t in parts), p.num_permutations), dtype=np.uint32)
-            return out, self._one_pass_parts(parts, out, keys=False), "numba-fused"
+            return out, self._one_pass_parts(parts, out), "numba-fused"
         (text,) = parts
         hashes = self._shingle_hashes_of(text)
         sig = minhash_signatures(hashes, p.hash_mode, p.num_permutations, device=device, backend=backend)
@@ -221,12 +221,12 @@ class DocumentMinhashDeduplicator(Deduplicator):
             t_text = time.perf_counter()
             # the one-pass kernel takes the texts in parts, one per thread, normalized side by side (polars'
             # lower-casing runs on one core per call)
-            parts = (kernel_threads or 1) if self._one_pass(run_on, None) else 1
-            texts = self._text(df[self.text_key], parts)
+            one_pass = self._one_pass(run_on, None)
+            texts = self._text(df[self.text_key], (kernel_threads or 1) if one_pass else 1)
             t_sig = time.perf_counter()
-            if self._one_pass(run_on, None):  # the kernel folds the bands itself: no signature array
-                keys = np.empty((sum(len(t.offsets) - 1 for t in texts), self.bands), dtype=np.uint64)
-                shingles, how = self._one_pass_parts(texts, keys, keys=True), "numba-fused"
+            if one_pass:  # the kernel folds the bands itself: no signature array
+                keys = np.empty((df.height, self.bands), dtype=np.uint64)
+                shingles, how = self._one_pass_parts(texts, keys, self.rows_per_band), "numba-fused"
             else:
                 sig, shingles, how = self._signatures_of(texts, run_on, None)
                 keys = band_keys(sig, self.bands, self.rows_per_band)
