@@ -11,8 +11,8 @@ every row. It grows by appending partitions (`add`) and gives the same clusters 
 
 from __future__ import annotations
 
-import functools
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,72 +20,30 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from ops_library import native_kernels
 from ops_library.columns import CLUSTER_ID, DUPLICATE_OF, HASH, ROW_ID
 
 _POS = "__pos__"
 _KEY = "__key__"
 
 
-@functools.cache
-def _first_rows_kernel():  # -> the compiled kernel, or None without numba
-    try:
-        from ops_library.numba_loader import numba
-    except ImportError:
-        return None
-
-    @numba.njit(parallel=True, cache=True, nogil=True)
-    def first_rows_kernel(keys, out):  # pragma: no cover - compiled
-        # Per band (in parallel), one pass over the rows with an open-addressing table of the keys seen: a row
-        # whose key is new is its own first, else it takes the first row of its key.
-        n, bands = keys.shape
-        bits = 1
-        while (1 << bits) < 2 * n:
-            bits += 1
-        size = 1 << bits
-        mask = size - 1
-        shift = np.uint64(64 - bits)
-        mix = np.uint64(0x9E3779B97F4A7C15)
-        for j in numba.prange(bands):
-            seen_keys = np.empty(size, dtype=np.uint64)
-            seen_rows = np.full(size, -1, dtype=np.int64)
-            for i in range(n):
-                k = keys[i, j]
-                slot = np.int64((k * mix) >> shift)
-                while seen_rows[slot] != -1 and seen_keys[slot] != k:
-                    slot = (slot + 1) & mask
-                if seen_rows[slot] == -1:
-                    seen_keys[slot] = k
-                    seen_rows[slot] = i
-                out[i, j] = seen_rows[slot]
-
-    return first_rows_kernel
-
-
-def _loaded_first_rows_kernel():  # -> the kernel when this process has loaded it already (no numba import to ask)
-    if _first_rows_kernel.cache_info().currsize == 0:
-        return None
-    compiled = _first_rows_kernel()
-    return compiled if compiled is not None and compiled.signatures else None
-
-
-# Below this many band keys the sort takes less time than loading the compiled kernel (~0.1 s, once per process).
-KERNEL_MIN_KEYS = 500_000
-
-
-def first_rows(band_keys: np.ndarray, *, kernel: bool | None = None) -> np.ndarray:
+def first_rows(band_keys: np.ndarray, *, kernel: bool | None = None, threads: int | None = None) -> np.ndarray:
     """int64 (rows, bands): for each row and band, the first row with the same band key (itself when it is the
-    first). By the compiled kernel (one hashed pass per band) where numba is there, else by a stable sort per
-    band: the same numbers. `kernel=None` takes the kernel when it is loaded already or the keys are many
-    (`KERNEL_MIN_KEYS`)."""
+    first). By the C kernel (`csrc/first_rows.c`: one hashed pass per band, the bands split over `threads`,
+    default every core) where it is built, else by a stable sort per band: the same numbers. `kernel` True
+    insists on the C kernel, False takes the sort."""
     keys = np.ascontiguousarray(band_keys, dtype=np.uint64)
     out = np.empty(keys.shape, dtype=np.int64)
-    compiled = None
-    if kernel is not False and keys.size:
-        compiled = _loaded_first_rows_kernel()
-        if compiled is None and (kernel or keys.size >= KERNEL_MIN_KEYS):
-            compiled = _first_rows_kernel()
-    if compiled is not None:
-        compiled(keys, out)
+    lib = native_kernels.library() if kernel is not False else None
+    if kernel and lib is None:
+        raise RuntimeError("the C kernels are not built: reinstall with `pip install -e .` (it needs a C compiler)")
+    if lib is not None:
+        if keys.size:
+            n, bands = keys.shape
+            k, o = native_kernels.address(keys), native_kernels.address(out)
+            ranges = [(j, j + 1) for j in range(bands)]
+            threads = threads or os.cpu_count() or 1
+            native_kernels.run_chunks(lambda lo, hi: lib.sluice_first_rows(k, n, bands, lo, hi, o), ranges, threads)
         return out
     for j in range(keys.shape[1]):
         _, first, inverse = np.unique(keys[:, j], return_index=True, return_inverse=True)

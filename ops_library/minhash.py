@@ -27,13 +27,10 @@ from typing import Literal
 
 import numpy as np
 
-from ops_library import lsh_params
+from ops_library import lsh_params, native_kernels
 from ops_library.shingles import (
     _FMIX_C1,
     _FMIX_C2,
-    _FNV_OFFSET,
-    _FNV_PRIME,
-    _WINDOW_MULTIPLIER,
     ShingleHashes,
 )
 
@@ -53,7 +50,6 @@ _PROBE_ATTEMPT = np.uint64(0xBF58476D1CE4E5B9)
 _UNFILLED = 1 << 32  # an `oph` bin no shingle reached, in the int64 minima of the numpy and torch paths
 # A band's key: its values folded as a polynomial in this multiplier, mod 2**64 (`band_keys`).
 _BAND_MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)
-_NO_KEYS = np.zeros((0, 0), dtype=np.uint64)
 
 
 # --- permutations ----------------------------------------------------------------------------------------------
@@ -232,131 +228,6 @@ def _numba_kernels():  # -> tuple of two numba functions, or None when numba is 
     return fast_kernel, dj_kernel
 
 
-@functools.cache
-def _numba_fused():  # -> the compiled one-pass kernel, or None without numba
-    try:
-        from ops_library.numba_loader import numba
-    except ImportError:
-        return None
-
-    @numba.njit(parallel=True, cache=True, nogil=True)
-    def fused_kernel(data, offsets, sep, keep_empty, window, oph, a, b, out, shingles, rows, keys):  # pragma: no cover
-        # One pass per text over its bytes: the token hash (FNV-1a-64, fmix64) in a tight loop up to the next
-        # separator, the window's polynomial kept rolling (the oldest token's term taken out, as
-        # `fast_shingle_hashes` sums it afresh: the same value mod 2**64), each full window's shingle hash, and
-        # then, with `oph`, its bin's minimum (the empty bins densified at the text's end, as `_densify_numpy` does),
-        # else its permutations' minimum. Shingle hashes wait in eights for the permutations: one pass over them
-        # then takes all eight (their minimum first), which loads a, b and the running minima once per eight
-        # shingles. (The rolling window and the eights: ~1.1x the sum afresh and fours, themselves ~1.9x one
-        # shingle at a time; the token loop: ~1.2x one loop over every byte with its state in flags.)
-        # With `rows` > 0 a text's signature is not written out: its bands are folded into `keys` (`band_keys`'s
-        # polynomial), which spares the (texts, num_perm) array and the fold's uint64 copy of it.
-        n_bins = np.uint64(out.shape[1])
-        s33 = np.uint64(33)
-        s32 = np.uint64(32)
-        top = np.uint64(1)
-        for _ in range(window):
-            top *= _WINDOW_MULTIPLIER  # the oldest token's factor, M**window, once the window moves on
-        for d in numba.prange(len(offsets) - 1):
-            ring = np.empty(window, dtype=np.uint64)  # the window's token hashes; `slot` is the oldest
-            mins = np.full(out.shape[1], np.uint32(0xFFFFFFFF), dtype=np.uint32)
-            filled = np.zeros(out.shape[1] if oph else 0, dtype=np.bool_)
-            waiting = np.empty(8, dtype=np.uint64)
-            n_waiting = 0
-            count = 0
-            slot = 0  # where the next token hash goes; once the ring is full, also its oldest (no `%`: a division)
-            acc = np.uint64(0)
-            p = offsets[d]
-            stop = offsets[d + 1]
-            while True:
-                if not keep_empty:  # `space`: runs of separators make no empty tokens
-                    while p < stop and data[p] == sep:
-                        p += 1
-                    if p >= stop:
-                        break
-                h = _FNV_OFFSET
-                while p < stop:  # one token: its bytes up to the next separator or the text's end
-                    c = data[p]
-                    if c == sep:
-                        break
-                    h = (h ^ np.uint64(c)) * _FNV_PRIME
-                    p += 1
-                h ^= h >> s33
-                h *= _FMIX_C1
-                h ^= h >> s33
-                h *= _FMIX_C2
-                h ^= h >> s33
-                acc = acc * _WINDOW_MULTIPLIER + h
-                if count >= window:
-                    acc -= ring[slot] * top
-                ring[slot] = h
-                slot += 1
-                if slot == window:
-                    slot = 0
-                count += 1
-                if count >= window:
-                    x = acc
-                    x ^= x >> s33
-                    x *= _FMIX_C1
-                    x ^= x >> s33
-                    x *= _FMIX_C2
-                    x ^= x >> s33
-                    if oph:
-                        j = ((x >> s32) * n_bins) >> s32
-                        mins[j] = min(mins[j], np.uint32(x & np.uint64(MAX_HASH)))
-                        filled[j] = True
-                    else:
-                        waiting[n_waiting] = x
-                        n_waiting += 1
-                    if n_waiting == 8:
-                        h0, h1, h2, h3 = waiting[0], waiting[1], waiting[2], waiting[3]
-                        h4, h5, h6, h7 = waiting[4], waiting[5], waiting[6], waiting[7]
-                        for k in range(len(a)):
-                            ak, bk = a[k], b[k]
-                            v = min(np.uint32((ak * h0 + bk) >> s32), np.uint32((ak * h1 + bk) >> s32))
-                            v = min(v, np.uint32((ak * h2 + bk) >> s32))
-                            v = min(v, np.uint32((ak * h3 + bk) >> s32))
-                            v = min(v, np.uint32((ak * h4 + bk) >> s32))
-                            v = min(v, np.uint32((ak * h5 + bk) >> s32))
-                            v = min(v, np.uint32((ak * h6 + bk) >> s32))
-                            v = min(v, np.uint32((ak * h7 + bk) >> s32))
-                            mins[k] = min(mins[k], v)
-                        n_waiting = 0
-                if p >= stop:
-                    break
-                p += 1  # the separator; with `keep_empty`, one at the text's end leaves an empty last token
-            for j in range(n_waiting):
-                h = waiting[j]
-                for k in range(len(a)):
-                    mins[k] = min(mins[k], np.uint32((a[k] * h + b[k]) >> s32))
-            if oph and count >= window:
-                # `_densify_numpy`'s probes (`oph_probe`) written out, one text at a time (see `oph_densify`)
-                for j in range(len(mins)):
-                    attempt = np.uint64(1)
-                    source = np.uint64(j)
-                    while not filled[source]:
-                        c = np.uint64(j) * _PROBE_BIN + attempt * _PROBE_ATTEMPT
-                        c ^= c >> s33
-                        c *= _FMIX_C1
-                        c ^= c >> s33
-                        c *= _FMIX_C2
-                        c ^= c >> s33
-                        source = ((c >> s32) * n_bins) >> s32
-                        attempt += np.uint64(1)
-                    mins[j] = mins[source]
-            if rows == 0:
-                out[d, :] = mins
-            else:
-                for band in range(keys.shape[1]):
-                    key = np.uint64(0)
-                    for t in range(band * rows, (band + 1) * rows):
-                        key = key * _BAND_MULTIPLIER + np.uint64(mins[t])
-                    keys[d, band] = key
-            shingles[d] = max(0, count - window + 1)
-
-    return fused_kernel
-
-
 def signatures_of_bytes(
     data: np.ndarray,
     offsets: np.ndarray,
@@ -367,17 +238,21 @@ def signatures_of_bytes(
     *,
     out: np.ndarray,
     band_rows: int = 0,
+    threads: int = 1,
 ) -> int:
     """The `fast` or `oph` hash mode's uint32 (texts, num_perm) signatures straight from the texts' bytes, into
     `out`; returns the shingle count. `split` is `shingles.byte_split`'s rule. The values of
-    `fast_shingle_hashes` followed by `minhash_signatures`, in one numba pass that keeps no token or shingle
-    arrays; raises where that kernel cannot run (no numba, another mode or split: `fused_kernel_available`).
+    `fast_shingle_hashes` followed by `minhash_signatures`, in one pass of the C kernel (`csrc/minhash_bytes.c`)
+    that keeps no token or shingle arrays, over chunks of about equal bytes on `threads` threads; raises where
+    that kernel cannot run (not built, another mode or split: `fused_kernel_available`).
 
     With `band_rows` > 0, `out` is uint64 (texts, bands) and receives `band_keys(signatures, bands, band_rows)`
     instead: the kernel folds each text's bands as it finishes the text and writes no signature."""
-    kernel = _numba_fused()
-    if kernel is None or mode not in ("fast", "oph") or split is None:
-        raise ValueError(f"no one-pass kernel for hash mode {mode!r} with split {split!r} (numba: {numba_available()})")
+    lib = native_kernels.library()
+    if lib is None or mode not in ("fast", "oph") or split is None:
+        raise ValueError(
+            f"no one-pass kernel for hash mode {mode!r} with split {split!r} (C kernels built: {lib is not None})"
+        )
     n_docs = len(offsets) - 1
     if band_rows:
         bands = out.shape[1] if out.ndim == 2 else 0
@@ -385,22 +260,31 @@ def signatures_of_bytes(
             raise ValueError(f"{bands} bands x {band_rows} rows need {bands * band_rows} permutations, have {num_perm}")
         if out.shape != (n_docs, bands) or out.dtype != np.uint64:
             raise ValueError(f"out must be a uint64 array of shape ({n_docs}, bands) for band keys")
-        signatures, keys = np.empty((0, num_perm), dtype=np.uint32), out
+        signatures, keys = None, native_kernels.address(out)
     else:
         if out.shape != (n_docs, num_perm) or out.dtype != np.uint32:
             raise ValueError(f"out must be a uint32 array of shape ({n_docs}, {num_perm})")
-        signatures, keys = out, _NO_KEYS
+        signatures, keys, bands = native_kernels.address(out), None, 0
     a, b = permutations("fast", num_perm)
     shingles = np.zeros(n_docs, dtype=np.int64)
-    if n_docs:
-        sep, keep_empty, oph = np.uint8(split[0]), split[1], mode == "oph"
-        starts = offsets.astype(np.int64)
-        kernel(data, starts, sep, keep_empty, window, oph, a, b, signatures, shingles, band_rows, keys)
+    data = np.ascontiguousarray(data, dtype=np.uint8)
+    starts = np.ascontiguousarray(offsets, dtype=np.int64)
+    sep, keep_empty, oph = int(split[0]), int(split[1]), int(mode == "oph")
+    pointers = [native_kernels.address(x) for x in (data, starts, a, b, shingles)]
+
+    def chunk(first: int, last: int) -> int:
+        return lib.sluice_minhash_bytes(
+            pointers[0], pointers[1], first, last, sep, keep_empty, window, oph, pointers[2], pointers[3],
+            num_perm, signatures, pointers[4], band_rows, bands, keys,
+        )  # fmt: skip
+
+    # a few chunks per thread: texts differ in length, and a thread that finishes early takes the next chunk
+    native_kernels.run_chunks(chunk, native_kernels.byte_chunks(starts, 4 * threads if threads > 1 else 1), threads)
     return int(shingles.sum())
 
 
 def fused_kernel_available() -> bool:
-    return _numba_fused() is not None
+    return native_kernels.available()
 
 
 # --- one permutation hashing (`oph`) ---------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -152,8 +153,8 @@ class DocumentMinhashDeduplicator(Deduplicator):
         )
 
     def _one_pass(self, device: str, backend: str | None) -> bool:
-        """Whether signatures take the one-pass kernel: the `fast` and `oph` modes with `space` or `punctuation`
-        tokens, on the CPU with numba, no backend forced."""
+        """Whether signatures take the one-pass C kernel: the `fast` and `oph` modes with `space` or `punctuation`
+        tokens, on the CPU with the kernels built, no backend forced."""
         p = self.params
         byte_tokens = p.tokenization in ("space", "punctuation")
         cpu_default = device == "cpu" and backend is None
@@ -169,9 +170,9 @@ class DocumentMinhashDeduplicator(Deduplicator):
     def shingle_hashes(self, texts: pl.Series) -> ShingleHashes:
         return self._shingle_hashes_of(self._text(texts)[0])
 
-    def _one_pass_parts(self, parts: list[ShingleText], out: np.ndarray, band_rows: int = 0) -> int:
-        """The one-pass kernel over each part into its rows of `out`: signatures, or with `band_rows` the LSH
-        band keys (`signatures_of_bytes`); returns the shingle count."""
+    def _one_pass_parts(self, parts: list[ShingleText], out: np.ndarray, band_rows: int = 0, threads: int = 1) -> int:
+        """The one-pass kernel over each part into its rows of `out` on `threads` threads: signatures, or with
+        `band_rows` the LSH band keys (`signatures_of_bytes`); returns the shingle count."""
         p = self.params
         split = byte_split(p.tokenization, parts[0].marker)  # every part has the same marker
         start, shingles = 0, 0
@@ -186,19 +187,20 @@ class DocumentMinhashDeduplicator(Deduplicator):
                 p.hash_mode,
                 out=rows,
                 band_rows=band_rows,
+                threads=threads,
             )
             start += len(rows)
         return shingles
 
     def _signatures_of(self, parts: list[ShingleText], device: str, backend: str | None) -> tuple[np.ndarray, int, str]:
-        """(signatures, shingle count, how they were computed). On the CPU with numba, the `fast` and `oph`
-        modes' space and punctuation splits take the one-pass kernel (the same values, no token or shingle
-        arrays), one call per part; `backend` ("numba", "numpy", "torch") forces the two-stage path on that
-        backend, which takes one part."""
+        """(signatures, shingle count, how they were computed). On the CPU, the `fast` and `oph` modes' space
+        and punctuation splits take the one-pass C kernel (the same values, no token or shingle arrays), one call
+        per part; `backend` ("numba", "numpy", "torch") forces the two-stage path on that backend, which takes
+        one part."""
         p = self.params
         if self._one_pass(device, backend):
             out = np.empty((sum(len(t.offsets) - 1 for t in parts), p.num_permutations), dtype=np.uint32)
-            return out, self._one_pass_parts(parts, out), "numba-fused"
+            return out, self._one_pass_parts(parts, out), "native"
         (text,) = parts
         hashes = self._shingle_hashes_of(text)
         sig = minhash_signatures(hashes, p.hash_mode, p.num_permutations, device=device, backend=backend)
@@ -213,24 +215,28 @@ class DocumentMinhashDeduplicator(Deduplicator):
         self, df: pl.DataFrame, *, device: str = "cpu", threads: int | None = None, **_placement: Any
     ) -> pl.DataFrame:
         """ROW_ID and HASH = the LSH band keys, Array(UInt64, num_bands), per row. `threads`: CPU threads of the
-        numba kernels (default: `needs.cpus`; the hashes stage passes its step's CPUs)."""
+        kernels (default: `needs.cpus`; the hashes stage passes its step's CPUs)."""
         t0 = time.perf_counter()
         run_on, why = usable_device(device)
         threads = threads or max(1, int(self.needs.cpus))
-        with numba_threads(threads) as kernel_threads:
+        if self._one_pass(run_on, None):
+            # the C kernel takes the texts in parts, one per thread, normalized side by side (polars' lower-casing
+            # runs on one core per call), and folds the bands itself: no signature array
+            kernel_threads = min(threads, os.cpu_count() or 1)
             t_text = time.perf_counter()
-            # the one-pass kernel takes the texts in parts, one per thread, normalized side by side (polars'
-            # lower-casing runs on one core per call)
-            one_pass = self._one_pass(run_on, None)
-            texts = self._text(df[self.text_key], (kernel_threads or 1) if one_pass else 1)
+            texts = self._text(df[self.text_key], kernel_threads)
             t_sig = time.perf_counter()
-            if one_pass:  # the kernel folds the bands itself: no signature array
-                keys = np.empty((df.height, self.bands), dtype=np.uint64)
-                shingles, how = self._one_pass_parts(texts, keys, self.rows_per_band), "numba-fused"
-            else:
+            keys = np.empty((df.height, self.bands), dtype=np.uint64)
+            shingles, how = self._one_pass_parts(texts, keys, self.rows_per_band, kernel_threads), "native"
+            t_end = time.perf_counter()
+        else:
+            with numba_threads(threads) as kernel_threads:
+                t_text = time.perf_counter()
+                texts = self._text(df[self.text_key])
+                t_sig = time.perf_counter()
                 sig, shingles, how = self._signatures_of(texts, run_on, None)
                 keys = band_keys(sig, self.bands, self.rows_per_band)
-            t_end = time.perf_counter()
+                t_end = time.perf_counter()
         self.last_run_info = {
             "device": run_on,
             "device_requested": device,
@@ -280,8 +286,9 @@ class DocumentMinhashDeduplicator(Deduplicator):
         return pl.format("near-duplicate of {} (minhash cluster {})", pl.col(DUPLICATE_OF), pl.col(CLUSTER_ID))
 
     def load_kernels(self) -> None:
-        """Load the compiled kernels a run over many texts takes (numba's import and on-disk cache, once per
-        process): the signatures' and the index's, which a run over few rows does without."""
+        """Load the compiled kernels a run over many texts takes, once per process: the C kernels (a millisecond),
+        or where they are not built numba's import and on-disk cache; the signatures' and the index's, which a
+        run over few rows does without."""
         self.signatures(pl.Series(["a b c d e f g"]))
         first_rows(np.zeros((1, self.bands), dtype=np.uint64), kernel=True)
 

@@ -1,4 +1,5 @@
 import hashlib
+import os
 import random
 import re
 import struct
@@ -10,11 +11,19 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
+from ops_library import native_kernels
 from ops_library.base import OpUnavailableError
 from ops_library.clusters import BandIndex, first_rows, smallest_in_component
 from ops_library.columns import CLUSTER_ID, DROP_REASON, DUPLICATE_OF, HASH, ROW_ID
 from ops_library.dedup.document_minhash_deduplicator import DocumentMinhashDeduplicator
-from ops_library.minhash import band_keys, minhash_signatures, numba_available, optimal_param, signatures_of_bytes
+from ops_library.minhash import (
+    band_keys,
+    fused_kernel_available,
+    minhash_signatures,
+    numba_available,
+    optimal_param,
+    signatures_of_bytes,
+)
 from ops_library.shingles import (
     ShingleHashes,
     byte_split,
@@ -28,6 +37,8 @@ from ops_library.shingles import (
     utf8_buffer,
 )
 from tests.conftest import ROOT
+
+NOT_BUILT = "Sluice's C kernels are not built (no C compiler at install)"
 
 WORDS = (
     "river stone cloud maple silver orbit candle harbor velvet meadow lantern copper thistle ember glacier "
@@ -212,6 +223,7 @@ def test_numba_and_numpy_tokens_and_shingle_hashes_agree(tokenization: str) -> N
 
 
 @pytest.mark.skipif(not numba_available(), reason="numba not installed")
+@pytest.mark.skipif(not native_kernels.available(), reason=NOT_BUILT)
 @pytest.mark.parametrize("mode", ["fast", "oph"])
 @pytest.mark.parametrize("tokenization", ["space", "punctuation"])
 @pytest.mark.parametrize("window", [1, 3, 5])
@@ -228,14 +240,34 @@ def test_one_pass_kernel_equals_tokens_then_shingles_then_signatures(mode: str, 
     assert (one_pass == op.signatures(texts, backend="numba")).all()
     # and what the op records: the kernel it took and the shingles it hashed
     df = pl.DataFrame({"text": texts, ROW_ID: [str(i) for i in range(texts.len())]})
-    keys = op.hashes(df)[HASH].to_numpy()
-    assert op.last_run_info["backend"] == "numba-fused"
+    keys = op.hashes(df, threads=1)[HASH].to_numpy()
+    assert op.last_run_info["backend"] == "native"
     assert op.last_run_info["shingles"] == len(op.shingle_hashes(texts).hashes)
     # the kernel folds the bands itself: the keys of the two-stage signatures
     assert (keys == band_keys(op.signatures(texts, backend="numpy"), op.bands, op.rows_per_band)).all()
+    # on two threads: the texts in two normalized parts, each cut into chunks of about equal bytes
+    assert (op.hashes(df, threads=2)[HASH].to_numpy() == keys).all()
+    assert op.last_run_info["kernel_threads"] == min(2, os.cpu_count() or 1)
 
 
-@pytest.mark.skipif(not numba_available(), reason="numba not installed")
+def test_without_the_c_kernels_the_op_takes_the_two_stage_path_with_the_same_keys(monkeypatch) -> None:
+    texts = pl.Series([doc(i, 4 + i) for i in range(60)] + ["", "a b"])
+    df = pl.DataFrame({"text": texts, ROW_ID: [str(i) for i in range(texts.len())]})
+    for mode in ("fast", "oph"):
+        op = DocumentMinhashDeduplicator({"hash_mode": mode, "num_permutations": 64})
+        expected = op.run(df)
+        with monkeypatch.context() as patch:
+            patch.setattr(native_kernels, "library", lambda: None)
+            assert not fused_kernel_available()
+            got = op.run(df)
+            assert op.last_run_info["backend"] == ("numba" if numba_available() else "numpy")
+            with pytest.raises(RuntimeError, match="the C kernels are not built"):
+                first_rows(np.zeros((2, 3), dtype=np.uint64), kernel=True)
+        assert_frame_equal(got.kept, expected.kept)
+        assert_frame_equal(got.dropped, expected.dropped)
+
+
+@pytest.mark.skipif(not native_kernels.available(), reason=NOT_BUILT)
 def test_band_keys_from_the_bytes_refuse_a_wrong_shape() -> None:
     data, offsets = np.frombuffer(b"a b c d e f", dtype=np.uint8), np.array([0, 11], dtype=np.int64)
     split = byte_split("space", None)
@@ -474,8 +506,10 @@ def test_first_rows_kernel_equals_the_sorted_buckets(vocab: int) -> None:
     for row in (0, 1500, 2999):
         for band in (0, 8):
             assert expected[row, band] == int(np.flatnonzero(keys[:, band] == keys[row, band])[0])
-    assert (first_rows(keys, kernel=True) == expected).all()
-    assert (first_rows(keys) == expected).all()  # few keys: the sort, or the kernel once it is loaded
+    if native_kernels.available():
+        assert (first_rows(keys, kernel=True) == expected).all()
+        assert (first_rows(keys, kernel=True, threads=1) == expected).all()
+    assert (first_rows(keys) == expected).all()  # the kernel where it is built, else the sort
 
 
 @pytest.mark.parametrize(("n", "edges"), [(1, 0), (50, 20), (400, 400), (3000, 6000)])
@@ -497,22 +531,25 @@ def test_components_are_those_of_a_one_edge_at_a_time_union_find(n: int, edges: 
     assert (smallest_in_component(n, path[:-1], path[1:]) == 0).all()
 
 
-def test_a_small_index_does_not_load_the_kernel_and_load_kernels_does() -> None:
-    # Loading the compiled index kernel (~0.1 s once per process) costs more than sorting a few keys: an index of
-    # few keys sorts unless the kernel is loaded already; the op's load_kernels loads it (what a timed run wants).
+@pytest.mark.skipif(not native_kernels.available(), reason=NOT_BUILT)
+def test_the_one_pass_route_never_imports_numba() -> None:
+    # numba's import and kernel cache took 0.5-0.8 s of every process that ran the op; the C kernels load in a
+    # millisecond. A run in `fast` and `oph` modes, index included, leaves numba unimported.
     code = (
-        "import sys, numpy as np\n"
-        "from ops_library import clusters\n"
+        "import sys, polars as pl\n"
+        "from ops_library.columns import ROW_ID\n"
         "from ops_library.dedup.document_minhash_deduplicator import DocumentMinhashDeduplicator\n"
-        "keys = np.arange(2000 * 25, dtype=np.uint64).reshape(2000, 25) % np.uint64(700)\n"
-        "clusters.first_rows(keys)\n"
-        "print(clusters._loaded_first_rows_kernel() is None, 'numba' in sys.modules)\n"
-        "DocumentMinhashDeduplicator().load_kernels()\n"
-        "print(clusters._loaded_first_rows_kernel() is not None)\n"
+        "texts = [' '.join(f'w{i % 40}x{j}' for j in range(30)) for i in range(400)]\n"
+        "df = pl.DataFrame({'text': texts, ROW_ID: [str(i) for i in range(400)]})\n"
+        "for mode in ('fast', 'oph'):\n"
+        "    op = DocumentMinhashDeduplicator({'hash_mode': mode})\n"
+        "    op.load_kernels()\n"
+        "    print(op.run(df).kept.height, op.last_run_info['backend'])\n"
+        "print('numba' in sys.modules)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.split() == ["True", "False", "True"]
+    assert out.stdout.split() == ["40", "native", "40", "native", "False"]
 
 
 def test_index_built_at_once_equals_one_grown_row_by_row_and_survives_a_save(tmp_path) -> None:
