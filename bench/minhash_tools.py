@@ -5,9 +5,9 @@ Every tool gets Data-Juicer's settings: shingles of 5 space-separated tokens of 
 rule: documents whose signatures share a band bucket are joined (union-find), the first of each group is kept.
 
 * `sluice`: the registered `document_minhash_deduplicator` op (`Op.run` on one frame), default params, its
-  numba kernels on the process's usable cores (`threads`, as a recipe's hashes stage runs them with `np` = the
-  cores); its stages: loading the compiled kernels (numba's import and cache, once per process: a run over one
-  row, then `load_kernels` for those it does without), signatures
+  compiled kernels on the process's usable cores (`threads`, as a recipe's hashes stage runs them with `np` = the
+  cores); its stages: loading the compiled kernels (the C library, or in `datajuicer` mode numba's import and
+  cache, once per process: a run over one row, then `load_kernels` for those it does without), signatures
   (normalize, shingle, hash, and fold into LSH band keys), and LSH index + apply, which sum to its total;
 * `sluice-dj-hash`: the same op with `hash_mode: datajuicer` (its Data-Juicer-compatible signatures);
 * `sluice-oph`: the same op with `hash_mode: oph` (one permutation hashing: one hash per shingle, densified);

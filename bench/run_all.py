@@ -114,8 +114,9 @@ def recipe_yaml(project: str, dataset: Path, ops: list[tuple[str, dict[str, Any]
 
 def warm_kernels(work: Path, corpus_dir: Path, np: int) -> float:
     """One unmeasured `sluice run` of the 10-op recipe, in both MinHash hash modes, on 2,000 corpus documents:
-    numba compiles Sluice's kernels into their on-disk cache the first time each is used (a fresh clone), and no
-    measured run should pay that once-per-machine cost. Returns the seconds it took (printed, counted nowhere)."""
+    numba compiles the kernels of the `datajuicer` hash mode into their on-disk cache the first time each is used
+    (a fresh clone), and no measured run should pay that once-per-machine cost. Returns the seconds it took
+    (printed, counted nowhere)."""
     source = h.corpus_input(corpus_dir, work / "warm" / "docs_2000.jsonl", 2000)
     started = time.perf_counter()
     for mode in ("fast", "datajuicer"):
@@ -128,7 +129,7 @@ def warm_kernels(work: Path, corpus_dir: Path, np: int) -> float:
             print(f"  warm-up run failed (rc={m.rc}):\n    " + m.tail.replace("\n", "\n    "))
     seconds = time.perf_counter() - started
     shutil.rmtree(work / "warm", ignore_errors=True)
-    print(f"warm-up (numba compiles Sluice's kernels into its cache on first use; not measured): {seconds:.1f} s")
+    print(f"warm-up (numba compiles the datajuicer mode's kernels on first use; not measured): {seconds:.1f} s")
     return seconds
 
 

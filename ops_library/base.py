@@ -91,9 +91,6 @@ class Op(ABC):
     version: ClassVar[str] = "1"
     # True when `run(df, **placement)` takes the engine's device, batch size and memory budget (GPU ops).
     accepts_placement: ClassVar[bool] = False
-    # True when the op runs numba kernels (`codepoints`, `minhash`) whatever its input: the steps of its recipe
-    # then use the kernels for the ops that could do without them (`codepoints.kernels_pay`).
-    loads_kernels: ClassVar[bool] = False
 
     def __init__(self, params: OpParams | Mapping[str, Any] | None = None, *, text_key: str = "text"):
         self.params = params if isinstance(params, self.Params) else self.Params.model_validate(params or {})

@@ -1,9 +1,9 @@
-"""Per-text code-point statistics computed in one compiled pass over the texts' UTF-8 bytes (numba).
+"""Per-text code-point statistics computed in one compiled pass over the texts' UTF-8 bytes (C: `csrc/codepoints.c`).
 
 Data-Juicer computes these with a Python loop over each text's characters. The regex forms polars offers are exact
 but slow for the biggest character classes (Python's `str.isalnum` is ~130k code points), and the character
 n-gram count of `character_repetition_filter` has no vectorized form at all. Here each text's bytes are decoded
-to code points inside a numba kernel:
+to code points inside a C kernel (`native_kernels`):
 
 - `class_counts`: (code points, code points in a class) per text, the class a boolean table over U+0000..U+10FFFF;
 - `strip_class`: each text without the code points of a class and stripped of those of another (the normalized
@@ -13,38 +13,37 @@ to code points inside a numba kernel:
   the counts are exact: a text whose buckets ever hold two different n-grams (a hash collision) is flagged and
   recomputed by the Python definition.
 
-The kernels release the GIL and are not parallel themselves: polars calls a `map_batches` function once per chunk
-of a frame on its own threads, and the step cuts a shard into as many chunks as it was granted CPUs. Without numba
-(`kernels()` is None) the callers keep their polars/Python forms.
+The kernels release the GIL (ctypes does for each call) and are not parallel themselves: polars calls a
+`map_batches` function once per chunk of a frame on its own threads, and the step cuts a shard into as many chunks
+as it was granted CPUs. They load with the library in about a millisecond, so every op that can use them does.
+Where the library is not built (`kernels()` is None) the callers keep their polars/Python forms.
 """
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
+import ctypes
 import functools
 import re
 import sys
-from collections.abc import Callable, Iterator
-from types import ModuleType
+from collections.abc import Callable
 
 import numpy as np
 import polars as pl
 
+from ops_library import native_kernels
 from ops_library.shingles import utf8_buffer
 
 # Odd 64-bit multiplier of the rolling n-gram hash (the golden ratio).
 _ROLL = 0x9E3779B97F4A7C15
 
 
-@functools.cache
-def kernels() -> ModuleType | None:
-    """`ops_library.codepoint_kernels` (compiled on first call), or None when numba is not installed."""
-    try:
-        from ops_library import codepoint_kernels as k  # imports numba
-    except ImportError:
-        return None
-    return k
+def kernels() -> ctypes.CDLL | None:
+    """Sluice's C library (`native_kernels.library`), or None where it is not built."""
+    return native_kernels.library()
+
+
+def _pointers(*arrays: np.ndarray) -> list[int]:
+    return [native_kernels.address(a) for a in arrays]
 
 
 @functools.cache
@@ -76,7 +75,8 @@ def class_ratio(texts: pl.Series, name: str) -> pl.Series:
     data, offsets = utf8_buffer(texts.fill_null(""))
     total = np.zeros(len(texts), dtype=np.int64)
     hits = np.zeros(len(texts), dtype=np.int64)
-    kernels().class_counts(data, offsets, class_table(name), total, hits)  # type: ignore[union-attr]
+    d, o, t, n, k = _pointers(data, offsets, class_table(name), total, hits)
+    kernels().sluice_class_counts(d, o, 0, len(texts), t, n, k)  # type: ignore[union-attr]
     ratio = np.divide(hits, total, out=np.zeros(len(texts), dtype=np.float64), where=total > 0)
     return pl.Series(texts.name, ratio, dtype=pl.Float64).set(texts.is_null(), None)  # type: ignore[arg-type]
 
@@ -87,7 +87,9 @@ def char_rep_ratios(texts: pl.Series, n: int, exact: Callable[[str, int], float]
     data, offsets = utf8_buffer(texts.fill_null(""))
     out = np.zeros(len(texts), dtype=np.float64)
     collided = np.zeros(len(texts), dtype=np.bool_)
-    kernels().rep_ratios(data, offsets, n, np.uint64(roll), out, collided)  # type: ignore[union-attr]
+    d, o, r, c = _pointers(data, offsets, out, collided)
+    if kernels().sluice_rep_ratios(d, o, 0, len(texts), n, roll, r, c) != 0:  # type: ignore[union-attr]
+        raise MemoryError(f"character n-gram table for n={n} could not be allocated")
     for i in np.flatnonzero(collided):
         out[i] = exact(texts[int(i)], n)
     return pl.Series(texts.name, out, dtype=pl.Float64).set(texts.is_null(), None)  # type: ignore[arg-type]
@@ -98,55 +100,20 @@ def refined_word_counts(texts: pl.Series) -> pl.Series:
     (null for null): `text.count_refined_words` in one pass over the code points."""
     data, offsets = utf8_buffer(texts.fill_null(""))
     out = np.zeros(len(texts), dtype=np.int64)
-    kernels().refined_word_counts(data, offsets, class_table("special"), out)  # type: ignore[union-attr]
+    d, o, t, w = _pointers(data, offsets, class_table("special"), out)
+    kernels().sluice_refined_word_counts(d, o, 0, len(texts), t, w)  # type: ignore[union-attr]
     return pl.Series(texts.name, out, dtype=pl.Int64).set(texts.is_null(), None)  # type: ignore[arg-type]
 
 
 def warm_kernels() -> bool:
-    """Load every kernel from numba's on-disk cache (numba's CPU target with the first, ~0.3 s) and the class
-    tables they read, by calling each on one short text: what a process forked after this call no longer pays
-    at its first op (`pipeline_defs.forkserver`). The arguments are numpy arrays of the types `utf8_buffer` gives
-    (the bytes read-only), so the ops find the signatures loaded here; no polars, and no thread is started (the
-    kernels are not `parallel`). False without numba."""
-    k = kernels()
-    if k is None:
+    """Load the C library and compute the class tables the kernels read (`alnum`: ~0.1 s), so that a process
+    forked after this call finds them (`pipeline_defs.forkserver`); starts no thread. False where the library
+    is not built."""
+    if kernels() is None:
         return False
-    data = np.frombuffer("a ü\tb".encode(), dtype=np.uint8)
-    offsets = np.array([0, len(data)], dtype=np.int64)
-    one = np.zeros(1, dtype=np.int64)
-    special = class_table("special")
-    for table in (class_table("alnum"), special):
-        k.class_counts(data, offsets, table, one.copy(), one.copy())
-    k.rep_ratios(data, offsets, 2, np.uint64(_ROLL), np.zeros(1, dtype=np.float64), np.zeros(1, dtype=np.bool_))
-    k.refined_word_counts(data, offsets, special, one.copy())
-    k.drop_class(data, offsets, special, special, np.empty(len(data), dtype=np.uint8), np.empty(2, dtype=np.int64))
+    class_table("alnum")
+    class_table("special")
     return True
-
-
-def loaded() -> bool:
-    """Whether this process has imported the kernels already (numba's start, ~0.6 s, is then paid)."""
-    return "ops_library.codepoint_kernels" in sys.modules
-
-
-# True inside the steps of a recipe with an op that loads the kernels whatever happens (`Op.loads_kernels`): an op
-# before it that could do without them (word counts, dedup normalization) may as well use them, since numba's
-# start (~0.5 s) is paid by that job anyway. Per thread: `sluice run`'s prefetch works on a thread of its own.
-_expected: contextvars.ContextVar[bool] = contextvars.ContextVar("sluice_kernels_expected", default=False)
-
-
-@contextlib.contextmanager
-def expecting(expected: bool) -> Iterator[None]:
-    """Inside, `kernels_pay` counts the kernels as paid for when `expected` (the step's recipe loads them)."""
-    token = _expected.set(expected)
-    try:
-        yield
-    finally:
-        _expected.reset(token)
-
-
-def kernels_pay() -> bool:
-    """Whether an op that can do without the kernels should use them: they are loaded, or this job loads them."""
-    return (loaded() or _expected.get()) and kernels() is not None
 
 
 @functools.cache
@@ -180,5 +147,6 @@ def strip_class(texts: pl.Series, remove: np.ndarray, strip: np.ndarray) -> tupl
     data, offsets = utf8_buffer(texts.fill_null(""))
     out = np.empty(len(data), dtype=np.uint8)
     out_offsets = np.empty(len(offsets), dtype=np.int64)
-    kernels().drop_class(data, offsets, remove, strip, out, out_offsets)  # type: ignore[union-attr]
+    d, o, r, s, b, q = _pointers(data, offsets, remove, strip, out, out_offsets)
+    kernels().sluice_drop_class(d, o, len(texts), r, s, b, q)  # type: ignore[union-attr]
     return out, out_offsets

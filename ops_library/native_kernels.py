@@ -32,6 +32,10 @@ _SIGNATURES = {
     "sluice_kernels_abi": [],
     "sluice_minhash_bytes": [_P, _P, _I64, _I64, _U8, _I32, _I64, _I32, _P, _P, _I64, _P, _P, _I64, _I64, _P],
     "sluice_first_rows": [_P, _I64, _I64, _I64, _I64, _P],
+    "sluice_class_counts": [_P, _P, _I64, _I64, _P, _P, _P],
+    "sluice_refined_word_counts": [_P, _P, _I64, _I64, _P, _P],
+    "sluice_rep_ratios": [_P, _P, _I64, _I64, _I64, ctypes.c_uint64, _P, _P],
+    "sluice_drop_class": [_P, _P, _I64, _P, _P, _P, _P],
 }
 
 

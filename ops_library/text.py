@@ -86,9 +86,9 @@ def refine_words(words: pl.Expr) -> pl.Expr:
 
 
 def count_refined_words(text: pl.Expr) -> pl.Expr:
-    """`len(refine_words(split_words(text)))`, in one regex pass without building the word lists (or one pass of
-    the compiled code-point kernel where this job runs it anyway: `codepoints.kernels_pay`)."""
-    if codepoints.kernels_pay():
+    """`len(refine_words(split_words(text)))`, in one pass of the compiled code-point kernel, or where it is not
+    built one regex pass without building the word lists."""
+    if codepoints.kernels() is not None:
         if isinstance(text, pl.Series):
             return codepoints.refined_word_counts(text)
         return text.map_batches(codepoints.refined_word_counts, return_dtype=pl.Int64, is_elementwise=True)

@@ -3,10 +3,10 @@ process of its own, and Dagster's default start method (`spawn`) makes each one 
 polars, numba and Sluice again (~1 s a step on 2 cores). The multiprocess executor here forks them from a
 server that imported this module once per `sluice run` process (and `engine.shard_workers`' processes come
 from the same server): Dagster's executor first (as Dagster's own preload list has it), the instance's storage
-(SQLAlchemy, alembic), the job a step reconstructs, the step runtime, every op, and numba with the compiled
-kernels' modules. The code-point kernels (every text filter's) are loaded from numba's cache here too, with
-numba's CPU target and their class tables (`codepoints.warm_kernels`: ~0.4 s each step process paid at its
-first op); they are not `parallel`, so loading and calling them starts no thread. So are Dagster's migration
+(SQLAlchemy, alembic), the job a step reconstructs, the step runtime, every op, and numba (the kernels of the
+dedups' other hash modes and tokenizations). Sluice's C library and the class tables its code-point kernels read
+are loaded here too (`codepoints.warm_kernels`; the `alnum` table alone takes ~0.1 s); loading them starts no
+thread. So are Dagster's migration
 scripts (`dagster_storage.warm_migrations`) and the jobs `sluice run` is about to run (`_build_jobs`), which
 each step process parsed and built again. Nothing else runs: calling MinHash's `parallel` kernels or computing
 anything with polars would start a pool's threads, and a process forked after that cannot use the pool."""
@@ -28,11 +28,13 @@ from ops_library import codepoints, minhash  # noqa: F401
 from ops_library.registry import load_all
 from pipeline_defs.graph import FORKSERVER_JOBS
 
+with contextlib.suppress(ImportError):  # numba: without it the op library runs its numpy forms
+    import ops_library.numba_loader  # noqa: F401
 with contextlib.suppress(ImportError):  # the hardware probe of each step's plan; without it, no NVIDIA GPUs
     import pynvml  # noqa: F401
 
 load_all()
-codepoints.warm_kernels()  # False without numba: the op library runs without it (slower), so may a step
+codepoints.warm_kernels()  # False without the C library: the op library runs without it (slower), so may a step
 resources.dagster_storage.warm_migrations()
 
 

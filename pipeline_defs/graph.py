@@ -38,7 +38,6 @@ from typing import Any, Literal
 import dagster as dg
 import polars as pl
 
-from ops_library import codepoints
 from ops_library.base import Deduplicator, Op
 from ops_library.columns import ROW_ID
 from pipeline_defs import export as export_mod
@@ -186,8 +185,6 @@ class _Factory:
         self.store_key = store_key(recipe)
         self.pool_key = pool_key(recipe)
         self.settings = engine_settings(recipe)
-        # an op of the recipe runs numba's kernels anyway: the ops before it use them too (`codepoints.kernels_pay`)
-        self.loads_kernels = any(spec.op_class.loads_kernels for spec in recipe.process)
         n = self.settings.max_partitions_per_run
         self.backfill_policy = dg.BackfillPolicy.multi_run(n) if n else dg.BackfillPolicy.single_run()
         try:  # shown in the UI; `sluice run` validates the plan and fails before any step when it cannot fit
@@ -512,7 +509,7 @@ class _Factory:
         else:
             ahead, df = None, spread(base.frame, alloc.chunks)
             first = dedup_first(index_slice(store, index_key.path, k)) if index_key is not None else None
-            with StepMonitor(self.settings.monitor_interval_s) as monitor, codepoints.expecting(self.loads_kernels):
+            with StepMonitor(self.settings.monitor_interval_s) as monitor:
                 kept, dropped, per_op = run_ops(ops, df, k, first, alloc.run_kwargs())
             usage = monitor.metadata()
         # Rows a filter keeps or drops are stored as a selection of the checkpoint they came from.
@@ -539,7 +536,7 @@ class _Factory:
     def dedup_hashes(self, stage: GlobalStage, upstream_key: dg.AssetKey, beside: Sequence[OpSpec] = ()) -> dg.AssetKey:
         """Stage 1 of a global op: every shard's dedup keys. `beside`: the global ops before it whose filters alone
         run between (`chained_globals`): it hashes the rows they hash, in their run."""
-        spec, factory = stage.spec, self
+        spec = stage.spec
         op = spec.build()
         assert isinstance(op, Deduplicator)
         hashes_name = f"{spec.step_name}__hashes"
@@ -568,8 +565,7 @@ class _Factory:
             threads = alloc.threads if alloc.on_gpu else alloc.chunks  # the CPUs each of the step's processes has
             where = alloc.run_kwargs() if placed else {}
             frame = spread(store.read(store.path(upstream_key.path, k)), alloc.chunks)
-            with codepoints.expecting(factory.loads_kernels):
-                frame = op.hashes(frame, threads=threads, **where)
+            frame = op.hashes(frame, threads=threads, **where)
             out = StepOutput(frame, None, node_fingerprint(hashes_node, fps))
             store.write_step(hashes_node.key.path, k, out)
             seconds = round(time.perf_counter() - t0, 4)

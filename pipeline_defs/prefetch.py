@@ -35,7 +35,6 @@ from typing import Any
 
 import polars as pl
 
-from ops_library import codepoints
 from pipeline_defs import fingerprints
 from pipeline_defs.fingerprints import chain, row_code
 from pipeline_defs.opchain import run_ops, spread
@@ -107,7 +106,6 @@ class Prefetch:
         *,
         source_code: str | None = None,
         chunks: int = 1,
-        loads_kernels: bool = False,
         monitor_interval_s: float = 0.5,
         budget_bytes: int = BUDGET_BYTES,
         current: Callable[[Shard, str], bool] | None = None,
@@ -118,7 +116,6 @@ class Prefetch:
         self._steps = list(steps) if source_code is not None else []
         self._source_code = source_code  # the source step's code: its fingerprint starts every shard's chain
         self._chunks = chunks
-        self._loads_kernels = loads_kernels
         self._interval = monitor_interval_s
         self._current = current  # (shard, content hash) -> its source checkpoint is current: not parsed
         self._index = {s.key: i for i, s in enumerate(self._shards)}
@@ -139,43 +136,42 @@ class Prefetch:
         frames: list[pl.DataFrame | None] = [None] * n  # each shard's latest output, the next step's input
         fps: list[str | None] = [None] * n
         chain_bytes = 0  # the parsed frames the row steps will start from
-        with codepoints.expecting(self._loads_kernels):
-            for s in range(len(self._steps) + 1):
-                for i, shard in enumerate(self._shards):
-                    pos = s * n + i
-                    with self._cond:
-                        # Wait while the results already worked (and not yet taken) fill the budget.
-                        self._cond.wait_for(lambda: self._stopped or self._held < self.budget_bytes)
-                        if self._stopped:
-                            return
-                        if pos < self._next:  # the steps went past it: the chain of this shard is broken
-                            frames[i] = None
-                            continue
-                    result: Parsed | Computed | None = None
-                    if s == 0:
-                        result = self._parse(shard)
-                    elif frames[i] is not None:
-                        result = self._work(self._steps[s - 1], shard, frames[i], fps[i])
-                    if isinstance(result, Parsed) and self._steps:
-                        frames[i] = result.read.kept
-                        fps[i] = chain(self._source_code or "", result.content_hash)
-                        chain_bytes += int(result.read.kept.estimated_size())
-                    elif isinstance(result, Computed):
-                        frames[i], fps[i] = result.kept, result.fingerprint
-                    else:
+        for s in range(len(self._steps) + 1):
+            for i, shard in enumerate(self._shards):
+                pos = s * n + i
+                with self._cond:
+                    # Wait while the results already worked (and not yet taken) fill the budget.
+                    self._cond.wait_for(lambda: self._stopped or self._held < self.budget_bytes)
+                    if self._stopped:
+                        return
+                    if pos < self._next:  # the steps went past it: the chain of this shard is broken
                         frames[i] = None
-                    if s == len(self._steps):
-                        frames[i] = None  # nothing reads it any more
-                    if chain_bytes > self.budget_bytes:
-                        # Every shard's frame waits here between two steps: an input this large is only parsed
-                        # ahead (the row steps run their ops themselves), so memory stays within the budget.
-                        frames = [None] * n
-                    with self._cond:
-                        if pos < self._next or self._stopped:
-                            continue
-                        self._done[pos] = result  # None too: a step waiting for it computes it at once
-                        self._held += _size(result)
-                        self._cond.notify_all()
+                        continue
+                result: Parsed | Computed | None = None
+                if s == 0:
+                    result = self._parse(shard)
+                elif frames[i] is not None:
+                    result = self._work(self._steps[s - 1], shard, frames[i], fps[i])
+                if isinstance(result, Parsed) and self._steps:
+                    frames[i] = result.read.kept
+                    fps[i] = chain(self._source_code or "", result.content_hash)
+                    chain_bytes += int(result.read.kept.estimated_size())
+                elif isinstance(result, Computed):
+                    frames[i], fps[i] = result.kept, result.fingerprint
+                else:
+                    frames[i] = None
+                if s == len(self._steps):
+                    frames[i] = None  # nothing reads it any more
+                if chain_bytes > self.budget_bytes:
+                    # Every shard's frame waits here between two steps: an input this large is only parsed
+                    # ahead (the row steps run their ops themselves), so memory stays within the budget.
+                    frames = [None] * n
+                with self._cond:
+                    if pos < self._next or self._stopped:
+                        continue
+                    self._done[pos] = result  # None too: a step waiting for it computes it at once
+                    self._held += _size(result)
+                    self._cond.notify_all()
 
     def _parse(self, shard: Shard) -> Parsed | None:
         t0 = time.perf_counter()
@@ -302,7 +298,6 @@ def start_for(
         ahead_steps(recipe) if not per_run or per_run >= len(shards) else (),
         source_code=fingerprints.source_code(recipe),
         chunks=max(1, min(settings.usable(Hardware(cpus=usable_cpus(), memory_gb=0.0)).cpus, recipe.np)),
-        loads_kernels=any(spec.op_class.loads_kernels for spec in recipe.process),
         monitor_interval_s=settings.monitor_interval_s,
         current=current,
     )

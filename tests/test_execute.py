@@ -3,7 +3,6 @@ runs, and the schedule and sensor that start them."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 from pathlib import Path
@@ -357,15 +356,15 @@ def test_the_multiprocess_executor_runs_each_step_in_a_process_forked_from_the_p
 
 
 def test_the_forkserver_preload_holds_what_a_step_process_needs() -> None:
-    """The step process starts with the instance's storage (SQLAlchemy, alembic), every op registered and numba's
-    kernel modules imported: what a `spawn`ed step imported again."""
+    """The step process starts with the instance's storage (SQLAlchemy, alembic), every op registered, numba and
+    Sluice's C library loaded: what a `spawn`ed step imported again."""
     import subprocess
     import sys
 
     probe = (
         "import sys, pipeline_defs.forkserver\n"
         "from ops_library import registry\n"
-        "mods = ['sqlalchemy', 'alembic', 'resources.dagster_storage', 'numba', 'ops_library.codepoint_kernels',"
+        "mods = ['sqlalchemy', 'alembic', 'resources.dagster_storage', 'numba', 'ops_library.native_kernels',"
         " 'pyarrow.compute', 'pipeline_defs.loader', 'pipeline_defs.graph']\n"
         "print([m for m in mods if m not in sys.modules], registry._loaded, len(registry.OPS))"
     )
@@ -375,41 +374,31 @@ def test_the_forkserver_preload_holds_what_a_step_process_needs() -> None:
     assert int(ops) >= 40
 
 
-@pytest.mark.skipif(importlib.util.find_spec("numba") is None, reason="the code-point kernels need numba")
-def test_the_forkserver_loads_the_code_point_kernels_the_text_filters_then_call_without_a_thread() -> None:
-    """After the preload each kernel holds the one signature the ops call it with (loaded from numba's cache, not
-    compiled again in every step process), and loading them started no thread (a fork after that is safe)."""
+def test_the_forkserver_loads_the_c_library_and_the_class_tables_without_a_thread() -> None:
+    """After the preload the C library is loaded and the class tables the code-point kernels read are computed
+    (the text filters of a forked step find them), and loading them started no thread (a fork after that is safe)."""
     import subprocess
     import sys
 
+    from ops_library import native_kernels
+
+    if not native_kernels.available():
+        pytest.skip("Sluice's C kernels are not built (no C compiler)")
     preload = (
         "import pipeline_defs.forkserver\n"
-        "from ops_library import codepoint_kernels as k, codepoints\n"
-        "names = ['class_counts', 'rep_ratios', 'refined_word_counts', 'drop_class']\n"
-        "loaded = [len(getattr(k, n).signatures) for n in names]\n"
-        "import polars as pl\n"
-        "from ops_library.columns import ROW_ID\n"
-        "from ops_library.registry import get_op\n"
-        "df = pl.DataFrame({ROW_ID: ['1', '2'], 'text': ['Hello  world, ü!! ~~ ~~ ~~', 'one more\\ttext, http://x.y']})\n"
-        "ops = [('alphanumeric_filter', {}), ('special_characters_filter', {}), ('words_num_filter', {'min_num': 1}),\n"
-        "       ('character_repetition_filter', {'rep_len': 2}),\n"
-        "       ('document_deduplicator', {'lowercase': True, 'ignore_non_character': True})]\n"
-        "with codepoints.expecting(True):\n"
-        "    for name, params in ops:\n"
-        "        get_op(name)(params).run(df)\n"
-        "print(loaded, [len(getattr(k, n).signatures) for n in names])"
+        "from ops_library import codepoints, native_kernels\n"
+        "print(native_kernels.library.cache_info().currsize, codepoints.class_table.cache_info().currsize)"
     )
     out = subprocess.run([sys.executable, "-c", preload], capture_output=True, text=True, cwd=ROOT, check=True)
-    assert out.stdout.strip() == "[1, 1, 1, 1] [1, 1, 1, 1]", out.stdout
+    assert out.stdout.strip() == "1 2", out.stdout
     threads = (
         "import os\n"
-        "from ops_library import codepoint_kernels, codepoints\n"
+        "from ops_library import codepoints\n"
         "before = len(os.listdir('/proc/self/task'))\n"
-        "codepoints.warm_kernels()\n"
-        "print(len(os.listdir('/proc/self/task')) - before)"
+        "print(codepoints.warm_kernels(), len(os.listdir('/proc/self/task')) - before)"
     )
     out = subprocess.run([sys.executable, "-c", threads], capture_output=True, text=True, cwd=ROOT, check=True)
-    assert out.stdout.strip() == "0"
+    assert out.stdout.strip() == "True 0"
 
 
 def test_the_forkserver_builds_the_jobs_it_was_told_of_for_the_steps_it_forks(
@@ -596,26 +585,23 @@ def test_a_real_daemon_runs_the_schedule_and_writes_the_export(tmp_path: Path, s
     assert len(_calls(counter)) == 4
 
 
-def test_a_recipe_that_runs_the_kernels_anyway_counts_words_with_them(
+def test_a_recipe_counts_words_with_the_kernel_and_keeps_the_same_rows_without_it(
     tmp_path: Path, sluice_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from ops_library import codepoints
 
     if codepoints.kernels() is None:
-        pytest.skip("numba is not installed")
+        pytest.skip("Sluice's C kernels are not built (no C compiler)")
     data = _corpus(tmp_path / "data")
     calls: list[int] = []
     real = codepoints.refined_word_counts
     monkeypatch.setattr(codepoints, "refined_word_counts", lambda s: calls.append(len(s)) or real(s))
-    monkeypatch.setattr(codepoints, "loaded", lambda: False)  # numba not started yet, as in a fresh process
-    words = {"words_num_filter": {"min_num": 3}}
-    alone = run_recipe(_recipe(tmp_path, "alone", data=data, ops=[words]), echo=lambda _: None)
-    assert calls == []  # the regex: this recipe would start numba for this op alone
-    with_alnum = [words, {"alphanumeric_filter": {"min_ratio": 0.1}}]
-    both = run_recipe(_recipe(tmp_path, "both", data=data, ops=with_alnum), echo=lambda _: None)
-    seen, kept = (both.funnel["op00_words_num_filter"].rows_in, both.funnel["op00_words_num_filter"].rows_out)
+    words = [{"words_num_filter": {"min_num": 3}}]
+    compiled = run_recipe(_recipe(tmp_path, "compiled", data=data, ops=words), echo=lambda _: None)
+    seen, kept = compiled.funnel["op00_words_num_filter"].rows_in, compiled.funnel["op00_words_num_filter"].rows_out
     assert sum(calls) == seen > kept  # every row the op saw was counted by the kernel
-    assert (seen, kept) == (
-        alone.funnel["op00_words_num_filter"].rows_in,
-        alone.funnel["op00_words_num_filter"].rows_out,
-    )
+    monkeypatch.setattr(codepoints, "kernels", lambda: None)  # as where the library is not built
+    regex = run_recipe(_recipe(tmp_path, "regex", data=data, ops=words), echo=lambda _: None)
+    assert sum(calls) == seen  # the regex counted them
+    step = regex.funnel["op00_words_num_filter"]
+    assert (seen, kept) == (step.rows_in, step.rows_out)

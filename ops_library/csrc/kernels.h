@@ -23,6 +23,18 @@ int64_t sluice_minhash_bytes(const uint8_t *data, const int64_t *offsets, int64_
                              int64_t num_perm, uint32_t *signatures, int64_t *shingles, int64_t rows, int64_t bands,
                              uint64_t *keys);
 
+int64_t sluice_class_counts(const uint8_t *data, const int64_t *offsets, int64_t first, int64_t last,
+                            const uint8_t *table, int64_t *total, int64_t *hits);
+
+int64_t sluice_refined_word_counts(const uint8_t *data, const int64_t *offsets, int64_t first, int64_t last,
+                                   const uint8_t *special, int64_t *out);
+
+int64_t sluice_rep_ratios(const uint8_t *data, const int64_t *offsets, int64_t first, int64_t last, int64_t n,
+                          uint64_t roll, double *out, uint8_t *collided);
+
+int64_t sluice_drop_class(const uint8_t *data, const int64_t *offsets, int64_t n_texts, const uint8_t *remove,
+                          const uint8_t *strip, uint8_t *out, int64_t *out_offsets);
+
 int64_t sluice_first_rows(const uint64_t *keys, int64_t n, int64_t bands, int64_t band_lo, int64_t band_hi,
                           int64_t *out);
 

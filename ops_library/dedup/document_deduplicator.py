@@ -18,9 +18,6 @@ from ops_library.text import PYTHON_WHITESPACE, char_class
 # Data-Juicer removes `\s+|\d+|[<string.punctuation>]` with the `regex` module, whose `\s` (Unicode
 # White_Space) and `\d` (Nd) are Rust's too; removing each run is removing each character of the union.
 _NON_CHARACTER = rf"[\s\d{char_class(string.punctuation)[1:-1]}]"
-# Text this process normalizes with the regex before it starts numba for the rest (see _compiled).
-KERNEL_START_BYTES = 256 << 20
-_regex_bytes = 0  # text normalized with the regex so far in this process
 
 
 @register("document_deduplicator")
@@ -44,7 +41,7 @@ class DocumentDeduplicator(Deduplicator):
 
     def hash_column(self, df: pl.DataFrame, threads: int | None = None) -> pl.Series:
         # `threads` is not used: the kernel runs once per chunk, on polars' threads (`Allocation.chunks`)
-        if not self._compiled(df):
+        if not self._compiled():
             texts = df.select(self.normalized(self.text)).to_series()
             # No polars expression computes xxh3-128 (`Expr.hash` is 64-bit and unstable across versions), so
             # one C call per row; the normalization above stays vectorized.
@@ -54,18 +51,10 @@ class DocumentDeduplicator(Deduplicator):
         digests = text.map_batches(self._digests, return_dtype=pl.Binary, is_elementwise=True)
         return df.select(digests.alias(HASH)).to_series()
 
-    def _compiled(self, df: pl.DataFrame) -> bool:
+    def _compiled(self) -> bool:
         """Whether the compiled kernel normalizes: only `ignore_non_character` needs it (the rest is as fast in
-        polars), and only where numba already runs in this process, or once this process has normalized
-        `KERNEL_START_BYTES` of text with the regex. Importing numba and loading the cached kernel take ~0.6 s,
-        and the kernel saves ~3 ms per MB of wall time on 2 cores: on 110 MB in one process the regex was faster."""
-        global _regex_bytes
-        if not self.params.ignore_non_character:
-            return False
-        if not codepoints.kernels_pay() and _regex_bytes < KERNEL_START_BYTES:
-            _regex_bytes += int(df.select(self.text.str.len_bytes().sum()).item() or 0)
-            return False
-        return codepoints.kernels() is not None
+        polars), where the C kernels are built."""
+        return self.params.ignore_non_character and codepoints.kernels() is not None
 
     def _digests(self, texts: pl.Series) -> pl.Series:
         """xxh3-128 of each text as `normalized` leaves it, the removal and the strip done by the compiled

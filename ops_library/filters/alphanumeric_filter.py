@@ -41,7 +41,6 @@ class AlphanumericFilter(Filter):
         max_ratio: float = Field(INF, description="Largest alphanumeric ratio kept.")
 
     stat = StatsKeys.alnum_ratio
-    loads_kernels = True
     bounds = ("min_ratio", "max_ratio")
 
     @classmethod

@@ -45,7 +45,6 @@ class CharacterRepetitionFilter(Filter):
 
     stat = StatsKeys.char_rep_ratio
     bounds = ("min_ratio", "max_ratio")
-    loads_kernels = True
 
     def stats(self, text: pl.Expr) -> dict[str, pl.Expr]:
         n = self.params.rep_len

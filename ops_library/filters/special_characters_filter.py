@@ -27,7 +27,6 @@ class SpecialCharactersFilter(Filter):
         max_ratio: float = Field(0.25, description="Largest special-character ratio kept.")
 
     stat = StatsKeys.special_char_ratio
-    loads_kernels = True
     bounds = ("min_ratio", "max_ratio")
 
     def stats(self, text: pl.Expr) -> dict[str, pl.Expr]:

@@ -1,6 +1,6 @@
 """The compiled code-point kernels (ops_library/codepoints.py) against the Python definitions they replace: the same
 values on adversarial and real text, whatever the frame's chunking; a hash collision falls back to the exact count;
-without numba the filters keep their polars/Python forms with the same results."""
+without the C library the filters keep their polars/Python forms with the same results."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from pipeline_defs.corpus import ensure_demo_corpus
 from tests.ops_library.test_reference_agreement_filters import adversarial_texts
 from tests.reference_dj_filters import refined_words
 
-pytestmark = pytest.mark.skipif(codepoints.kernels() is None, reason="numba is not installed")
+pytestmark = pytest.mark.skipif(codepoints.kernels() is None, reason="Sluice's C kernels are not built (no C compiler)")
 
 TEXTS = [*adversarial_texts(300, seed=11), None]
 
@@ -152,32 +152,22 @@ def test_dedup_hashes_are_the_same_without_numba_and_in_chunks(
     frame = pl.DataFrame({"text": texts})
     chunked = pl.concat([frame[i : i + 97] for i in range(0, frame.height, 97)], rechunk=False)
     op = DocumentDeduplicator({"lowercase": lowercase, "ignore_non_character": True})
-    monkeypatch.setattr(codepoints, "loaded", lambda: True)
-    assert op._compiled(frame)
+    assert op._compiled()
     compiled, compiled_chunked = op.hash_column(frame), op.hash_column(chunked)
     monkeypatch.setattr(codepoints, "kernels", lambda: None)
-    assert not op._compiled(frame)
+    assert not op._compiled()
     regex = op.hash_column(frame)
     assert compiled.to_list() == compiled_chunked.to_list() == regex.to_list()
     assert regex.null_count() == 1 and compiled.dtype == pl.Binary
 
 
-def test_dedup_starts_numba_only_after_enough_text(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Starting numba costs ~0.6 s per process: the dedup normalization pays it only once the process has
-    normalized KERNEL_START_BYTES of text with the regex, or when another op has already paid it."""
+def test_dedup_normalizes_with_the_kernel_only_where_it_removes_characters() -> None:
     from ops_library.dedup import document_deduplicator as dd
 
-    frame = pl.DataFrame({"text": ["Hello, World! 42", "hello world", "x" * 1000]})  # 1,027 bytes of text
+    frame = pl.DataFrame({"text": ["Hello, World! 42", "hello world", "x" * 1000]})
     op = dd.DocumentDeduplicator({"lowercase": True, "ignore_non_character": True})
-    monkeypatch.setattr(codepoints, "loaded", lambda: False)
-    monkeypatch.setattr(dd, "KERNEL_START_BYTES", 2054)
-    monkeypatch.setattr(dd, "_regex_bytes", 0)
-    assert [op._compiled(frame) for _ in range(3)] == [False, False, True]  # 1,027 then 2,054 bytes by the regex
-    assert dd._regex_bytes == 2054
-    monkeypatch.setattr(dd, "_regex_bytes", 0)
-    monkeypatch.setattr(codepoints, "loaded", lambda: True)
-    assert op._compiled(frame) and dd._regex_bytes == 0
-    assert not dd.DocumentDeduplicator({"lowercase": True})._compiled(frame)  # polars is as fast without the removal
+    assert op._compiled()
+    assert not dd.DocumentDeduplicator({"lowercase": True})._compiled()  # polars is as fast without the removal
     hashes = op.hash_column(frame)
     assert hashes[0] == hashes[1] != hashes[2]
 
@@ -197,16 +187,15 @@ def test_refined_word_counts_equal_the_python_definition_and_the_regex(demo_text
     assert got == pl.select(count_refined_words(pl.lit(pl.Series(texts)))).to_series().to_list()
 
 
-def test_ops_that_can_do_without_the_kernels_use_them_where_the_recipe_loads_them(monkeypatch) -> None:
+def test_word_counts_take_the_kernel_where_it_is_built_and_the_regex_where_not(monkeypatch) -> None:
     from ops_library.text import count_refined_words
 
     calls: list[int] = []
     real = codepoints.refined_word_counts
     monkeypatch.setattr(codepoints, "refined_word_counts", lambda s: calls.append(len(s)) or real(s))
     frame = pl.DataFrame({"text": ["one two ---", "x"]})
-    monkeypatch.setattr(codepoints, "loaded", lambda: False)  # as in a fresh process
-    assert frame.select(count_refined_words(pl.col("text"))).to_series().to_list() == [2, 1] and not calls
-    with codepoints.expecting(True):  # a step of a recipe with, say, alphanumeric_filter
-        assert frame.select(count_refined_words(pl.col("text"))).to_series().to_list() == [2, 1]
-    assert calls == [2] and not codepoints.kernels_pay()
-    assert get_op("alphanumeric_filter").loads_kernels and not get_op("words_num_filter").loads_kernels
+    assert frame.select(count_refined_words(pl.col("text"))).to_series().to_list() == [2, 1]
+    assert calls == [2]
+    monkeypatch.setattr(codepoints, "kernels", lambda: None)
+    assert frame.select(count_refined_words(pl.col("text"))).to_series().to_list() == [2, 1]
+    assert calls == [2]  # the regex
