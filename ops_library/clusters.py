@@ -40,7 +40,7 @@ def first_rows(band_keys: np.ndarray, *, kernel: bool | None = None, threads: in
     if lib is not None:
         if keys.size:
             n, bands = keys.shape
-            k, o = native_kernels.address(keys), native_kernels.address(out)
+            k, o = native_kernels.addresses(keys, out)
             ranges = [(j, j + 1) for j in range(bands)]
             threads = threads or os.cpu_count() or 1
             native_kernels.run_chunks(lambda lo, hi: lib.sluice_first_rows(k, n, bands, lo, hi, o), ranges, threads)

@@ -42,10 +42,6 @@ def kernels() -> ctypes.CDLL | None:
     return native_kernels.library()
 
 
-def _pointers(*arrays: np.ndarray) -> list[int]:
-    return [native_kernels.address(a) for a in arrays]
-
-
 @functools.cache
 def class_table(name: str) -> np.ndarray:
     """bool[0x110000]: whether each code point belongs to the named class (`alnum`: `str.isalnum`; `special`:
@@ -75,7 +71,7 @@ def class_ratio(texts: pl.Series, name: str) -> pl.Series:
     data, offsets = utf8_buffer(texts.fill_null(""))
     total = np.zeros(len(texts), dtype=np.int64)
     hits = np.zeros(len(texts), dtype=np.int64)
-    d, o, t, n, k = _pointers(data, offsets, class_table(name), total, hits)
+    d, o, t, n, k = native_kernels.addresses(data, offsets, class_table(name), total, hits)
     kernels().sluice_class_counts(d, o, 0, len(texts), t, n, k)  # type: ignore[union-attr]
     ratio = np.divide(hits, total, out=np.zeros(len(texts), dtype=np.float64), where=total > 0)
     return pl.Series(texts.name, ratio, dtype=pl.Float64).set(texts.is_null(), None)  # type: ignore[arg-type]
@@ -87,7 +83,7 @@ def char_rep_ratios(texts: pl.Series, n: int, exact: Callable[[str, int], float]
     data, offsets = utf8_buffer(texts.fill_null(""))
     out = np.zeros(len(texts), dtype=np.float64)
     collided = np.zeros(len(texts), dtype=np.bool_)
-    d, o, r, c = _pointers(data, offsets, out, collided)
+    d, o, r, c = native_kernels.addresses(data, offsets, out, collided)
     if kernels().sluice_rep_ratios(d, o, 0, len(texts), n, roll, r, c) != 0:  # type: ignore[union-attr]
         raise MemoryError(f"character n-gram table for n={n} could not be allocated")
     for i in np.flatnonzero(collided):
@@ -100,7 +96,7 @@ def refined_word_counts(texts: pl.Series) -> pl.Series:
     (null for null): `text.count_refined_words` in one pass over the code points."""
     data, offsets = utf8_buffer(texts.fill_null(""))
     out = np.zeros(len(texts), dtype=np.int64)
-    d, o, t, w = _pointers(data, offsets, class_table("special"), out)
+    d, o, t, w = native_kernels.addresses(data, offsets, class_table("special"), out)
     kernels().sluice_refined_word_counts(d, o, 0, len(texts), t, w)  # type: ignore[union-attr]
     return pl.Series(texts.name, out, dtype=pl.Int64).set(texts.is_null(), None)  # type: ignore[arg-type]
 
@@ -147,6 +143,6 @@ def strip_class(texts: pl.Series, remove: np.ndarray, strip: np.ndarray) -> tupl
     data, offsets = utf8_buffer(texts.fill_null(""))
     out = np.empty(len(data), dtype=np.uint8)
     out_offsets = np.empty(len(offsets), dtype=np.int64)
-    d, o, r, s, b, q = _pointers(data, offsets, remove, strip, out, out_offsets)
+    d, o, r, s, b, q = native_kernels.addresses(data, offsets, remove, strip, out, out_offsets)
     kernels().sluice_drop_class(d, o, len(texts), r, s, b, q)  # type: ignore[union-attr]
     return out, out_offsets

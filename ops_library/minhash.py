@@ -270,12 +270,12 @@ def signatures_of_bytes(
     data = np.ascontiguousarray(data, dtype=np.uint8)
     starts = np.ascontiguousarray(offsets, dtype=np.int64)
     sep, keep_empty, oph = int(split[0]), int(split[1]), int(mode == "oph")
-    pointers = [native_kernels.address(x) for x in (data, starts, a, b, shingles)]
+    p_data, p_starts, p_a, p_b, p_shingles = native_kernels.addresses(data, starts, a, b, shingles)
 
     def chunk(first: int, last: int) -> int:
         return lib.sluice_minhash_bytes(
-            pointers[0], pointers[1], first, last, sep, keep_empty, window, oph, pointers[2], pointers[3],
-            num_perm, signatures, pointers[4], band_rows, bands, keys,
+            p_data, p_starts, first, last, sep, keep_empty, window, oph, p_a, p_b,
+            num_perm, signatures, p_shingles, band_rows, bands, keys,
         )  # fmt: skip
 
     # a few chunks per thread: texts differ in length, and a thread that finishes early takes the next chunk

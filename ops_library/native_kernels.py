@@ -80,6 +80,11 @@ def address(array: np.ndarray) -> int:
     return array.ctypes.data
 
 
+def addresses(*arrays: np.ndarray) -> list[int]:
+    """`address` of each array, in order (the pointer arguments of one kernel call)."""
+    return [address(a) for a in arrays]
+
+
 def byte_chunks(offsets: np.ndarray, chunks: int) -> list[tuple[int, int]]:
     """Up to `chunks` (first, last) ranges of consecutive texts holding about equal bytes (`offsets`: n + 1
     starts), empty ranges left out."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import time
@@ -219,24 +220,22 @@ class DocumentMinhashDeduplicator(Deduplicator):
         t0 = time.perf_counter()
         run_on, why = usable_device(device)
         threads = threads or max(1, int(self.needs.cpus))
-        if self._one_pass(run_on, None):
-            # the C kernel takes the texts in parts, one per thread, normalized side by side (polars' lower-casing
-            # runs on one core per call), and folds the bands itself: no signature array
-            kernel_threads = min(threads, os.cpu_count() or 1)
+        one_pass = self._one_pass(run_on, None)
+        # the C kernel runs on the threads asked for (at most the CPUs); the two-stage path on numba's
+        kernels = contextlib.nullcontext(min(threads, os.cpu_count() or 1)) if one_pass else numba_threads(threads)
+        with kernels as kernel_threads:
             t_text = time.perf_counter()
-            texts = self._text(df[self.text_key], kernel_threads)
+            # the C kernel takes the texts in parts, one per thread, normalized side by side (polars' lower-casing
+            # runs on one core per call)
+            texts = self._text(df[self.text_key], kernel_threads if one_pass else 1)
             t_sig = time.perf_counter()
-            keys = np.empty((df.height, self.bands), dtype=np.uint64)
-            shingles, how = self._one_pass_parts(texts, keys, self.rows_per_band, kernel_threads), "native"
-            t_end = time.perf_counter()
-        else:
-            with numba_threads(threads) as kernel_threads:
-                t_text = time.perf_counter()
-                texts = self._text(df[self.text_key])
-                t_sig = time.perf_counter()
+            if one_pass:  # the kernel folds the bands itself: no signature array
+                keys = np.empty((df.height, self.bands), dtype=np.uint64)
+                shingles, how = self._one_pass_parts(texts, keys, self.rows_per_band, kernel_threads), "native"
+            else:
                 sig, shingles, how = self._signatures_of(texts, run_on, None)
                 keys = band_keys(sig, self.bands, self.rows_per_band)
-                t_end = time.perf_counter()
+            t_end = time.perf_counter()
         self.last_run_info = {
             "device": run_on,
             "device_requested": device,
