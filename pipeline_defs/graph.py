@@ -58,6 +58,7 @@ from pipeline_defs.step import (
     PARTITION_COL,
     Deadline,
     ShardResult,
+    cached_first,
     classified,
     dedup_first,
     global_fingerprint,
@@ -351,6 +352,8 @@ class _Factory:
                     results[k] = ShardResult(k, {"fingerprint": fp}, reused=True)
                 else:
                     todo.append((k, fps))
+            if node.kind == "row" and not prefetch.works_ahead(node.key.path[-1]):  # it takes them in order
+                todo = cached_first(todo, lambda k: FRAMES.holds(store.path(upstream[0][0], k)))
             workers = min(settings.shard_workers, len(todo))
             run_shard = factory.shard_fns[node.key]
             with factory._allocation(context, slot, keys, max(1, workers)) as alloc:
@@ -500,7 +503,7 @@ class _Factory:
 
     def _row_shard(self, node, ops, store, alloc, k, fps, upstream, index_key, retries) -> ShardResult:
         t0 = time.perf_counter()
-        base = store.read_base(store.path(upstream.path, k))
+        base = store.read_base(store.path(upstream.path, k), take=True)  # no later step reads it
         fp = node_fingerprint(node, fps)
         # worked while `sluice run` started its runs and ran the steps before this one (pipeline_defs/prefetch.py)
         ahead = prefetch.take_step(node.key.path[-1], k, fp) if index_key is None and retries == 0 else None

@@ -126,6 +126,7 @@ class Prefetch:
         self._held = 0
         self._cond = threading.Condition()
         self._stopped = False
+        self._chained = bool(self._steps)  # False once the row steps are no longer worked ahead
         self._thread = threading.Thread(target=self._run, name="sluice-prefetch", daemon=True)
         self._thread.start()
 
@@ -166,6 +167,7 @@ class Prefetch:
                     # Every shard's frame waits here between two steps: an input this large is only parsed
                     # ahead (the row steps run their ops themselves), so memory stays within the budget.
                     frames = [None] * n
+                    self._chained = False
                 with self._cond:
                     if pos < self._next or self._stopped:
                         continue
@@ -233,6 +235,12 @@ class Prefetch:
         if not isinstance(computed, Computed) or computed.fingerprint != fingerprint:
             return None
         return computed
+
+    def works_ahead(self, step: str) -> bool:
+        """Whether row step `step`'s results may still come from here (a step asking for its shards out of
+        input order would let go of those it passed)."""
+        with self._cond:
+            return self._chained and not self._stopped and step in self._step_index
 
     def serves(
         self, shards: Sequence[Shard], text_key: str, steps: Sequence[AheadStep], source_code: str | None
@@ -335,6 +343,12 @@ def take_step(step: str, shard: str, fingerprint: str) -> Computed | None:
     """Row step `step`'s result on `shard`, if `sluice run` worked it ahead in this process and it matches."""
     current = _current
     return None if current is None else current.take_step(step, shard, fingerprint)
+
+
+def works_ahead(step: str) -> bool:
+    """Whether `sluice run` may still hand row step `step` results it worked ahead (`Prefetch.works_ahead`)."""
+    current = _current
+    return current is not None and current.works_ahead(step)
 
 
 def stop() -> None:

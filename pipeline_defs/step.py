@@ -212,6 +212,16 @@ def is_current(store: CheckpointStore, asset_path: Sequence[str], shard: str | N
     return checkpoint_problem(store, asset_path, shard, fingerprint) is None
 
 
+def cached_first(todo: list[tuple[str, Any]], cached: Callable[[str], bool]) -> list[tuple[str, Any]]:
+    """A row step's shards to compute ((key, ...) each), those whose upstream frame this process still holds
+    first, each group in its own order. The cache (`FRAMES`) keeps the frames written last; when one step's
+    frames outgrow it, reading in input order would miss on every shard, each miss's decode and the frame it
+    writes pushing out the next frames to read. Cached first, each hit's frame leaves the cache as its output
+    comes in, so every frame still held is read from memory."""
+    held = [cached(t[0]) for t in todo]
+    return [t for t, h in zip(todo, held, strict=True) if h] + [t for t, h in zip(todo, held, strict=True) if not h]
+
+
 def upstream_fingerprints(
     store: CheckpointStore, upstream: Sequence[tuple[Sequence[str], bool]], shard: str
 ) -> list[str] | None:

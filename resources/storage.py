@@ -67,7 +67,11 @@ from resources.checkpoint_files import (
 class FrameCache:
     """Frames this process wrote, so the next step's read of them skips decoding (least recently used first
     out, `max_bytes` in all). A cached frame is returned only while its file is the one this process wrote:
-    same sidecar, same size and modification time; anything else is read from disk and verified."""
+    same sidecar, same size and modification time; anything else is read from disk and verified.
+
+    A row step's read of its upstream shard is that frame's last read in the job (`take`): the entry leaves the
+    cache with it, so the cache holds about one step's frames, not every step's, and what it holds is what the
+    next step reads."""
 
     def __init__(self, max_bytes: int):
         self.max_bytes = max_bytes
@@ -91,12 +95,21 @@ class FrameCache:
         hit = self.entry(path)
         return None if hit is None else hit[1]
 
-    def entry(self, path: Path) -> tuple[CheckpointMeta, pl.DataFrame] | None:
-        """The cached frame of `path` and the sidecar it was cached with, while both are still the file's."""
+    def holds(self, path: Path) -> bool:
+        """Whether a frame of `path` is cached (not checked against the file: `entry` does that)."""
+        with self._lock:
+            return str(path) in self._frames
+
+    def entry(self, path: Path, take: bool = False) -> tuple[CheckpointMeta, pl.DataFrame] | None:
+        """The cached frame of `path` and the sidecar it was cached with, while both are still the file's.
+        `take`: the entry leaves the cache (its last read)."""
         with self._lock:
             hit = self._frames.get(str(path))
             if hit is not None:
-                self._frames.move_to_end(str(path))
+                if take:
+                    self._drop(str(path))
+                else:
+                    self._frames.move_to_end(str(path))
         if hit is None:
             return None
         meta, stamp, df, _ = hit
@@ -125,12 +138,14 @@ class FrameCache:
 
 
 def _frame_budget() -> int:
-    """512 MB, or a sixteenth of the machine's memory where that is less."""
+    """An eighth of the machine's memory. Below one step's frames the next step's reads miss and decode from
+    disk (each filter's selection down to the last whole checkpoint): at 512 MB, a 10-op recipe on 446 MB of
+    input spent a third of its wall decoding what it had written (bench/execution.py --copies 4)."""
     try:
         total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):
         total = 8 << 30
-    return min(512 << 20, total // 16)
+    return total // 8
 
 
 # A step's shards are read by the next step of the same job, in the same process; `sluice run` empties it when
@@ -421,10 +436,11 @@ class CheckpointStore(dg.ConfigurableResource):
             )
         return data, meta
 
-    def _load(self, path: Path, cache: bool = True) -> tuple[pl.DataFrame, CheckpointMeta]:
-        hit = FRAMES.entry(path)
+    def _load(self, path: Path, cache: bool = True, take: bool = False) -> tuple[pl.DataFrame, CheckpointMeta]:
+        hit = FRAMES.entry(path, take=take)
         if hit is not None:
             return hit[1], hit[0]
+        cache = cache and not take  # a frame read for the last time is not kept
         chain: list[tuple[pl.DataFrame, CheckpointMeta, Path]] = []  # selections, from `path` down to the root
         current = path
         while True:
@@ -496,9 +512,10 @@ class CheckpointStore(dg.ConfigurableResource):
         df, _ = self._load(path, cache=cache)
         return df if where is None else df.filter(where)
 
-    def read_base(self, path: Path) -> Base:
-        """A checkpoint as `read` returns it, with the sidecar it was read with (what a selection of it records)."""
-        df, meta = self._load(path)
+    def read_base(self, path: Path, take: bool = False) -> Base:
+        """A checkpoint as `read` returns it, with the sidecar it was read with (what a selection of it records).
+        `take`: this process reads it no more (`FrameCache`): its frame leaves `FRAMES`."""
+        df, meta = self._load(path, take=take)
         return Base(path, meta, df)
 
     def read_dropped(self, asset_key: Sequence[str], partition: str | None) -> pl.DataFrame | None:

@@ -123,6 +123,8 @@ def test_the_first_phases_row_steps_are_worked_ahead_as_the_steps_would_run_them
     assert names == ["op00_whitespace_normalization_mapper", "op01_text_length_filter", "op02_words_num_filter"]
     shards = discover_shards(str(tmp_path / "in"), PartitionSpec())
     prefetch = Prefetch(shards, "text", ahead_steps(graph.recipe), source_code=_source(graph).code, chunks=2)
+    assert all(prefetch.works_ahead(name) for name in names)  # its steps take their shards in input order
+    assert not prefetch.works_ahead("op03_document_deduplicator")
     frames, fps = {}, {}
     for shard in shards:  # the order the steps take in: every shard's parse, then each step on every shard
         content = shard_content_hash(shard)
@@ -197,6 +199,7 @@ def test_an_input_whose_frames_do_not_fit_the_budget_is_only_parsed_ahead(tmp_pa
         assert prefetch.take(shard, content) is not None  # the parse is still handed over, one shard at a time
         fps[shard.key] = node_fingerprint(_source(graph), [content])
     step = ahead_steps(graph.recipe)[0]
+    assert not prefetch.works_ahead(step.name)  # its steps may take their shards in any order
     for shard in shards:
         assert (
             prefetch.take_step(step.name, shard.key, node_fingerprint(_node(graph, step.name), [fps[shard.key]]))

@@ -191,6 +191,21 @@ def test_the_frame_cache_keeps_its_byte_budget_least_recently_used_first(tmp_pat
     assert cache.get(paths[0]) is None
 
 
+def test_a_frame_taken_leaves_the_cache_and_one_decoded_to_be_taken_is_not_kept(tmp_path: Path) -> None:
+    store = CheckpointStore(base_dir=str(tmp_path))
+    FRAMES.clear()
+    path = store.path(["r", "a"], "k@00000")
+    store.write(pl.DataFrame({"x": [1, 2, 3]}), path, "fp")
+    assert FRAMES.holds(path)
+    assert store.read_base(path).frame["x"].to_list() == [1, 2, 3]  # an ordinary read keeps it
+    assert FRAMES.holds(path)
+    assert store.read_base(path, take=True).frame["x"].to_list() == [1, 2, 3]  # its last read: from memory
+    assert not FRAMES.holds(path)
+    assert store.read_base(path, take=True).frame["x"].to_list() == [1, 2, 3]  # decoded from the file
+    assert not FRAMES.holds(path)
+    FRAMES.clear()
+
+
 def test_deferred_writes_land_before_the_block_ends_and_a_failed_write_fails_it(tmp_path: Path) -> None:
     store = CheckpointStore(base_dir=str(tmp_path))
     frames = {f"k@{i:05d}": pl.DataFrame({"x": [i] * 100}) for i in range(5)}
