@@ -12,13 +12,20 @@ one unmeasured warm-up run that fills numba's kernel cache). For each, --repeats
 * the same command once more after deleting the checkpoints, export and job logs but keeping the Dagster
   instance: the "warm" wall, what new input costs on an instance that already exists (the first run also pays
   for creating the instance's SQLite databases);
-* bench/plain_baseline.py on the same recipe: one polars frame, `Op.run` per op, no Dagster; whole-process wall.
+* bench/plain_baseline.py on the same recipe: one polars frame, `Op.run` per op, no Dagster; whole-process wall;
+* the floor: a process that imports what the `sluice` command imports (tuned as the console script tunes it)
+  and opens a fresh Dagster instance, then exits: what any `sluice run` pays on its main thread before its
+  first step, whatever its input (the prefetch overlaps the first ops with it).
+
+`--copies N` makes a bench case's input N copies of the corpus (ids suffixed `#c<k>`, so the copies are exact
+duplicates that the dedups drop): a larger input than this machine's packages hold, for how the fixed costs
+shrink against the work.
 
 Printed: medians, overhead = (wall - op seconds) / op seconds (job wall and process wall), Sluice / baseline,
 and whether both kept the same rows. Targets (issue 8): overhead <= 15 %, Sluice <= 1.3x the baseline at
 >= 25k docs on 2 cores, demo <= 8 s from a fresh home, unchanged re-run <= 3 s.
 
-    python bench/execution.py [--repeats 3] [--quick] [--cases demo,bench5,bench10]
+    python bench/execution.py [--repeats 3] [--quick] [--cases demo,bench5,bench10] [--copies N]
 """
 
 from __future__ import annotations
@@ -52,20 +59,46 @@ def demo_case(work: Path) -> dict[str, Any]:
     }
 
 
-def bench5_case(work: Path, corpus_dir: Path, docs: int | None, np: int) -> dict[str, Any]:
-    return corpus_case("bench5", run_all.RECIPE_5, work, corpus_dir, docs, np)
+def bench5_case(work: Path, corpus_dir: Path, docs: int | None, np: int, copies: int = 1) -> dict[str, Any]:
+    return corpus_case("bench5", run_all.RECIPE_5, work, corpus_dir, docs, np, copies)
 
 
-def bench10_case(work: Path, corpus_dir: Path, docs: int | None, np: int) -> dict[str, Any]:
+def bench10_case(work: Path, corpus_dir: Path, docs: int | None, np: int, copies: int = 1) -> dict[str, Any]:
     """Issue 13's 10-op recipe (MinHash included) on the bench corpus."""
-    return corpus_case("bench10", run_all.RECIPE_10, work, corpus_dir, docs, np)
+    return corpus_case("bench10", run_all.RECIPE_10, work, corpus_dir, docs, np, copies)
+
+
+def corpus_copies(corpus_dir: Path, out: Path, copies: int) -> int:
+    """`copies` copies of the corpus's JSONL shards, one file per shard and copy, ids suffixed `#c<k>` (so every
+    copy after the first is an exact duplicate of a document of the first: a larger input whose dedups drop
+    the copies). The real corpus is all the text this machine's packages hold (~134 MB); this is a larger one."""
+    import polars as pl
+
+    out.mkdir(parents=True, exist_ok=True)
+    n = 0
+    shards = sorted((corpus_dir / "jsonl").glob("*.jsonl"))
+    for k in range(copies):
+        for shard in shards:
+            frame = pl.read_ndjson(shard).with_columns(pl.col("id") + f"#c{k}")
+            frame.write_ndjson(out / f"c{k}-{shard.name}")
+            n += frame.height
+    return n
 
 
 def corpus_case(
-    name: str, ops: list[tuple[str, dict[str, Any]]], work: Path, corpus_dir: Path, docs: int | None, np: int
+    name: str,
+    ops: list[tuple[str, dict[str, Any]]],
+    work: Path,
+    corpus_dir: Path,
+    docs: int | None,
+    np: int,
+    copies: int = 1,
 ) -> dict[str, Any]:
     manifest = corpus_mod.ensure(corpus_dir)
-    if docs:
+    if copies > 1:
+        dataset = work / "inputs" / f"copies_{copies}"
+        n = corpus_copies(corpus_dir, dataset, copies)
+    elif docs:
         source = h.corpus_input(corpus_dir, work / "inputs" / f"docs_{docs}.jsonl", docs)
         dataset, n = Path(source["path"]), source["docs"]
     else:
@@ -76,8 +109,21 @@ def corpus_case(
     return {"recipe": recipe, "seed_home": lambda home: None, "docs": n}
 
 
+# What every `sluice run` pays before its first step, whatever its input: the `sluice` command's imports (tuned as
+# the console script tunes them) and a fresh Dagster instance opened; then the process exits.
+FLOOR_SCRIPT = """
+from pipeline_defs import console
+console.start()
+import pipeline_defs.cli
+console.ready()
+from pipeline_defs.execute import instance_ready
+instance_ready()
+console.finish(0)
+"""
+
+
 def measure_case(name: str, case: dict[str, Any], work: Path, repeats: int, timeout: float) -> dict[str, Any]:
-    rows: dict[str, list[h.Measured]] = {"sluice": [], "rerun": [], "warm": [], "baseline": []}
+    rows: dict[str, list[h.Measured]] = {"sluice": [], "rerun": [], "warm": [], "baseline": [], "floor": []}
     op_seconds, job_walls, dagster_runs, agree = [], [], [], None
     for r in range(repeats):
         run_dir = h.fresh_dir(work / "runs" / name / f"r{r}")
@@ -110,7 +156,11 @@ def measure_case(name: str, case: dict[str, Any], work: Path, repeats: int, time
         base_cmd = [sys.executable, str(h.BENCH / "plain_baseline.py"), str(case["recipe"]), str(out)]
         base = h.measure("baseline", base_cmd, env, cwd=run_dir, timeout=timeout, log=run_dir / "baseline.log")
         rows["baseline"].append(base)
-        for m in (first, rerun, warm, base):
+        floor_home = h.fresh_dir(run_dir / "floor_home")
+        floor_cmd = [sys.executable, "-c", FLOOR_SCRIPT]
+        floor = h.measure("floor", floor_cmd, h.sluice_env(floor_home), cwd=run_dir, timeout=timeout)
+        rows["floor"].append(floor)
+        for m in (first, rerun, warm, base, floor):
             status = "ok" if m.ok else f"FAILED rc={m.rc}\n    " + m.tail.replace("\n", "\n    ")
             print(f"  [{name}] {m.label:<9} run {r + 1}: {m.wall_s:7.2f} s {m.peak_rss_mb:7.0f} MB  {status}")
         if first.ok and base.ok and agree is None:
@@ -124,6 +174,7 @@ def measure_case(name: str, case: dict[str, Any], work: Path, repeats: int, time
     ops = h.median(op_seconds)
     job_wall = h.median(job_walls)
     warm_wall = h.median(m.wall_s for m in rows["warm"] if m.ok)
+    floor_wall = h.median(m.wall_s for m in rows["floor"] if m.ok)
     return {
         "recipe": str(case["recipe"]),
         "docs": docs,
@@ -138,6 +189,8 @@ def measure_case(name: str, case: dict[str, Any], work: Path, repeats: int, time
         "warm_vs_baseline": round(warm_wall / base_wall, 2) if warm_wall and base_wall else None,
         "dagster_runs": dagster_runs[-1] if dagster_runs else None,
         "baseline_wall_s": base_wall,
+        "floor_wall_s": floor_wall,
+        "floor_vs_baseline": round(floor_wall / base_wall, 2) if floor_wall and base_wall else None,
         "sluice_vs_baseline": round(wall / base_wall, 2) if wall and base_wall else None,
         "sluice_docs_per_s": round(docs / wall) if wall else None,
         "baseline_docs_per_s": round(docs / base_wall) if base_wall else None,
@@ -168,6 +221,7 @@ def print_table(cases: dict[str, dict[str, Any]], machine: dict[str, Any]) -> No
         "plain s",
         "sluice/plain",
         "warm/plain",
+        "floor s",
         "same rows",
     )
     print("".join(f"{c:>13}" for c in head))
@@ -188,6 +242,7 @@ def print_table(cases: dict[str, dict[str, Any]], machine: dict[str, Any]) -> No
             fmt(c["baseline_wall_s"]),
             fmt(c["sluice_vs_baseline"], ".2f", "x"),
             fmt(c.get("warm_vs_baseline"), ".2f", "x"),
+            fmt(c.get("floor_wall_s")),
             same,
         )
         print("".join(f"{x!s:>13}" for x in cells))
@@ -203,6 +258,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smoke: bench corpus cut to 3,000 docs, 1 round")
     parser.add_argument("--cases", default="demo,bench5")
     parser.add_argument("--docs", type=int, default=None, help="bench case: first N corpus docs (one file)")
+    parser.add_argument(
+        "--copies", type=int, default=1, help="bench cases: N copies of the corpus (ids suffixed; exact duplicates)"
+    )
     parser.add_argument("--np", type=int, default=None, help="np of the bench recipe (default: usable cores)")
     parser.add_argument("--corpus", default=None, help="bench corpus directory (default $SLUICE_HOME/corpus/bench)")
     parser.add_argument("--results", default=None, help="default bench/results[/quick]")
@@ -220,17 +278,19 @@ def main() -> None:
         if name == "demo":
             case = demo_case(work)
         elif name == "bench5":
-            case = bench5_case(work, corpus_dir, docs, args.np or h.cores())
+            case = bench5_case(work, corpus_dir, docs, args.np or h.cores(), args.copies)
         elif name == "bench10":
-            case = bench10_case(work, corpus_dir, docs, args.np or h.cores())
+            case = bench10_case(work, corpus_dir, docs, args.np or h.cores(), args.copies)
         else:
             sys.exit(f"execution: unknown case {name!r} (demo, bench5, bench10)")
+        if args.copies > 1 and name != "demo":
+            name = f"{name}x{args.copies}"
         print(f"== {name}: {case['recipe']} ({case['docs']:,} docs), {repeats} round(s)", flush=True)
         cases[name] = measure_case(name, case, work, repeats, args.timeout)
     print_table(cases, machine)
     results = Path(args.results) if args.results else h.RESULTS / ("quick" if args.quick else "")
     path = h.write_result(
-        "execution",
+        "execution" if args.copies == 1 else f"execution_x{args.copies}",  # a larger input: its own results file
         {
             "workload": "execution",
             "quick": args.quick,

@@ -503,11 +503,17 @@ def section_execution(data: dict[str, Any]) -> list[str]:
         "parse that ran ahead of its step, overlapping the job's start, is not), "
         "overhead = (wall − op s) / op s, the unchanged re-run, the run on an existing instance with checkpoints "
         "deleted (warm: new input, no instance to create), and a plain script running the same ops on one "
-        "polars frame in one process (`bench/plain_baseline.py`).",
+        "polars frame in one process (`bench/plain_baseline.py`). The floor: a process that only imports what "
+        "the `sluice` command imports and opens a fresh Dagster instance (what every run pays on its main thread "
+        "before its first step). A case named `…xN` ran on N copies of the corpus (`--copies N`: ids suffixed, "
+        "so the copies are exact duplicates the dedups drop).",
         "",
     ]
+    cases = dict(ex.get("cases") or {})
+    for key in sorted(k for k in data if k.startswith("execution_x")):  # `--copies N`: the same cases, N× the input
+        cases.update((data[key] or {}).get("cases") or {})
     rows = []
-    for name, c in (ex.get("cases") or {}).items():
+    for name, c in cases.items():
         a = c.get("agreement_with_baseline")
         same = "–" if not a else ("yes" if a["disagreements"] == 0 else f"{a['disagreements']} differ")
         rows.append(
@@ -525,6 +531,7 @@ def section_execution(data: dict[str, Any]) -> list[str]:
                 f(c.get("baseline_wall_s"), ".2f"),
                 f(c.get("sluice_vs_baseline"), ".2f", "×"),
                 f(c.get("warm_vs_baseline"), ".2f", "×"),
+                f(c.get("floor_wall_s"), ".2f"),
                 same,
             ]
         )
@@ -542,6 +549,7 @@ def section_execution(data: dict[str, Any]) -> list[str]:
         "plain s",
         "Sluice / plain",
         "warm / plain",
+        "floor s",
         "same rows",
     ]
     lines += [table(head, rows), ""]
