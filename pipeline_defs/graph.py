@@ -80,6 +80,7 @@ from resources.storage import FRAMES, CheckpointStore, StepOutput
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
 NodeKind = Literal["source", "row", "hashes", "index", "export"]
+IN_PROCESS = dg.in_process_executor.name  # the executor whose steps all run in the run's own process
 # Set while a step's shards run in this process under the in-process executor, where the next steps read them from
 # `FRAMES`: only then does the source store its rows as a reference to the input (`shards.shard_reference`).
 _INPUT_REFERENCES: contextvars.ContextVar[bool] = contextvars.ContextVar("sluice_input_references", default=False)
@@ -376,7 +377,9 @@ class _Factory:
                 else:
                     # The source keeps its rows as a reference to the input only where the next steps read them
                     # from this process's memory: another process would parse the input again to read them.
-                    in_process = context.job_def.executor_def.name == dg.in_process_executor.name
+                    in_process = context.job_def.executor_def.name == IN_PROCESS
+                    if not in_process:  # the next step runs in another process and reads the files
+                        FRAMES.max_bytes = 0  # so frames kept here would only add to this one's memory
                     token = _INPUT_REFERENCES.set(in_process)
                     try:
                         with store.deferred(alloc.chunks):  # shard k is written while shard k+1 computes

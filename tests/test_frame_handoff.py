@@ -105,3 +105,18 @@ def test_a_cache_smaller_than_a_step_still_serves_the_shards_it_holds(
     assert len(in_order[later]) == SHARDS and not any(in_order[later])
     assert len(small[later]) == SHARDS and 0 < sum(small[later]) < SHARDS
     assert small[later] == sorted(small[later], reverse=True)  # the hits first
+
+
+def test_a_step_whose_next_step_runs_in_another_process_keeps_no_frames(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under the multiprocess or Celery executor each step runs in a process of its own (a worker may live on):
+    the frames it writes would never be read there, only add to its memory. Here the in-process executor is
+    made to look like another one to the steps."""
+    recipe = _recipe(tmp_path)
+    _, export = _run(recipe, tmp_path / "here", 1 << 30, monkeypatch)
+    monkeypatch.setattr(graph, "IN_PROCESS", "not_this_executor")
+    reads, elsewhere_export = _run(recipe, tmp_path / "elsewhere", 1 << 30, monkeypatch)
+    assert FRAMES.max_bytes == 0
+    assert elsewhere_export == export
+    assert reads["op02_document_deduplicator"] == [False] * SHARDS  # every read from the file
