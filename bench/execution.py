@@ -77,11 +77,11 @@ def corpus_copies(corpus_dir: Path, out: Path, copies: int) -> int:
     out.mkdir(parents=True, exist_ok=True)
     n = 0
     shards = sorted((corpus_dir / "jsonl").glob("*.jsonl"))
-    for k in range(copies):
-        for shard in shards:
-            frame = pl.read_ndjson(shard).with_columns(pl.col("id") + f"#c{k}")
-            frame.write_ndjson(out / f"c{k}-{shard.name}")
-            n += frame.height
+    for shard in shards:
+        frame = pl.read_ndjson(shard)
+        for k in range(copies):
+            frame.with_columns(pl.col("id") + f"#c{k}").write_ndjson(out / f"c{k}-{shard.name}")
+        n += frame.height * copies
     return n
 
 

@@ -218,8 +218,7 @@ def cached_first(todo: list[tuple[str, Any]], cached: Callable[[str], bool]) -> 
     frames outgrow it, reading in input order would miss on every shard, each miss's decode and the frame it
     writes pushing out the next frames to read. Cached first, each hit's frame leaves the cache as its output
     comes in, so every frame still held is read from memory."""
-    held = [cached(t[0]) for t in todo]
-    return [t for t, h in zip(todo, held, strict=True) if h] + [t for t, h in zip(todo, held, strict=True) if not h]
+    return sorted(todo, key=lambda t: not cached(t[0]))  # stable: each group keeps its order
 
 
 def upstream_fingerprints(
