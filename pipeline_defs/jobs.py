@@ -5,6 +5,9 @@
   reached them (until then they wait and say for which shards).
 * `--tags '{"dagster/asset_partition_range_start": A, "dagster/asset_partition_range_end": B}'`: a range, as a
   backfill runs it.
+* a partition or range end that is not a registered shard: refused before the run is created, naming the
+  registered ones (the embedded instance's run storage reads the job's `sluice/shards` tag; elsewhere the first
+  step refuses it, after the run was created).
 * no tags: fails at once in one line naming `<recipe>_all_job` (Dagster cannot run chained partitioned assets
   without a partition).
 
@@ -17,6 +20,7 @@ from __future__ import annotations
 import dagster as dg
 
 from pipeline_defs.graph import RecipeGraph
+from resources.dagster_storage import SHARDS_TAG, SOURCE_TAG
 
 
 def recipe_job(
@@ -29,7 +33,11 @@ def recipe_job(
         selection=dg.AssetSelection.groups(graph.group),
         description=f"All ops of {graph.recipe.source}: one shard, a range of shards, or (no partition tag) every "
         "registered shard, then the global stages (dedup index, export) over all shards.",
-        tags={"sluice/recipe": graph.group},
+        tags={
+            "sluice/recipe": graph.group,
+            SHARDS_TAG: graph.partitions_def.name,
+            SOURCE_TAG: graph.recipe.source,
+        },
     )
 
 

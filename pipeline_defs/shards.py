@@ -210,8 +210,10 @@ def make_key(relpath: str, index: int) -> str:
 
 
 def shard_order(key: str) -> tuple[str, int]:
+    """Files in path order, a file's shards in index order. A key not of the `<relpath>@<index>` form (a typo
+    in a `dagster/partition` tag) sorts by its text before any index, so the error that names it can be built."""
     relpath, _, index = key.rpartition("@")
-    return relpath, int(index)
+    return (relpath, int(index)) if index.isdigit() else (key, -1)
 
 
 def _as_spec(spec: PartitionSpec | int | None) -> PartitionSpec:

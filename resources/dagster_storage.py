@@ -40,6 +40,7 @@ from contextlib import closing, contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
+import click
 import sqlalchemy as db
 from alembic.config import Config
 from alembic.script import ScriptDirectory
@@ -157,7 +158,55 @@ def _transaction(engine: db.Engine) -> Iterator[db.Connection]:
         yield conn
 
 
+# Run tags of a recipe's partitioned job (set on the job, so every run of it carries them): the name of the
+# dynamic partitions definition of its shards, and the recipe file.
+SHARDS_TAG = "sluice/shards"
+SOURCE_TAG = "sluice/source"
+_RANGE_TAGS = ("dagster/asset_partition_range_start", "dagster/asset_partition_range_end")
+
+
+class UnknownShardError(click.ClickException):
+    """A run of a recipe's job names a partition that is not one of its registered shards. A `ClickException`,
+    so Dagster's CLI (`dagster job execute`) prints it as one line (`Error: ...`), not a traceback."""
+
+
+def _shown(keys: Sequence[str], n: int = 5) -> str:
+    return ", ".join(keys[:n]) + (f" and {len(keys) - n} more" if len(keys) > n else "")
+
+
+def check_partition_tags(tags: Any, registered: Any) -> None:
+    """Refuse a run whose `dagster/partition` tag, or either end of its range, is not a registered shard of the
+    job's recipe (`registered(partitions_def_name)` lists them). Nothing for a run of another job."""
+    name = tags.get(SHARDS_TAG)
+    if not name:
+        return
+    asked = [tags[t] for t in ("dagster/partition", *_RANGE_TAGS) if t in tags]
+    if not asked:
+        return
+    keys = list(registered(name))
+    unknown = [k for k in asked if k not in set(keys)]
+    if unknown:
+        prefix = name.removesuffix("_shards")
+        hint = f"`sluice partitions {tags[SOURCE_TAG]}`" if tags.get(SOURCE_TAG) else "`sluice partitions RECIPE`"
+        keys.sort(key=lambda k: k.rpartition("@")[::2])  # path order, then the zero-padded index
+        raise UnknownShardError(
+            f"partition {unknown[0]!r} is not a shard of {prefix} ({len(keys)} registered: "
+            f"{_shown(keys) or 'none'}); {hint} lists and registers them. No run was created."
+        )
+
+
 class PooledSqliteRunStorage(SqliteRunStorage):
+    """`registered`: set by `PooledSqliteStorage` to the event log storage's registered shards, so that a
+    run for a partition that is not a shard is refused before it is stored (Dagster's `dagster job execute
+    --tags` does not check the key; without this the run would be created and fail in its first step)."""
+
+    registered: Any = None
+
+    def add_run(self, dagster_run: Any) -> Any:
+        if self.registered is not None:
+            check_partition_tags(dagster_run.tags, self.registered)
+        return super().add_run(dagster_run)
+
     @contextmanager
     def connect(self) -> Iterator[db.Connection]:
         with _transaction(pooled_engine(self._conn_string)) as conn:
@@ -378,6 +427,7 @@ class PooledSqliteStorage(DagsterSqliteStorage):
         self._run_storage = PooledSqliteRunStorage.from_local(_runs_directory(base_dir))
         self._event_log_storage = PooledSqliteEventLogStorage(_event_logs_directory(base_dir))
         self._schedule_storage = PooledSqliteScheduleStorage.from_local(_schedule_directory(base_dir))
+        self._run_storage.registered = self._event_log_storage.get_dynamic_partitions
         self._inst_data = inst_data
         DagsterStorage.__init__(self)  # DagsterSqliteStorage's own __init__ would open the unpooled storages first
 

@@ -206,23 +206,33 @@ def test_all_job_runs_the_whole_recipe_and_the_bare_job_names_it(
     assert (home / "export" / "demo.jsonl").read_bytes() == (demo_home / "export" / "demo.jsonl").read_bytes()
 
 
-def test_a_wrong_partition_key_fails_naming_valid_keys(demo_run: tuple[Path, RunReport]) -> None:
+def _run_count(home: Path) -> int:
+    with dg.DagsterInstance.from_config(str(home / "dagster_home")) as instance:
+        return len(instance.get_run_records())
+
+
+@pytest.mark.parametrize(
+    "tags",
+    [
+        {"dagster/partition": "nope.jsonl@00000"},
+        {"dagster/partition": "nope"},  # not of the `<file>@<index>` form at all
+        {"dagster/asset_partition_range_start": "docstrings.jsonl@00000", "dagster/asset_partition_range_end": "nope"},
+    ],
+)
+def test_a_wrong_partition_key_fails_before_a_run_is_created(
+    demo_run: tuple[Path, RunReport], tags: dict[str, str]
+) -> None:
+    """The issue: a wrong key fails before a run is created, in one line listing the valid keys."""
     home, _ = demo_run
-    out = _dagster(
-        home,
-        "job",
-        "execute",
-        "-m",
-        "pipeline_defs",
-        "-j",
-        "demo_job",
-        "--tags",
-        json.dumps({"dagster/partition": "nope.jsonl@00000"}),
-    )
-    text = out.stdout + out.stderr
+    runs = _run_count(home)
+    out = _dagster(home, "job", "execute", "-m", "pipeline_defs", "-j", "demo_job", "--tags", json.dumps(tags))
     assert out.returncode != 0
-    assert "'nope.jsonl@00000' is not a shard of demo" in text
-    assert "docstrings.jsonl@00000" in text
+    wrong = [v for v in tags.values() if v.startswith("nope")][0]
+    errors = [line for line in (out.stdout + out.stderr).splitlines() if line.startswith("Error: ")]
+    assert errors == [errors[0]] and f"partition {wrong!r} is not a shard of demo" in errors[0], out.stderr[-2000:]
+    assert "docstrings.jsonl@00000" in errors[0] and "No run was created" in errors[0]
+    assert "Traceback" not in out.stderr
+    assert _run_count(home) == runs
 
 
 def test_dagster_asset_materialize_one_partition(demo_run: tuple[Path, RunReport]) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import dagster as dg
+import pytest
 from dagster._core.storage.sqlite_storage import DagsterSqliteStorage
 
 from resources import dagster_storage
@@ -321,3 +322,40 @@ def test_a_fresh_home_s_databases_get_their_tables_in_wal_mode(sluice_home: Path
     assert dg.materialize([numbers], instance=instance, partition_key="a").success
     assert {"runs.db", "index.db", "schedules.db"} <= modes.keys(), modes
     assert set(modes.values()) == {"wal"}, modes
+
+
+SHARDS = dg.DynamicPartitionsDefinition(name="toy_shards")
+
+
+@dg.asset(partitions_def=SHARDS)
+def toy(context) -> None:
+    context.log.info(context.partition_key)
+
+
+def test_a_run_for_an_unregistered_shard_is_refused_before_it_is_stored(sluice_home: Path) -> None:
+    """A recipe job's runs carry `sluice/shards` (its partitions definition); the run storage refuses a partition
+    or range end that is not registered there, so no failed run is left behind. Other runs are not checked."""
+    instance = _instance(sluice_home)
+    instance.add_dynamic_partitions("toy_shards", ["a.jsonl@00000", "b.jsonl@00000"])
+    job = dg.define_asset_job(
+        "toy_job", selection=[toy], tags={dagster_storage.SHARDS_TAG: "toy_shards", dagster_storage.SOURCE_TAG: "t.yaml"}
+    )
+    defs = dg.Definitions(assets=[toy], jobs=[job])
+    resolved = defs.resolve_job_def("toy_job")
+    for tags in (
+        {"dagster/partition": "c.jsonl@00000"},
+        {"dagster/partition": "typo"},
+        {"dagster/asset_partition_range_start": "a.jsonl@00000", "dagster/asset_partition_range_end": "z@00001"},
+    ):
+        with pytest.raises(dagster_storage.UnknownShardError) as err:
+            resolved.execute_in_process(instance=instance, tags=tags)
+        bad = [v for v in tags.values() if not v.startswith(("a.", "b."))][0]
+        assert err.value.message == (
+            f"partition {bad!r} is not a shard of toy (2 registered: a.jsonl@00000, b.jsonl@00000); "
+            "`sluice partitions t.yaml` lists and registers them. No run was created."
+        )
+    assert instance.get_run_records() == []
+    assert resolved.execute_in_process(instance=instance, partition_key="b.jsonl@00000").success
+    # a run of a job without the tag (not a recipe's) is not checked by Sluice
+    assert dg.materialize([numbers], instance=instance, partition_key="a").success
+    assert len(instance.get_run_records()) == 2
