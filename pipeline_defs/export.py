@@ -4,9 +4,13 @@ duplicate) and the quarantined ones (`<stem>.quarantine.jsonl`), plus the per-sh
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import os
 import shutil
-from collections import defaultdict
+from collections import defaultdict, deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -123,16 +127,70 @@ def write_jsonl(f: pl.DataFrame, fh: BinaryIO) -> None:
         f.write_ndjson(fh)
 
 
+# Side-file parts rendered at once: each is rendered to bytes on its own thread (polars renders without the GIL)
+# while the ones before it are written, at most this many held in memory.
+RENDER_AHEAD = 2
+
+
+def _rendered(f: pl.DataFrame) -> bytes:
+    buf = io.BytesIO()
+    write_jsonl(f, buf)
+    return buf.getvalue()
+
+
+def _append_file(src: Path, fh: BinaryIO) -> None:
+    """`src`'s bytes after what `fh` holds, copied by the kernel (`sendfile`) where it can."""
+    fh.flush()
+    with open(src, "rb") as f:
+        size, at = os.fstat(f.fileno()).st_size, 0
+        try:
+            while at < size:
+                sent = os.sendfile(fh.fileno(), f.fileno(), at, size - at)
+                if sent == 0:
+                    break
+                at += sent
+        except OSError:
+            pass  # a file system or platform without it: the rest by reading and writing
+        if at < size:
+            f.seek(at)
+            shutil.copyfileobj(f, fh, 1 << 20)
+            fh.flush()
+        else:
+            fh.seek(0, os.SEEK_END)  # sendfile wrote past the file object's position
+
+
+def _start_writeback(fh: BinaryIO) -> None:
+    """Hand what is written so far to the disk now (Linux starts writeback of a file's dirty pages on
+    `POSIX_FADV_DONTNEED`), so that the fsync before the rename waits for the last part only."""
+    fh.flush()
+    with contextlib.suppress(AttributeError, OSError):
+        os.posix_fadvise(fh.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+
+
 def write_side_file(parts: Sequence[pl.DataFrame | Path], path: Path) -> None:
     """A JSONL side file from frames of public rows and from files of them rendered ahead (`export_ahead`),
-    copied verbatim, in order."""
-    with atomic_write(path) as tmp, open(tmp, "wb") as fh:
-        for part in parts:
+    copied verbatim, in order. Frames are rendered on `RENDER_AHEAD` threads while earlier parts are written;
+    the bytes are those of rendering and writing them one by one."""
+    with atomic_write(path) as tmp, open(tmp, "wb") as fh, ThreadPoolExecutor(RENDER_AHEAD) as pool:
+        pending: deque[Future[bytes] | Path] = deque()
+        queue = iter(parts)
+
+        def refill() -> None:
+            while len(pending) < RENDER_AHEAD + 1:
+                part = next(queue, None)
+                if part is None:
+                    return
+                pending.append(part if isinstance(part, Path) else pool.submit(_rendered, part))
+
+        refill()
+        while pending:
+            part = pending.popleft()
+            refill()
             if isinstance(part, Path):
-                with open(part, "rb") as src:
-                    shutil.copyfileobj(src, fh, 1 << 20)
+                _append_file(part, fh)
             else:
-                write_jsonl(part, fh)
+                fh.write(part.result())
+            _start_writeback(fh)
 
 
 @dataclass

@@ -184,3 +184,35 @@ def test_a_job_whose_export_fails_leaves_no_spool(tmp_path: Path, sluice_home: P
             run_recipe(recipe, echo=lambda _: None)
     assert len(started) == 1
     assert not started[0].spool.exists() and export_ahead._CURRENT is None
+
+
+def test_a_side_file_is_its_parts_in_order_rendered_on_threads_and_copied(tmp_path: Path, monkeypatch) -> None:
+    """`write_side_file` renders frames on threads and copies spooled files with the kernel's `sendfile`: the
+    file is every part's bytes in the given order, as writing them one by one gives, with or without sendfile."""
+    from pipeline_defs import export
+
+    frames = [
+        pl.DataFrame({"id": [f"{i}-{j}" for j in range(n)], "text": [f"t{i} é\n{j}" * (j + 1) for j in range(n)]})
+        for i, n in enumerate((3, 0, 500, 1, 40))
+    ]
+    spooled = []
+    for i in range(3):
+        spooled.append(tmp_path / f"spool{i}.jsonl")
+        spooled[-1].write_bytes(b"".join(b'{"spooled":%d,"row":%d}\n' % (i, j) for j in range(100 * i)))
+    parts = [frames[0], spooled[0], frames[1], frames[2], spooled[1], spooled[2], frames[3], frames[4]]
+    expected = io.BytesIO()
+    for part in parts:
+        if isinstance(part, Path):
+            expected.write(part.read_bytes())
+        else:
+            write_jsonl(part, expected)
+    export.write_side_file(parts, tmp_path / "side.jsonl")
+    assert (tmp_path / "side.jsonl").read_bytes() == expected.getvalue()
+
+    def refuse(*_args):
+        raise OSError("no sendfile here")
+
+    monkeypatch.setattr(export.os, "sendfile", refuse)
+    export.write_side_file(parts, tmp_path / "side2.jsonl")
+    assert (tmp_path / "side2.jsonl").read_bytes() == expected.getvalue()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no temp file left
