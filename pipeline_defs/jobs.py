@@ -6,10 +6,12 @@
 * `--tags '{"dagster/asset_partition_range_start": A, "dagster/asset_partition_range_end": B}'`: a range, as a
   backfill runs it.
 * a partition or range end that is not a registered shard: refused before the run is created, naming the
-  registered ones (the embedded instance's run storage reads the job's `sluice/shards` tag; elsewhere the first
-  step refuses it, after the run was created).
-* no tags: fails at once in one line naming `<recipe>_all_job` (Dagster cannot run chained partitioned assets
-  without a partition).
+  registered ones.
+* no tags: refused before the run is created, in one line naming `<recipe>_all_job` (Dagster cannot run chained
+  partitioned assets without a partition).
+Both refusals are the embedded instance's run storage's (`resources.dagster_storage.check_run`, reading the
+job's `sluice/shards`, `sluice/source` and `sluice/all_job` tags); on another storage (PostgreSQL's) the run is
+created and its first step fails with the same line.
 
 `<recipe>_all_job`: the whole recipe over every shard, exactly as `sluice run` does it (it is `sluice run`: one
 op that registers the shards and launches one run of `<recipe>_job` per phase, each over a range of shards).
@@ -20,7 +22,7 @@ from __future__ import annotations
 import dagster as dg
 
 from pipeline_defs.graph import RecipeGraph
-from resources.dagster_storage import SHARDS_TAG, SOURCE_TAG
+from resources.dagster_storage import ALL_JOB_TAG, SHARDS_TAG, SOURCE_TAG
 
 
 def recipe_job(
@@ -37,6 +39,7 @@ def recipe_job(
             "sluice/recipe": graph.group,
             SHARDS_TAG: graph.partitions_def.name,
             SOURCE_TAG: graph.recipe.source,
+            ALL_JOB_TAG: graph.recipe.all_job_name,
         },
     )
 

@@ -159,36 +159,53 @@ def _transaction(engine: db.Engine) -> Iterator[db.Connection]:
 
 
 # Run tags of a recipe's partitioned job (set on the job, so every run of it carries them): the name of the
-# dynamic partitions definition of its shards, and the recipe file.
+# dynamic partitions definition of its shards, the recipe file, and the job that runs every shard.
 SHARDS_TAG = "sluice/shards"
 SOURCE_TAG = "sluice/source"
+ALL_JOB_TAG = "sluice/all_job"
 _RANGE_TAGS = ("dagster/asset_partition_range_start", "dagster/asset_partition_range_end")
 
 
-class UnknownShardError(click.ClickException):
-    """A run of a recipe's job names a partition that is not one of its registered shards. A `ClickException`,
-    so Dagster's CLI (`dagster job execute`) prints it as one line (`Error: ...`), not a traceback."""
+class RefusedRunError(click.ClickException):
+    """A run of a recipe's job that could only fail. A `ClickException`, so Dagster's CLI (`dagster job
+    execute`) prints it as one line (`Error: ...`), not a traceback."""
+
+
+class UnknownShardError(RefusedRunError):
+    """A run of a recipe's job names a partition that is not one of its registered shards."""
+
+
+class NoPartitionError(RefusedRunError):
+    """A run of the whole of a recipe's job without a partition (Dagster cannot run its chained partitioned
+    assets without one)."""
 
 
 def _shown(keys: Sequence[str], n: int = 5) -> str:
     return ", ".join(keys[:n]) + (f" and {len(keys) - n} more" if len(keys) > n else "")
 
 
-def check_partition_tags(tags: Any, registered: Any) -> None:
-    """Refuse a run whose `dagster/partition` tag, or either end of its range, is not a registered shard of the
-    job's recipe (`registered(partitions_def_name)` lists them). Nothing for a run of another job."""
+def check_run(run: Any, registered: Any) -> None:
+    """Refuse a run of a recipe's job that could only fail: its `dagster/partition` tag, or either end of its
+    range, is not a registered shard (`registered(partitions_def_name)` lists them), or it is the whole job
+    (no asset selection) without a partition. Nothing for a run of another job."""
+    tags = run.tags
     name = tags.get(SHARDS_TAG)
     if not name:
         return
+    keys = sorted(registered(name), key=lambda k: k.rpartition("@")[::2])  # path order, zero-padded index
     asked = [tags[t] for t in ("dagster/partition", *_RANGE_TAGS) if t in tags]
     if not asked:
+        if run.asset_selection is None and tags.get(ALL_JOB_TAG):
+            raise NoPartitionError(
+                f"{run.job_name} runs one shard or a range (--tags "
+                f"'{{\"dagster/partition\": \"{keys[0] if keys else '<shard>'}\"}}'); for every shard run: "
+                f"dagster job execute -m pipeline_defs -j {tags[ALL_JOB_TAG]}. No run was created."
+            )
         return
-    keys = list(registered(name))
     unknown = [k for k in asked if k not in set(keys)]
     if unknown:
         prefix = name.removesuffix("_shards")
         hint = f"`sluice partitions {tags[SOURCE_TAG]}`" if tags.get(SOURCE_TAG) else "`sluice partitions RECIPE`"
-        keys.sort(key=lambda k: k.rpartition("@")[::2])  # path order, then the zero-padded index
         raise UnknownShardError(
             f"partition {unknown[0]!r} is not a shard of {prefix} ({len(keys)} registered: "
             f"{_shown(keys) or 'none'}); {hint} lists and registers them. No run was created."
@@ -197,14 +214,15 @@ def check_partition_tags(tags: Any, registered: Any) -> None:
 
 class PooledSqliteRunStorage(SqliteRunStorage):
     """`registered`: set by `PooledSqliteStorage` to the event log storage's registered shards, so that a
-    run for a partition that is not a shard is refused before it is stored (Dagster's `dagster job execute
-    --tags` does not check the key; without this the run would be created and fail in its first step)."""
+    run for a partition that is not a shard, or of the whole job without one, is refused before it is stored
+    (`check_run`; Dagster's `dagster job execute --tags` checks neither: without this the run would be created
+    and fail in its first step)."""
 
     registered: Any = None
 
     def add_run(self, dagster_run: Any) -> Any:
         if self.registered is not None:
-            check_partition_tags(dagster_run.tags, self.registered)
+            check_run(dagster_run, self.registered)
         return super().add_run(dagster_run)
 
     @contextmanager

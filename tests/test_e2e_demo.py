@@ -199,6 +199,7 @@ def test_all_job_runs_the_whole_recipe_and_the_bare_job_names_it(
     home = _fresh_home(tmp_path, demo_home)
     bare = _dagster(home, "job", "execute", "-m", "pipeline_defs", "-j", "demo_job")
     assert bare.returncode != 0
+    # (an empty DAGSTER_HOME: Dagster's stock storage, so the run's first step refuses it)
     assert "for every shard run: dagster job execute -m pipeline_defs -j demo_all_job" in bare.stdout + bare.stderr
     assert not (home / "export" / "demo.jsonl").exists()
     out = _dagster(home, "job", "execute", "-m", "pipeline_defs", "-j", "demo_all_job")
@@ -233,6 +234,20 @@ def test_a_wrong_partition_key_fails_before_a_run_is_created(
     assert "docstrings.jsonl@00000" in errors[0] and "No run was created" in errors[0]
     assert "Traceback" not in out.stderr
     assert _run_count(home) == runs
+
+
+def test_the_bare_job_is_refused_before_a_run_is_created(demo_run: tuple[Path, RunReport]) -> None:
+    """On Sluice's instance (its dagster.yaml), `dagster job execute -j demo_job` with no partition is refused by
+    the run storage: one line naming demo_all_job and the first shard, no run."""
+    home, _ = demo_run
+    runs = _run_count(home)
+    bare = _dagster(home, "job", "execute", "-m", "pipeline_defs", "-j", "demo_job")
+    assert bare.returncode != 0
+    errors = [line for line in (bare.stdout + bare.stderr).splitlines() if line.startswith("Error: ")]
+    assert len(errors) == 1 and "Traceback" not in bare.stderr, bare.stderr[-2000:]
+    assert "for every shard run: dagster job execute -m pipeline_defs -j demo_all_job" in errors[0]
+    assert '"dagster/partition": "comments.jsonl.gz@00000"' in errors[0]
+    assert errors[0].endswith("No run was created.") and _run_count(home) == runs
 
 
 def test_dagster_asset_materialize_one_partition(demo_run: tuple[Path, RunReport]) -> None:

@@ -334,12 +334,16 @@ def toy(context) -> None:
 
 def test_a_run_for_an_unregistered_shard_is_refused_before_it_is_stored(sluice_home: Path) -> None:
     """A recipe job's runs carry `sluice/shards` (its partitions definition); the run storage refuses a partition
-    or range end that is not registered there, so no failed run is left behind. Other runs are not checked."""
+    or range end that is not registered there, and the whole job without a partition, so no failed run is left
+    behind. Other runs are not checked."""
     instance = _instance(sluice_home)
     instance.add_dynamic_partitions("toy_shards", ["a.jsonl@00000", "b.jsonl@00000"])
-    job = dg.define_asset_job(
-        "toy_job", selection=[toy], tags={dagster_storage.SHARDS_TAG: "toy_shards", dagster_storage.SOURCE_TAG: "t.yaml"}
-    )
+    job_tags = {
+        dagster_storage.SHARDS_TAG: "toy_shards",
+        dagster_storage.SOURCE_TAG: "t.yaml",
+        dagster_storage.ALL_JOB_TAG: "toy_all_job",
+    }
+    job = dg.define_asset_job("toy_job", selection=[toy], tags=job_tags)
     defs = dg.Definitions(assets=[toy], jobs=[job])
     resolved = defs.resolve_job_def("toy_job")
     for tags in (
@@ -354,6 +358,12 @@ def test_a_run_for_an_unregistered_shard_is_refused_before_it_is_stored(sluice_h
             f"partition {bad!r} is not a shard of toy (2 registered: a.jsonl@00000, b.jsonl@00000); "
             "`sluice partitions t.yaml` lists and registers them. No run was created."
         )
+    with pytest.raises(dagster_storage.NoPartitionError) as no_partition:  # the whole job, no partition
+        instance.create_run_for_job(resolved, tags=job_tags)  # as `dagster job execute -j toy_job` creates it
+    assert no_partition.value.message == (
+        """toy_job runs one shard or a range (--tags '{"dagster/partition": "a.jsonl@00000"}'); for every shard """
+        "run: dagster job execute -m pipeline_defs -j toy_all_job. No run was created."
+    )
     assert instance.get_run_records() == []
     assert resolved.execute_in_process(instance=instance, partition_key="b.jsonl@00000").success
     # a run of a job without the tag (not a recipe's) is not checked by Sluice
