@@ -9,9 +9,10 @@
   registered ones.
 * no tags: refused before the run is created, in one line naming `<recipe>_all_job` (Dagster cannot run chained
   partitioned assets without a partition).
-Both refusals are the embedded instance's run storage's (`resources.dagster_storage.check_run`, reading the
-job's `sluice/shards`, `sluice/source` and `sluice/all_job` tags); on another storage (PostgreSQL's) the run is
-created and its first step fails with the same line.
+Both refusals are the run storage's (`resources.dagster_storage.check_run`, reading the job's `sluice/shards`,
+`sluice/source` and `sluice/all_job` tags: the embedded instance's and the production profile's PostgreSQL one,
+`resources/postgres_storage.py`); on Dagster's stock storage the run is created and its first step fails with
+the same line.
 
 `<recipe>_all_job`: the whole recipe over every shard, exactly as `sluice run` does it (it is `sluice run`: one
 op that registers the shards and launches one run of `<recipe>_job` per phase, each over a range of shards).

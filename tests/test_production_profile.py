@@ -131,13 +131,14 @@ def test_up_fills_deploy_yaml_and_down_restores_the_embedded_instance(tmp_path: 
     stack.home.mkdir()
     (stack.home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     config = yaml.safe_load(write_instance(stack).read_text())
-    db = config["storage"]["postgres"]["postgres_db"]
+    assert config["storage"]["custom"]["class"] == "CheckedPostgresStorage"
+    db = config["storage"]["custom"]["config"]["postgres_db"]
     assert db["port"] == 5999 and db["hostname"] == "127.0.0.1" and db["scheme"] == "postgresql+psycopg2"
     assert config["run_coordinator"]["class"] == "QueuedRunCoordinator"
     assert config["concurrency"]["pools"]["default_limit"] >= 1
     # the Dagster instance accepts the file as written
     source = yaml.safe_load(DEPLOY_YAML.read_text())
-    assert source["storage"]["postgres"]["postgres_db"]["port"] == {"env": "SLUICE_PG_PORT"}
+    assert source["storage"]["custom"]["config"]["postgres_db"]["port"] == {"env": "SLUICE_PG_PORT"}
     restore_instance(stack)
     assert (stack.home / "dagster.yaml").read_text() == "telemetry:\n  enabled: false\n"
 

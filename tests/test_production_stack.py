@@ -9,6 +9,7 @@ the missing binary named when the machine lacks it (.ci/run installs them).
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import re
 import shutil
@@ -99,10 +100,36 @@ def test_demo_on_postgres_exports_what_the_embedded_default_exports(
 
     assert _export(stack.home.parent) == _export(embedded)
     with stack_instance(stack) as instance:
-        assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+        assert type(instance.run_storage).__name__ == "CheckedPostgresRunStorage"
         runs = instance.get_runs(dg.RunsFilter(job_name="demo_job"))
         assert runs and all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
         assert {r.tags.get("sluice/job_id") for r in runs} != {None}
+
+
+@pytest.mark.postgres
+def test_a_wrong_partition_key_and_the_bare_job_are_refused_before_a_run_on_postgres(
+    stack: Stack, pg_run: subprocess.CompletedProcess[str]
+) -> None:
+    """deploy/dagster.yaml's storage refuses them as the embedded one does: one `Error:` line, no run stored."""
+    with stack_instance(stack) as instance:
+        before = len(instance.get_run_records())
+    for tags in ({"dagster/partition": "nope.jsonl@00000"}, None):
+        args = ["job", "execute", "-m", "pipeline_defs", "-j", "demo_job"]
+        args += ["--tags", json.dumps(tags)] if tags else []
+        out = subprocess.run(
+            [sys.executable, "-m", "dagster", *args],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT), **stack.env()},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        errors = [line for line in (out.stdout + out.stderr).splitlines() if line.startswith("Error: ")]
+        assert out.returncode != 0 and len(errors) == 1, out.stderr[-2000:]
+        expected = "is not a shard of demo" if tags else "for every shard run: dagster job execute"
+        assert expected in errors[0] and errors[0].endswith("No run was created.")
+    with stack_instance(stack) as instance:
+        assert len(instance.get_run_records()) == before
 
 
 @pytest.mark.postgres
