@@ -10,8 +10,8 @@ import json
 import os
 import shutil
 from collections import defaultdict, deque
-from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO

@@ -70,6 +70,7 @@ from pipeline_defs.step import (
     upstream_fingerprints,
 )
 from pipeline_defs.steps import GlobalStage, RowStep, chained_globals, plan_steps
+from resources.dagster_storage import no_partition_message, shown, unknown_shard_message
 from resources.hardware import Hardware, usable_cpus
 from resources.monitor import StepMonitor
 from resources.planner import OpPlan, Plan, PlanError, pool_name
@@ -164,10 +165,6 @@ def compute_pool(recipe: Recipe) -> ComputePool:
 def registered_shards(instance: dg.DagsterInstance, partitions_def: dg.DynamicPartitionsDefinition) -> list[str]:
     assert partitions_def.name is not None
     return sorted(instance.get_dynamic_partitions(partitions_def.name), key=shard_order)
-
-
-def _shown(keys: Sequence[str], n: int = 5) -> str:
-    return ", ".join(keys[:n]) + (f" and {len(keys) - n} more" if len(keys) > n else "")
 
 
 class _Factory:
@@ -269,20 +266,16 @@ class _Factory:
                 except Exception:  # Dagster refuses a range whose ends are not partitions
                     targeted = {bounds.start, bounds.end}
             unknown = sorted(targeted - set(registered), key=shard_order)
-            if unknown:
+            if unknown:  # (Sluice's run storages refuse it before the run exists: `check_run`)
                 raise dg.Failure(
-                    description=f"partition {unknown[0]!r} is not a shard of {self.prefix} "
-                    f"({len(registered)} registered: {_shown(registered) or 'none'}); "
-                    f"`sluice partitions {self.recipe.source}` lists and registers them",
+                    description=unknown_shard_message(self.prefix, unknown[0], registered, self.recipe.source),
                     allow_retries=False,
                 )
         else:
             # Dagster cannot run chained partitioned assets without a partition (it fails before their bodies),
             # so the first step stops the run with the command that runs every shard.
             raise dg.Failure(
-                description=f"{self.recipe.job_name} runs one shard or a range (--tags "
-                f'\'{{"dagster/partition": "{registered[0] if registered else "<shard>"}"}}\'); for every '
-                f"shard run: dagster job execute -m pipeline_defs -j {self.recipe.all_job_name}",
+                description=no_partition_message(self.recipe.job_name, registered, self.recipe.all_job_name),
                 allow_retries=False,
             )
         keys = set(targeted)
@@ -671,7 +664,7 @@ class _Factory:
 
     def _waiting(self, stage: str, missing: Sequence[str], total: int) -> str:
         return (
-            f"{self.prefix}/{stage} waits for {len(missing)} of {total} shards ({_shown(list(missing))}): it sees "
+            f"{self.prefix}/{stage} waits for {len(missing)} of {total} shards ({shown(list(missing))}): it sees "
             f"every shard. Run them (dagster job execute -m pipeline_defs -j {self.recipe.job_name} --tags "
             f'\'{{"dagster/partition": "{missing[0]}"}}\' for each, or the whole recipe with '
             f"dagster job execute -m pipeline_defs -j {self.recipe.job_name}, or sluice run {self.recipe.source})"

@@ -180,14 +180,34 @@ class NoPartitionError(RefusedRunError):
     assets without one)."""
 
 
-def _shown(keys: Sequence[str], n: int = 5) -> str:
+def shown(keys: Sequence[str], n: int = 5) -> str:
+    """The first `n` keys and how many more."""
     return ", ".join(keys[:n]) + (f" and {len(keys) - n} more" if len(keys) > n else "")
+
+
+def unknown_shard_message(prefix: str, key: str, registered: Sequence[str], source: str | None) -> str:
+    """The one line for a partition `key` that is not a shard (`registered`: the shards, in input order)."""
+    hint = f"`sluice partitions {source}`" if source else "`sluice partitions RECIPE`"
+    return (
+        f"partition {key!r} is not a shard of {prefix} ({len(registered)} registered: "
+        f"{shown(registered) or 'none'}); {hint} lists and registers them"
+    )
+
+
+def no_partition_message(job_name: str, registered: Sequence[str], all_job: str) -> str:
+    """The one line for a run of the whole of a recipe's job without a partition."""
+    first = registered[0] if registered else "<shard>"
+    return (
+        f'{job_name} runs one shard or a range (--tags \'{{"dagster/partition": "{first}"}}\'); '
+        f"for every shard run: dagster job execute -m pipeline_defs -j {all_job}"
+    )
 
 
 def check_run(run: Any, registered: Any) -> None:
     """Refuse a run of a recipe's job that could only fail: its `dagster/partition` tag, or either end of its
     range, is not a registered shard (`registered(partitions_def_name)` lists them), or it is the whole job
-    (no asset selection) without a partition. Nothing for a run of another job."""
+    (no asset selection) without a partition. Nothing for a run of another job. (The first step of such a run
+    refuses it too, with the same line, where the storage is Dagster's stock one.)"""
     tags = run.tags
     name = tags.get(SHARDS_TAG)
     if not name:
@@ -197,19 +217,13 @@ def check_run(run: Any, registered: Any) -> None:
     if not asked:
         if run.asset_selection is None and tags.get(ALL_JOB_TAG):
             raise NoPartitionError(
-                f"{run.job_name} runs one shard or a range (--tags "
-                f"'{{\"dagster/partition\": \"{keys[0] if keys else '<shard>'}\"}}'); for every shard run: "
-                f"dagster job execute -m pipeline_defs -j {tags[ALL_JOB_TAG]}. No run was created."
+                no_partition_message(run.job_name, keys, tags[ALL_JOB_TAG]) + ". No run was created."
             )
         return
     unknown = [k for k in asked if k not in set(keys)]
     if unknown:
-        prefix = name.removesuffix("_shards")
-        hint = f"`sluice partitions {tags[SOURCE_TAG]}`" if tags.get(SOURCE_TAG) else "`sluice partitions RECIPE`"
-        raise UnknownShardError(
-            f"partition {unknown[0]!r} is not a shard of {prefix} ({len(keys)} registered: "
-            f"{_shown(keys) or 'none'}); {hint} lists and registers them. No run was created."
-        )
+        message = unknown_shard_message(name.removesuffix("_shards"), unknown[0], keys, tags.get(SOURCE_TAG))
+        raise UnknownShardError(message + ". No run was created.")
 
 
 class PooledSqliteRunStorage(SqliteRunStorage):

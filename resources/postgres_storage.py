@@ -40,7 +40,9 @@ class CheckedPostgresStorage(DagsterPostgresStorage):
         self.postgres_url = postgres_url
         self.should_autocreate_tables = should_autocreate_tables
         self._inst_data = inst_data
-        self._run_storage = CheckedPostgresRunStorage(postgres_url, should_autocreate_tables, token_provider=token_provider)
+        self._run_storage = CheckedPostgresRunStorage(
+            postgres_url, should_autocreate_tables, token_provider=token_provider
+        )
         self._event_log_storage = PostgresEventLogStorage(
             postgres_url, should_autocreate_tables, token_provider=token_provider
         )

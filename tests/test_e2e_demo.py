@@ -228,7 +228,7 @@ def test_a_wrong_partition_key_fails_before_a_run_is_created(
     runs = _run_count(home)
     out = _dagster(home, "job", "execute", "-m", "pipeline_defs", "-j", "demo_job", "--tags", json.dumps(tags))
     assert out.returncode != 0
-    wrong = [v for v in tags.values() if v.startswith("nope")][0]
+    wrong = next(v for v in tags.values() if v.startswith("nope"))
     errors = [line for line in (out.stdout + out.stderr).splitlines() if line.startswith("Error: ")]
     assert errors == [errors[0]] and f"partition {wrong!r} is not a shard of demo" in errors[0], out.stderr[-2000:]
     assert "docstrings.jsonl@00000" in errors[0] and "No run was created" in errors[0]

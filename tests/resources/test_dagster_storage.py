@@ -353,7 +353,7 @@ def test_a_run_for_an_unregistered_shard_is_refused_before_it_is_stored(sluice_h
     ):
         with pytest.raises(dagster_storage.UnknownShardError) as err:
             resolved.execute_in_process(instance=instance, tags=tags)
-        bad = [v for v in tags.values() if not v.startswith(("a.", "b."))][0]
+        bad = next(v for v in tags.values() if not v.startswith(("a.", "b.")))
         assert err.value.message == (
             f"partition {bad!r} is not a shard of toy (2 registered: a.jsonl@00000, b.jsonl@00000); "
             "`sluice partitions t.yaml` lists and registers them. No run was created."
