@@ -70,11 +70,11 @@ from pipeline_defs.step import (
     upstream_fingerprints,
 )
 from pipeline_defs.steps import GlobalStage, RowStep, chained_globals, plan_steps
-from resources.dagster_storage import no_partition_message, shown, unknown_shard_message
 from resources.hardware import Hardware, usable_cpus
 from resources.monitor import StepMonitor
 from resources.planner import OpPlan, Plan, PlanError, pool_name
 from resources.pools import Allocation, ComputePool, GpuPool
+from resources.run_checks import no_partition_message, shown, unknown_shard_message
 from resources.storage import FRAMES, CheckpointStore, StepOutput
 
 # BackfillPolicy on assets is beta in Dagster 1.13; it is the documented way to get range runs.

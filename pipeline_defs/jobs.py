@@ -9,7 +9,7 @@
   registered ones.
 * no tags: refused before the run is created, in one line naming `<recipe>_all_job` (Dagster cannot run chained
   partitioned assets without a partition).
-Both refusals are the run storage's (`resources.dagster_storage.check_run`, reading the job's `sluice/shards`,
+Both refusals are the run storage's (`resources.run_checks.check_run`, reading the job's `sluice/shards`,
 `sluice/source` and `sluice/all_job` tags: the embedded instance's and the production profile's PostgreSQL one,
 `resources/postgres_storage.py`); on Dagster's stock storage the run is created and its first step fails with
 the same line.
@@ -23,7 +23,7 @@ from __future__ import annotations
 import dagster as dg
 
 from pipeline_defs.graph import RecipeGraph
-from resources.dagster_storage import ALL_JOB_TAG, SHARDS_TAG, SOURCE_TAG
+from resources.run_checks import ALL_JOB_TAG, SHARDS_TAG, SOURCE_TAG
 
 
 def recipe_job(

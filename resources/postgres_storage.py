@@ -16,7 +16,7 @@ from dagster_postgres.run_storage import PostgresRunStorage
 from dagster_postgres.schedule_storage import PostgresScheduleStorage
 from dagster_postgres.utils import get_token_provider_from_config, pg_url_from_config
 
-from resources.dagster_storage import check_run
+from resources.run_checks import check_run
 
 
 class CheckedPostgresRunStorage(PostgresRunStorage):

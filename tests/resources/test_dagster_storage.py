@@ -10,7 +10,7 @@ import dagster as dg
 import pytest
 from dagster._core.storage.sqlite_storage import DagsterSqliteStorage
 
-from resources import dagster_storage
+from resources import dagster_storage, run_checks
 from resources.dagster_storage import PooledSqliteEventLogStorage, _entry_events
 from resources.settings import _DAGSTER_YAML_V1, SluiceHome
 
@@ -339,9 +339,9 @@ def test_a_run_for_an_unregistered_shard_is_refused_before_it_is_stored(sluice_h
     instance = _instance(sluice_home)
     instance.add_dynamic_partitions("toy_shards", ["a.jsonl@00000", "b.jsonl@00000"])
     job_tags = {
-        dagster_storage.SHARDS_TAG: "toy_shards",
-        dagster_storage.SOURCE_TAG: "t.yaml",
-        dagster_storage.ALL_JOB_TAG: "toy_all_job",
+        run_checks.SHARDS_TAG: "toy_shards",
+        run_checks.SOURCE_TAG: "t.yaml",
+        run_checks.ALL_JOB_TAG: "toy_all_job",
     }
     job = dg.define_asset_job("toy_job", selection=[toy], tags=job_tags)
     defs = dg.Definitions(assets=[toy], jobs=[job])
@@ -351,14 +351,14 @@ def test_a_run_for_an_unregistered_shard_is_refused_before_it_is_stored(sluice_h
         {"dagster/partition": "typo"},
         {"dagster/asset_partition_range_start": "a.jsonl@00000", "dagster/asset_partition_range_end": "z@00001"},
     ):
-        with pytest.raises(dagster_storage.UnknownShardError) as err:
+        with pytest.raises(run_checks.UnknownShardError) as err:
             resolved.execute_in_process(instance=instance, tags=tags)
         bad = next(v for v in tags.values() if not v.startswith(("a.", "b.")))
         assert err.value.message == (
             f"partition {bad!r} is not a shard of toy (2 registered: a.jsonl@00000, b.jsonl@00000); "
             "`sluice partitions t.yaml` lists and registers them. No run was created."
         )
-    with pytest.raises(dagster_storage.NoPartitionError) as no_partition:  # the whole job, no partition
+    with pytest.raises(run_checks.NoPartitionError) as no_partition:  # the whole job, no partition
         instance.create_run_for_job(resolved, tags=job_tags)  # as `dagster job execute -j toy_job` creates it
     assert no_partition.value.message == (
         """toy_job runs one shard or a range (--tags '{"dagster/partition": "a.jsonl@00000"}'); for every shard """
