@@ -667,7 +667,7 @@ class _Factory:
             f"{self.prefix}/{stage} waits for {len(missing)} of {total} shards ({shown(list(missing))}): it sees "
             f"every shard. Run them (dagster job execute -m pipeline_defs -j {self.recipe.job_name} --tags "
             f'\'{{"dagster/partition": "{missing[0]}"}}\' for each, or the whole recipe with '
-            f"dagster job execute -m pipeline_defs -j {self.recipe.job_name}, or sluice run {self.recipe.source})"
+            f"dagster job execute -m pipeline_defs -j {self.recipe.all_job_name}, or sluice run {self.recipe.source})"
         )
 
     def export(self, upstream: dg.AssetKey) -> dg.AssetKey:

@@ -62,7 +62,7 @@ from dagster._core.storage.sqlite_storage import (
 from dagster._serdes import ConfigurableClassData
 from sqlalchemy.pool import NullPool
 
-from resources.run_checks import check_run
+from resources.run_checks import CheckedRunStorage
 
 # Run databases a long-lived process (the web server) keeps engines for; the least recently used is closed.
 MAX_ENGINES = 32
@@ -159,18 +159,9 @@ def _transaction(engine: db.Engine) -> Iterator[db.Connection]:
         yield conn
 
 
-class PooledSqliteRunStorage(SqliteRunStorage):
-    """`registered`: set by `PooledSqliteStorage` to the event log storage's registered shards, so that a
-    run for a partition that is not a shard, or of the whole job without one, is refused before it is stored
-    (`check_run`; Dagster's `dagster job execute --tags` checks neither: without this the run would be created
-    and fail in its first step)."""
-
-    registered: Any = None
-
-    def add_run(self, dagster_run: Any) -> Any:
-        if self.registered is not None:
-            check_run(dagster_run, self.registered)
-        return super().add_run(dagster_run)
+class PooledSqliteRunStorage(CheckedRunStorage, SqliteRunStorage):
+    """A run for a partition that is not a shard, or of the whole job without one, is refused before it is
+    stored (`run_checks.check_run`; Dagster's `dagster job execute --tags` checks neither)."""
 
     @contextmanager
     def connect(self) -> Iterator[db.Connection]:

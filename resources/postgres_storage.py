@@ -1,6 +1,6 @@
 """The production profile's storage (deploy/dagster.yaml, `storage: custom`): Dagster's PostgreSQL storage, with
 the run storage refusing a run of a recipe's job that could only fail before it is stored, as the embedded
-instance's does (`resources.dagster_storage.check_run`: a partition that is not a registered shard, or the whole
+instance's does (`resources.run_checks.check_run`: a partition that is not a registered shard, or the whole
 job without a partition). Everything else is dagster-postgres's own: schema, migrations, the URL built from
 `postgres_db`. Kept apart from `dagster_storage` so that the embedded instance never imports dagster-postgres."""
 
@@ -16,16 +16,11 @@ from dagster_postgres.run_storage import PostgresRunStorage
 from dagster_postgres.schedule_storage import PostgresScheduleStorage
 from dagster_postgres.utils import get_token_provider_from_config, pg_url_from_config
 
-from resources.run_checks import check_run
+from resources.run_checks import CheckedRunStorage
 
 
-class CheckedPostgresRunStorage(PostgresRunStorage):
-    registered: Any = None
-
-    def add_run(self, dagster_run: Any) -> Any:
-        if self.registered is not None:
-            check_run(dagster_run, self.registered)
-        return super().add_run(dagster_run)
+class CheckedPostgresRunStorage(CheckedRunStorage, PostgresRunStorage):
+    pass
 
 
 class CheckedPostgresStorage(DagsterPostgresStorage):

@@ -62,21 +62,33 @@ def no_partition_message(job_name: str, registered: Sequence[str], all_job: str)
 def check_run(run: Any, registered: Any) -> None:
     """Refuse a run of a recipe's job that could only fail: its `dagster/partition` tag, or either end of its
     range, is not a registered shard (`registered(partitions_def_name)` lists them), or it is the whole job
-    (no asset selection) without a partition. Nothing for a run of another job. (The first step of such a run
-    refuses it too, with the same line, where the storage is Dagster's stock one.)"""
+    (no asset selection) without a partition. Nothing for a run of another job, and the shards are read only
+    where a run names some or names none. (The first step of such a run refuses it too, with the same line,
+    where the storage is Dagster's stock one.)"""
     tags = run.tags
     name = tags.get(SHARDS_TAG)
     if not name:
         return
-    keys = sorted(registered(name), key=lambda k: k.rpartition("@")[::2])  # path order, zero-padded index
     asked = [tags[t] for t in ("dagster/partition", *_RANGE_TAGS) if t in tags]
+    if not asked and (run.asset_selection is not None or not tags.get(ALL_JOB_TAG)):
+        return  # a global stage's run (it selects its assets) or another job's
+    keys = sorted(registered(name), key=lambda k: k.rpartition("@")[::2])  # path order, zero-padded index
     if not asked:
-        if run.asset_selection is None and tags.get(ALL_JOB_TAG):
-            raise NoPartitionError(
-                no_partition_message(run.job_name, keys, tags[ALL_JOB_TAG]) + ". No run was created."
-            )
-        return
-    unknown = [k for k in asked if k not in set(keys)]
+        raise NoPartitionError(no_partition_message(run.job_name, keys, tags[ALL_JOB_TAG]) + ". No run was created.")
+    known = set(keys)
+    unknown = [k for k in asked if k not in known]
     if unknown:
         message = unknown_shard_message(name.removesuffix("_shards"), unknown[0], keys, tags.get(SOURCE_TAG))
         raise UnknownShardError(message + ". No run was created.")
+
+
+class CheckedRunStorage:
+    """Mixed into a run storage (before it): `add_run` refuses what `check_run` refuses. `registered` is set by
+    the instance's storage to its event log storage's `get_dynamic_partitions`."""
+
+    registered: Any = None
+
+    def add_run(self, dagster_run: Any) -> Any:
+        if self.registered is not None:
+            check_run(dagster_run, self.registered)
+        return super().add_run(dagster_run)  # type: ignore[misc]
