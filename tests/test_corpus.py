@@ -33,8 +33,8 @@ def read_frames(info: CorpusInfo) -> dict[str, pl.DataFrame]:
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> CorpusInfo:
-    return build_demo_corpus(tmp_path_factory.mktemp("corpus"))
+def built(demo_corpus: CorpusInfo) -> CorpusInfo:
+    return demo_corpus
 
 
 @pytest.fixture(scope="module")

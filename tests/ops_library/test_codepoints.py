@@ -13,7 +13,6 @@ import pytest
 from ops_library import codepoints
 from ops_library.filters.character_repetition_filter import CharacterRepetitionFilter, char_rep_ratio
 from ops_library.registry import get_op
-from pipeline_defs.corpus import ensure_demo_corpus
 from tests.ops_library.test_reference_agreement_filters import adversarial_texts
 from tests.reference_dj_filters import refined_words
 
@@ -23,8 +22,8 @@ TEXTS = [*adversarial_texts(300, seed=11), None]
 
 
 @pytest.fixture(scope="module")
-def demo_texts(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
-    corpus = ensure_demo_corpus(tmp_path_factory.mktemp("corpus")).out_dir
+def demo_texts(demo_corpus) -> list[str]:
+    corpus = demo_corpus.out_dir
     parquet = sorted(p for p in corpus.iterdir() if p.suffix == ".parquet")
     return pl.concat([pl.read_parquet(p).select("text") for p in parquet])["text"].head(3000).to_list()
 

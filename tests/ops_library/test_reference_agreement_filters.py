@@ -13,7 +13,6 @@ import pytest
 
 from ops_library.columns import ROW_ID, STATS
 from ops_library.registry import get_op
-from pipeline_defs.corpus import ensure_demo_corpus
 from tests.reference_dj_filters import reference_filter
 
 PIECES = [
@@ -39,9 +38,9 @@ ADVERSARIAL = adversarial_texts(400)
 
 
 @pytest.fixture(scope="module")
-def demo_rows(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
+def demo_rows(demo_corpus) -> list[dict]:
     """Every demo-corpus document with its Sluice id (`<file>:<row>`), read without the pipeline's reader."""
-    corpus = ensure_demo_corpus(tmp_path_factory.mktemp("corpus")).out_dir
+    corpus = demo_corpus.out_dir
     rows: list[dict] = []
     for path in sorted(p for p in Path(corpus).iterdir() if not p.name.startswith("_")):
         if path.suffix == ".parquet":

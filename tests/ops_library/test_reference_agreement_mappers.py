@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gzip
 import random
-from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -44,10 +43,9 @@ def adversarial_texts(n: int, seed: int = 0) -> list[str]:
     return texts
 
 
-def demo_texts(root: Path) -> list[str]:
-    from pipeline_defs.corpus import COMMENTS_FILE, DOCSTRINGS_FILE, READMES_FILE, ensure_demo_corpus
+def demo_texts(info) -> list[str]:
+    from pipeline_defs.corpus import COMMENTS_FILE, DOCSTRINGS_FILE, READMES_FILE
 
-    info = ensure_demo_corpus(root)
     docstrings = pl.read_ndjson(info.paths[DOCSTRINGS_FILE])["text"]
     comments = pl.read_ndjson(gzip.decompress(info.paths[COMMENTS_FILE].read_bytes()))["text"]
     readmes = pl.read_parquet(info.paths[READMES_FILE])["text"]
@@ -55,9 +53,9 @@ def demo_texts(root: Path) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[str]]:
+def corpus(demo_corpus) -> dict[str, list[str]]:
     return {
-        "demo": demo_texts(tmp_path_factory.getbasetemp() / "demo_corpus"),
+        "demo": demo_texts(demo_corpus),
         "adversarial": adversarial_texts(3000),
     }
 
