@@ -415,7 +415,8 @@ def up(stack: Stack, echo=print) -> Stack:
             [_tool("dagster-webserver"), "-h", "127.0.0.1", "-p", str(web), "-w", "workspace.yaml"],
             env,
         )
-        _spawn(stack, "daemon", [_tool("dagster-daemon"), "run", "-w", "workspace.yaml"], env)
+        # Dagster's daemon with a 5 s pause between backfill iterations (pipeline_defs/daemon.py), not 30
+        _spawn(stack, "daemon", [sys.executable, "-m", "pipeline_defs.daemon", "run", "-w", "workspace.yaml"], env)
         stack.save()
         for i in range(1, stack.workers + 1):
             log = stack.logs / f"worker{i}.log"

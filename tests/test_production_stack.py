@@ -376,6 +376,10 @@ def test_backfill_launched_from_the_ui_completes(
         dialog.get_by_role("button", name="Launch backfill").click()
         dialog.wait_for(state="hidden", timeout=60_000)
         browser.close()
+    launched = time.monotonic()
+    # the daemon is pipeline_defs/daemon.py (a backfill iteration every SLUICE_BACKFILL_INTERVAL_S), not Dagster's
+    daemon_argv = Path(f"/proc/{stack.services['daemon']}/cmdline").read_bytes().split(b"\0")
+    assert daemon_argv[1:4] == [b"-m", b"pipeline_defs.daemon", b"run"], daemon_argv
     deadline = time.monotonic() + 600
     with stack_instance(stack) as instance:
         while time.monotonic() < deadline:
@@ -390,7 +394,7 @@ def test_backfill_launched_from_the_ui_completes(
         assert runs and all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
     # the daemon's backfill follows the assets' BackfillPolicy: as many runs as `sluice run` (one per phase)
     sluice_runs = int(re.search(r"(\d+) Dagster runs", pg_run.stdout).group(1))
-    print(f"UI backfill: {len(runs)} runs; sluice run: {sluice_runs} runs")
+    print(f"UI backfill: {len(runs)} runs in {time.monotonic() - launched:.1f} s; sluice run: {sluice_runs} runs")
     assert len(runs) == sluice_runs
     assert _export(stack.home.parent) == _export(embedded)
     out = sluice(["status", backfill.backfill_id], stack.env()).stdout
