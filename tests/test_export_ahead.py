@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from unittest.mock import ANY
 
 import dagster as dg
 import polars as pl
@@ -21,7 +22,7 @@ from pipeline_defs import export_ahead
 from pipeline_defs.execute import RunFailedError, run_recipe
 from pipeline_defs.export import public_dropped, write_jsonl
 from pipeline_defs.export_ahead import SPOOL_PREFIX, ExportAhead
-from resources.checkpoint_files import Base, CheckpointMeta
+from resources.checkpoint_files import Base, CheckpointMeta, file_digest
 from resources.storage import FRAMES, CheckpointStore
 
 
@@ -206,13 +207,49 @@ def test_a_side_file_is_its_parts_in_order_rendered_on_threads_and_copied(tmp_pa
             expected.write(part.read_bytes())
         else:
             write_jsonl(part, expected)
-    export.write_side_file(parts, tmp_path / "side.jsonl")
+    # the digest it returns, of the bytes as it wrote them, is the one `file_digest` reads back from the file
+    assert export.write_side_file(parts, tmp_path / "side.jsonl") == file_digest(tmp_path / "side.jsonl")
     assert (tmp_path / "side.jsonl").read_bytes() == expected.getvalue()
 
     def refuse(*_args):
         raise OSError("no sendfile here")
 
     monkeypatch.setattr(export.os, "sendfile", refuse)
-    export.write_side_file(parts, tmp_path / "side2.jsonl")
+    assert export.write_side_file(parts, tmp_path / "side2.jsonl") == file_digest(tmp_path / "side2.jsonl")
     assert (tmp_path / "side2.jsonl").read_bytes() == expected.getvalue()
+    assert export.write_side_file([], tmp_path / "empty.jsonl") == file_digest(tmp_path / "empty.jsonl") == (0, ANY)
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no temp file left
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".parquet"])
+def test_the_export_checkpoint_records_the_digests_of_the_files_as_written_without_reading_them(
+    tmp_path: Path, monkeypatch, suffix: str
+) -> None:
+    """`write_rows` and `write_side_file` return each file's (bytes, xxh3) as they write it; `record_export` stores
+    those (it reads no file back) and `export_is_current`, which does read them, finds the export current."""
+    from types import SimpleNamespace
+
+    from pipeline_defs import export
+
+    out = tmp_path / f"out{suffix}"
+    frames = [pl.DataFrame({"id": [str(i)], "text": [f"row {i} é"]}) for i in range(3)]
+    written = export.write_rows(frames, out)
+    assert written.rows == 3 and written.digest == file_digest(out)
+    recipe = SimpleNamespace(export_path=str(out))  # all `record_export` reads of a recipe
+    files = {str(out): written.digest}
+    for what in ("dropped", "quarantine"):
+        side = export.sidecar(out, what)
+        files[str(side)] = export.write_side_file(frames[:2], side)
+    report = export.ExportReport(str(out), 3, {}, {}, files=files)
+    store = CheckpointStore(base_dir=str(tmp_path / "ck"))
+
+    def no_read(path: Path):
+        raise AssertionError(f"record_export read {path} back")
+
+    monkeypatch.setattr(export, "file_digest", no_read)
+    export.record_export(store, ["export"], recipe, report, "fp")
+    monkeypatch.undo()
+    assert export.export_is_current(store, ["export"], "fp")
+    with open(export.sidecar(out, "dropped"), "ab") as fh:
+        fh.write(b"\n")
+    assert not export.export_is_current(store, ["export"], "fp")
