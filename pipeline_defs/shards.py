@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
 import xxhash
@@ -237,18 +238,29 @@ def _line_start_at_or_after(fh: BinaryIO, pos: int, size: int) -> int:
             return fh.tell() - len(chunk) + cut + 1
 
 
+_NEWLINE = ord("\n")
+_COUNT_CHUNK = 1 << 22
+
+
 def _lines_in(fh: BinaryIO, start: int, stop: int, size: int) -> int:
-    """Lines starting in [start, stop), stop being a line start or the end of the file."""
+    """Lines starting in [start, stop), stop being a line start or the end of the file.
+
+    Read into one reused buffer and counted by numpy: a fresh `bytes` per 4 MiB read (its pages faulted in each
+    time) and `bytes.count` took 0.70 s of the main thread for the 446 MB of four copies of the bench corpus at
+    a fresh home's first run, this 0.2 s."""
     fh.seek(start)
-    left, lines, last = stop - start, 0, b"\n"
+    raw = bytearray(min(max(stop - start, 1), _COUNT_CHUNK))
+    view, buf, hits = memoryview(raw), np.frombuffer(raw, np.uint8), np.empty(len(raw), np.bool_)
+    left, lines, last = stop - start, 0, _NEWLINE
     while left > 0:
-        chunk = fh.read(min(left, 1 << 22))
-        if not chunk:
+        n = fh.readinto(view[: min(left, len(raw))])  # type: ignore[attr-defined]
+        if not n:
             break
-        lines += chunk.count(b"\n")
-        left -= len(chunk)
-        last = chunk[-1:]
-    return lines + (stop == size and last != b"\n")
+        lines += int(np.count_nonzero(np.equal(buf[:n], _NEWLINE, out=hits[:n])))
+        left -= n
+        last = raw[n - 1]
+    del buf  # before `raw` is freed: a bytearray with an exported buffer cannot be resized
+    return lines + (stop == size and last != _NEWLINE)
 
 
 def _jsonl_by_bytes(path: Path, size: int, shard_bytes: int) -> list[_Entry]:
@@ -453,14 +465,16 @@ def _content_hash(shard: Shard) -> str:
 
 
 def _hash_range(fh: BinaryIO, h: xxhash.xxh3_64, start: int, stop: int) -> None:
+    """Read into one reused buffer (as `_lines_in`): a fresh `bytes` per read had its pages faulted in each time."""
     fh.seek(start)
     left = stop - start
+    view = memoryview(bytearray(min(max(left, 1), _COUNT_CHUNK)))
     while left > 0:
-        chunk = fh.read(min(left, 1 << 22))
-        if not chunk:
+        n = fh.readinto(view[: min(left, len(view))])  # type: ignore[attr-defined]
+        if not n:
             break
-        h.update(chunk)
-        left -= len(chunk)
+        h.update(view[:n])
+        left -= n
 
 
 # --- reading -------------------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import random
 import os
 import time
 from pathlib import Path
@@ -518,3 +519,32 @@ def test_a_shard_is_parsed_again_only_when_a_wider_schema_can_read_more(
     assert (None in inferred) is reparsed
     out = _export([read.kept.drop(ROW_ID)], tmp_path / "out.jsonl")
     assert [_strict(json.loads(line)) for line in out] == [_strict(r) for r in rows]
+
+
+@pytest.mark.parametrize("chunk", [3, 64, 1 << 22])
+@pytest.mark.parametrize("final_newline", [True, False])
+def test_byte_shards_count_the_lines_starting_in_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int, final_newline: bool
+) -> None:
+    """Shard i of a JSONL file holds the lines starting in bytes [i*B, (i+1)*B): rows and offsets as a plain
+    split of the file gives them, whatever the read buffer's size (`_COUNT_CHUNK`) and the last line's end."""
+    from pipeline_defs import shards
+
+    monkeypatch.setattr(shards, "_COUNT_CHUNK", chunk)
+    rng = random.Random(chunk)
+    lines = [json.dumps({"text": "é" * rng.randint(0, 40)}).encode() for _ in range(300)]
+    data = b"\n".join(lines) + (b"\n" if final_newline else b"")
+    path = tmp_path / "f.jsonl"
+    path.write_bytes(data)
+    starts = [0]
+    for line in lines[:-1]:
+        starts.append(starts[-1] + len(line) + 1)
+    for shard_bytes in (50, 997, len(data) + 1):
+        expected, first = [], 0
+        for index in range(-(-len(data) // shard_bytes)):
+            mine = [s for s in starts if index * shard_bytes <= s < (index + 1) * shard_bytes]
+            if mine:
+                end = starts[starts.index(mine[-1]) + 1] if mine[-1] != starts[-1] else len(data)
+                expected.append((index, first, first + len(mine), mine[0], end))
+                first += len(mine)
+        assert shards._jsonl_by_bytes(path, len(data), shard_bytes) == expected, shard_bytes
