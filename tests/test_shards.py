@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import gzip
 import json
-import random
 import os
+import random
 import time
 from pathlib import Path
 
