@@ -248,8 +248,37 @@ def test_the_export_checkpoint_records_the_digests_of_the_files_as_written_witho
 
     monkeypatch.setattr(export, "file_digest", no_read)
     export.record_export(store, ["export"], recipe, report, "fp")
-    monkeypatch.undo()
+    # unchanged files are known by their stat (device, inode, size, mtime, ctime): nothing is read back
     assert export.export_is_current(store, ["export"], "fp")
+    monkeypatch.undo()
     with open(export.sidecar(out, "dropped"), "ab") as fh:
         fh.write(b"\n")
+    assert not export.export_is_current(store, ["export"], "fp")
+
+
+def test_an_export_file_changed_in_place_is_not_current_even_with_its_size_and_mtime_restored(tmp_path: Path) -> None:
+    """The same bytes count, the old mtime put back (`os.utime`): the ctime still moved, so the file is hashed
+    again and found changed. A file whose stat moved but whose bytes did not (`touch`) is still current."""
+    from types import SimpleNamespace
+
+    from pipeline_defs import export
+
+    out = tmp_path / "out.jsonl"
+    written = export.write_rows([pl.DataFrame({"id": ["1", "2"], "text": ["abc", "def"]})], out)
+    files = {str(out): written.digest}
+    for what in ("dropped", "quarantine"):
+        files[str(export.sidecar(out, what))] = export.write_side_file([], export.sidecar(out, what))
+    store = CheckpointStore(base_dir=str(tmp_path / "ck"))
+    report = export.ExportReport(str(out), 2, {}, {}, files=files)
+    export.record_export(store, ["export"], SimpleNamespace(export_path=str(out)), report, "fp")
+    assert export.export_is_current(store, ["export"], "fp")
+
+    before = out.stat()
+    os.utime(out, ns=(before.st_atime_ns, before.st_mtime_ns + 1))  # touched: stat moved, bytes the same
+    assert export.export_is_current(store, ["export"], "fp")
+    data = out.read_bytes()
+    with open(out, "r+b") as fh:
+        fh.write(data.replace(b"abc", b"xyz"))
+    os.utime(out, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert (out.stat().st_size, out.stat().st_mtime_ns) == (before.st_size, before.st_mtime_ns)
     assert not export.export_is_current(store, ["export"], "fp")
