@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import polars as pl
@@ -50,7 +51,9 @@ RECIPE = {
 }
 
 
-def test_a_data_juicer_text_recipe_runs_unchanged(tmp_path: Path, sluice_home: Path, capsys) -> None:
+def test_a_data_juicer_text_recipe_runs_unchanged(tmp_path: Path, sluice_home: Path, demo_corpus, capsys) -> None:
+    # dataset_path already holds the demo corpus (the session's), so `dataset_builder` finds it built
+    shutil.copytree(demo_corpus.out_dir, sluice_home / "corpus" / "demo")
     path = tmp_path / "dj_text.yaml"
     path.write_text(yaml.safe_dump(RECIPE, sort_keys=False))
     assert main(["validate", str(path)]) == 0

@@ -47,12 +47,14 @@ def sluice(args: list[str], env: dict[str, str], timeout: int = 900) -> subproce
 
 
 @pytest.fixture(scope="module")
-def embedded(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The demo on the embedded default (SQLite, in-process): the reference export and the corpus."""
+def embedded(tmp_path_factory: pytest.TempPathFactory, demo_corpus) -> Path:
+    """The demo on the embedded default (SQLite, in-process): the reference export and the corpus (the session's
+    demo corpus; tests/test_e2e_demo.py has `sluice run` build its own)."""
     home = tmp_path_factory.mktemp("embedded")
+    shutil.copytree(demo_corpus.out_dir, home / "corpus" / "demo")
     t0 = time.perf_counter()
     sluice(["run", str(DEMO)], {"SLUICE_HOME": str(home), "DAGSTER_HOME": str(home / "dagster_home")})
-    print(f"embedded demo (with corpus build): {time.perf_counter() - t0:.1f} s")
+    print(f"embedded demo: {time.perf_counter() - t0:.1f} s")
     return home
 
 
