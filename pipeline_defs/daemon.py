@@ -14,13 +14,14 @@ one to Dagster's 30. An iteration with no backfill in progress is one query of t
 
 from __future__ import annotations
 
+import math
 import os
 
 DEFAULT_BACKFILL_INTERVAL_S = 5
 
 
 def backfill_interval_s() -> float:
-    """`SLUICE_BACKFILL_INTERVAL_S`, a positive number of seconds; a bad value fails in one line naming it."""
+    """`SLUICE_BACKFILL_INTERVAL_S`, a positive (finite) number of seconds; a bad value fails in one line naming it."""
     raw = os.environ.get("SLUICE_BACKFILL_INTERVAL_S", "").strip()
     if not raw:
         return DEFAULT_BACKFILL_INTERVAL_S
@@ -28,7 +29,7 @@ def backfill_interval_s() -> float:
         value = float(raw)
     except ValueError:
         value = 0.0
-    if not value > 0:
+    if not 0 < value < math.inf:
         raise SystemExit(f"SLUICE_BACKFILL_INTERVAL_S={raw!r}: expected a positive number of seconds")
     return value
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import mmap
 import os
 import uuid
 from collections.abc import Callable, Sequence
@@ -141,15 +142,37 @@ class CheckpointMeta:
             return None
 
 
+class Digest:
+    """(bytes, xxh3) of bytes added in order: `file_digest` of a file, or of a file being written, from the bytes
+    as they are written (the export's files are not read back: pipeline_defs/export.py)."""
+
+    def __init__(self) -> None:
+        self._hash = xxhash.xxh3_64()
+        self.size = 0
+
+    def add(self, data: bytes | memoryview | mmap.mmap) -> None:
+        self._hash.update(data)
+        self.size += len(data)
+
+    def add_mapped(self, path: Path) -> None:
+        """A file of ours that nothing changes meanwhile, hashed where it lies (mapped, not copied)."""
+        with open(path, "rb") as fh:
+            if os.fstat(fh.fileno()).st_size:
+                with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+                    self.add(mapped)
+
+    @property
+    def value(self) -> tuple[int, str]:
+        return self.size, self._hash.hexdigest()
+
+
 def file_digest(path: Path) -> tuple[int, str]:
     """(bytes, xxh3) of a file, read in 1 MiB chunks."""
-    h = xxhash.xxh3_64()
-    size = 0
+    digest = Digest()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-            size += len(chunk)
-    return size, h.hexdigest()
+            digest.add(chunk)
+    return digest.value
 
 
 def meta_path(path: Path) -> Path:

@@ -527,10 +527,10 @@ def test_byte_shards_count_the_lines_starting_in_them(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int, final_newline: bool
 ) -> None:
     """Shard i of a JSONL file holds the lines starting in bytes [i*B, (i+1)*B): rows and offsets as a plain
-    split of the file gives them, whatever the read buffer's size (`_COUNT_CHUNK`) and the last line's end."""
+    split of the file gives them, whatever the read buffer's size (`_READ_CHUNK`) and the last line's end."""
     from pipeline_defs import shards
 
-    monkeypatch.setattr(shards, "_COUNT_CHUNK", chunk)
+    monkeypatch.setattr(shards, "_READ_CHUNK", chunk)
     rng = random.Random(chunk)
     lines = [json.dumps({"text": "é" * rng.randint(0, 40)}).encode() for _ in range(300)]
     data = b"\n".join(lines) + (b"\n" if final_newline else b"")
