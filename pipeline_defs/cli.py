@@ -114,7 +114,11 @@ def _cmd_partitions(args: argparse.Namespace) -> int:
     graph = build_recipe_graph(recipe)
     sync_shards(instance_ready(), recipe, graph.partitions_def)
     for shard in discover_shards(recipe.dataset_path, recipe.partition):
-        print(f"{shard.key:<36}{shard.file.path}  rows {shard.start + 1}-{shard.stop}")
+        if shard.members:  # a pack of whole files
+            print(f"{shard.key:<36}{len(shard.members)} files, {shard.file.path} ... {shard.members[-1].file.path}")
+            print(f"{'':<36}rows 1-{shard.rows} in all")
+        else:
+            print(f"{shard.key:<36}{shard.file.path}  rows {shard.start + 1}-{shard.stop}")
     return 0
 
 

@@ -463,6 +463,8 @@ class _Factory:
         ]
         meta = step_metadata(rows, out, seconds, per_op) | usage.metadata()
         meta |= {"file": str(shard.file.path), "checkpoint_path": str(path), "input_reference": ref is not None}
+        if shard.members:  # a pack: `file` is its first
+            meta["files"] = dg.MetadataValue.json([str(m.file.path) for m in shard.members])
         if prefetched is not None:
             meta |= {"prefetched": True, "parse_seconds": round(prefetched.seconds, 4)}
         meta["quarantined"] = meta.pop("dropped")

@@ -178,10 +178,16 @@ def parse_byte_size(value: object) -> object:
 class PartitionSpec(_Section):
     """How input is split into Dagster partitions. A shard is part of one input file: the JSONL lines that
     start in a `bytes`-long byte range (default 64MB; a .jsonl.gz file is one shard, since it cannot be
-    seeked; Parquet: consecutive row groups of about `bytes`), or `size` rows. Give one of the two."""
+    seeked; Parquet: consecutive row groups of about `bytes`), or `size` rows. Give one of the two. By bytes,
+    consecutive plain JSONL files smaller than `bytes` are packed into one shard of at most `bytes` (`pack`)."""
 
     bytes: int | None = Field(None, gt=0, description="Input bytes per shard: an int or a string like 64MB, 1GiB.")
     size: int | None = Field(None, gt=0, description="Rows per shard instead of bytes (also splits .jsonl.gz).")
+    pack: bool = Field(
+        True,
+        description="By bytes: consecutive plain JSONL files smaller than `bytes` share a shard of at most "
+        "`bytes` (false: one shard per file at least).",
+    )
 
     @field_validator("bytes", mode="before")
     @classmethod

@@ -1,6 +1,6 @@
 """Sensors: register new input shards of a recipe as partitions (building the demo corpus when the recipe asks
-for it), so the UI and backfills see them; with `sensor: {request_runs: true}` also run each new shard (the
-global stages follow once every shard has reached them)."""
+for it), so the UI and backfills see them, and unregister shards that are gone; with `sensor: {request_runs:
+true}` also run each new shard (the global stages follow once every shard has reached them)."""
 
 from __future__ import annotations
 
@@ -29,13 +29,18 @@ def shard_sensor(graph: RecipeGraph) -> dg.SensorDefinition:
         assert partitions_def.name is not None
         known = set(context.instance.get_dynamic_partitions(partitions_def.name))
         new = [k for k in keys if k not in known]
-        if not new:
+        # A shard that is no more (its file removed, or a pack renamed when a file joined it) is unregistered,
+        # so the global stages do not wait for it.
+        gone = sorted(known - set(keys))
+        if not new and not gone:
             return dg.SkipReason(f"{len(keys)} shards, none new")
         runs = (
             [dg.RunRequest(partition_key=k, run_key=k, tags={"sluice/trigger": "sensor"}) for k in new]
             if spec.request_runs
             else []
         )
-        return dg.SensorResult(dynamic_partitions_requests=[partitions_def.build_add_request(new)], run_requests=runs)
+        requests: list = [partitions_def.build_add_request(new)] if new else []
+        requests += [partitions_def.build_delete_request(gone)] if gone else []
+        return dg.SensorResult(dynamic_partitions_requests=requests, run_requests=runs)
 
     return sensor

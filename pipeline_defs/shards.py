@@ -1,10 +1,16 @@
 """Input shards: `dataset_path` (a file, a directory or a glob of JSONL / JSONL.gz / Parquet) split into shards
-of one file each, by bytes (default 64MB) or by rows (`PartitionSpec`). A shard is a Dagster partition.
+by bytes (default 64MB) or by rows (`PartitionSpec`). A shard is a Dagster partition.
 
 Shard keys are `<relative path>@<shard index>`: the same input gives the same keys, so materializations stay
-valid, and appending a file adds keys without renaming any. Input order = files sorted by relative path, then
-rows; `shard_order` recovers it from the keys alone. A JSONL shard by bytes is the lines that *start* in byte
-range [i*B, (i+1)*B) of the file; a range in which no line starts has no shard (its index is skipped).
+valid, and appending a file adds keys without renaming others. Input order = files sorted by relative path,
+then rows; `shard_order` recovers it from the keys alone. A JSONL shard by bytes is the lines that *start* in
+byte range [i*B, (i+1)*B) of the file; a range in which no line starts has no shard (its index is skipped).
+
+By bytes, consecutive plain JSONL files smaller than B are packed into shards of at most B (`partition.pack`,
+on by default): a pack is read as its files' lines one after the other, and its key is its first file's with
+the number of files after it, `<relative path>@00000+<n>`. Row ids and quarantine lines still name each row's
+own file and line. A directory of a thousand 1 MB files is then ~16 shards, not a thousand steps per op. A file
+appended after the others joins the last pack (renaming that one) or starts a new one.
 
 Each file is scanned once (line offsets, row counts) and the result cached in a manifest under
 `$SLUICE_HOME/cache/shards`, keyed by the file's path, size and mtime, so finding a shard by key costs O(shard).
@@ -105,6 +111,8 @@ class Shard:
     stop: int  # one past the last row
     offset: int = 0  # plain JSONL: byte offset of the shard's first line
     end: int = -1  # plain JSONL: byte offset one past its last line (-1: end of file)
+    # A pack: whole small plain JSONL files read as one shard (`file` is the first's, rows count over them all).
+    members: tuple[Shard, ...] = ()
 
     @property
     def rows(self) -> int:
@@ -210,11 +218,19 @@ def make_key(relpath: str, index: int) -> str:
     return f"{relpath}@{index:05d}"
 
 
+def pack_key(relpath: str, more: int) -> str:
+    """A pack's key: its first file's first shard, and how many files follow it in the pack."""
+    return f"{make_key(relpath, 0)}+{more}"
+
+
 def shard_order(key: str) -> tuple[str, int]:
-    """Files in path order, a file's shards in index order. A key not of the `<relpath>@<index>` form (a typo
-    in a `dagster/partition` tag) sorts by its text before any index, so the error that names it can be built."""
+    """Files in path order, a file's shards in index order (a pack sorts as its first file). A key not of the
+    `<relpath>@<index>[+<files>]` form (a typo in a `dagster/partition` tag) sorts by its text before any
+    index, so the error that names it can be built."""
     relpath, _, index = key.rpartition("@")
-    return (relpath, int(index)) if index.isdigit() else (key, -1)
+    index, plus, more = index.partition("+")
+    well_formed = index.isdigit() and (not plus or more.isdigit())
+    return (relpath, int(index)) if well_formed else (key, -1)
 
 
 def _as_spec(spec: PartitionSpec | int | None) -> PartitionSpec:
@@ -386,22 +402,75 @@ def _shards_of(f: InputFile, spec: PartitionSpec) -> list[Shard]:
     return [Shard(make_key(f.relpath, i), f, i, a, b, off, end) for i, a, b, off, end in _entries(f, spec)]
 
 
+def _packable(shard: Shard, spec: PartitionSpec) -> bool:
+    """A whole plain JSONL file smaller than the shard size (its one shard ends before the first cut, so at
+    the file's end), where shards are cut by bytes and packing is on."""
+    limit = spec.shard_bytes
+    return spec.pack and limit is not None and shard.file.fmt == "jsonl" and shard.offset == 0 and shard.end < limit
+
+
+def _pack(run: list[Shard]) -> Shard:
+    first = run[0]
+    rows = sum(m.rows for m in run)
+    return Shard(pack_key(first.file.relpath, len(run) - 1), first.file, 0, 0, rows, members=tuple(run))
+
+
+def _packed(shards: list[Shard], spec: PartitionSpec) -> list[Shard]:
+    """Consecutive packable shards (whole small JSONL files) grouped in input order, each group holding at most
+    `partition.bytes`: a corpus of many small files costs a step per shard-sized pack, not per file. A file
+    appended after the others joins the last pack or starts one; only that pack's key changes."""
+    limit = spec.shard_bytes or 0
+    out: list[Shard] = []
+    run: list[Shard] = []
+    size = 0
+
+    def close() -> None:
+        if run:
+            out.append(run[0] if len(run) == 1 else _pack(run))
+            run.clear()
+
+    for shard in shards:
+        if not _packable(shard, spec):
+            close()
+            out.append(shard)
+            continue
+        if run and size + shard.end > limit:
+            close()
+        if not run:
+            size = 0
+        run.append(shard)
+        size += shard.end
+    close()
+    return out
+
+
+def _discover(files: list[InputFile], spec: PartitionSpec) -> list[Shard]:
+    return _packed([s for f in files for s in _shards_of(f, spec)], spec)
+
+
 def discover_shards(dataset_path: str, spec: PartitionSpec | int | None) -> list[Shard]:
     """Every shard of `dataset_path` in input order. Each file is scanned once and cached (see module doc)."""
     spec = _as_spec(spec)
-    return [s for f in discover_files(dataset_path) for s in _shards_of(f, spec)]
+    return _discover(discover_files(dataset_path), spec)
 
 
 def shard_for_key(dataset_path: str, spec: PartitionSpec | int | None, key: str) -> Shard:
-    """Find a shard by its key, looking only at the file it names (its manifest, not its rows)."""
+    """Find a shard by its key, looking only at the file it names (its manifest, not its rows), unless the key
+    is a pack's or names a file small enough to be packed: then at the packs of every file."""
     spec = _as_spec(spec)
     relpath, index = shard_order(key)
-    for f in discover_files(dataset_path):
+    files = discover_files(dataset_path)
+    for f in files:
         if f.relpath == relpath:
             for shard in _shards_of(f, spec):
-                if shard.index == index:
+                if shard.index == index and shard.key == key and not _packable(shard, spec):
                     return shard
             break
+    else:
+        files = []  # no such file: no pack starts with it either
+    for shard in _discover(files, spec):
+        if shard.key == key:
+            return shard
     raise DatasetError(f"partition {key!r} is not a shard of {dataset_path!r} (input changed since it was registered?)")
 
 
@@ -425,6 +494,11 @@ def shard_content_hash(shard: Shard) -> str:
     Within a process the bytes of a shard are read once while its file stays as it was: the hash is reused when
     the file's device, inode, size, mtime and ctime are those it had when hashed and that mtime (and ctime) was
     already `SETTLED_NS` old then; a file written moments before is hashed every time."""
+    if shard.members:  # a pack: its files' hashes (each kept as a shard's), in order
+        h = xxhash.xxh3_64()
+        for m in shard.members:
+            h.update(f"{m.file.relpath}\0{m.rows}\0{shard_content_hash(m)}\n".encode())
+        return h.hexdigest()
     key = (str(shard.file.path), shard.file.fmt, shard.start, shard.stop, shard.offset, shard.end)
     before = _stat_key(shard.file.path)
     hit = _HASHES.get(key)
@@ -482,10 +556,20 @@ def _quarantine(rows: list[dict]) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=QUARANTINE_SCHEMA)
 
 
+def _member_at(shard: Shard, line: int) -> tuple[InputFile, int]:
+    """The file and its 1-based line of a shard's 1-based `line` (a pack's lines count across its files)."""
+    for m in shard.members:
+        if line <= m.rows:
+            return m.file, line
+        line -= m.rows
+    return shard.file, line
+
+
 def _bad(shard: Shard, line: int, field: str | None, reason: str, raw: str) -> dict:
+    file, line = _member_at(shard, line)
     return {
-        ROW_ID: f"{shard.file.relpath}:{line}",
-        "file": str(shard.file.path),
+        ROW_ID: f"{file.relpath}:{line}",
+        "file": str(file.path),
         "line": line,
         "field": field,
         DROP_OP: SOURCE_OP,
@@ -680,11 +764,12 @@ def _python_dtype(values: list) -> pl.DataType | None:
 
 
 def _assemble(
-    natives: list[pl.DataFrame], records: list[dict], record_lines: list[int], relpath: str, text_key: str
+    natives: list[pl.DataFrame], records: list[dict], record_lines: list[int], shard: Shard, text_key: str
 ) -> pl.DataFrame:
     """One frame, in line order, of the native chunks (each: a `__line` column, the parsed fields and
     `_NULLS_ARE_JSON`) and the per-line rows. A field is typed when every row has it with one type;
-    otherwise it is JSON text (null where a row has no such key) and listed in `RAW_JSON`."""
+    otherwise it is JSON text (null where a row has no such key) and listed in `RAW_JSON`. Row ids are
+    `<file>:<line>`, the line counted in the row's own file (a pack's `__line` counts across its files)."""
     line = "__line"
     natives = [f for f in natives if f.height]
     names = list(dict.fromkeys(c for f in natives for c in f.columns if c not in (line, _NULLS_ARE_JSON)))
@@ -731,8 +816,17 @@ def _assemble(
         df = pl.DataFrame(schema={line: pl.Int64, text_key: pl.String})
     else:
         df = frames[0] if len(frames) == 1 else pl.concat(frames, how="vertical").sort(line)
-    ids = pl.format("{}:{}", pl.lit(relpath), pl.col(line)).alias(ROW_ID)
-    df = df.select(ids, pl.exclude(line))
+    if shard.members:
+        rows = pl.Series([m.rows for m in shard.members], dtype=pl.Int64)
+        ends, names = rows.cum_sum(), pl.Series([m.file.relpath for m in shard.members], dtype=pl.String)
+        member = ends.search_sorted(df[line], side="left")  # the first file ending at or after the line
+        before = (ends - rows).gather(member)
+        df = df.with_columns(names.gather(member).alias("__file"), (pl.col(line) - before).alias(line))
+        ids = pl.format("{}:{}", pl.col("__file"), pl.col(line)).alias(ROW_ID)
+        df = df.select(ids, pl.exclude(line, "__file"))
+    else:
+        ids = pl.format("{}:{}", pl.lit(shard.file.relpath), pl.col(line)).alias(ROW_ID)
+        df = df.select(ids, pl.exclude(line))
     if raw:
         df = df.with_columns(pl.lit(raw, dtype=pl.List(pl.String)).alias(RAW_JSON))
     return df
@@ -851,7 +945,7 @@ def _schema_lacks(lines: pl.Series, rows: list[int], natives: list[pl.DataFrame]
 
 def _read_jsonl(shard: Shard, data: bytes, text_key: str) -> ShardRead:
     first = shard.start + 1
-    if shard.start == 0 and data.startswith(_BOM):
+    if shard.start == 0 and not shard.members and data.startswith(_BOM):
         data = data[3:]  # a UTF-8 byte-order mark is encoding noise, not data
     # Discovery counted a plain JSONL shard's lines over these very bytes: no second count.
     series, raw_lines = _split_lines(data, shard.rows if shard.file.fmt == "jsonl" else None)
@@ -907,12 +1001,20 @@ def _read_jsonl(shard: Shard, data: bytes, text_key: str) -> ShardRead:
         records.append(obj)
         record_lines.append(first + i)
         duplicates += duplicate
-    kept = _assemble(natives, records, record_lines, shard.file.relpath, text_key)
+    kept = _assemble(natives, records, record_lines, shard, text_key)
     return ShardRead(kept, _quarantine(bad), duplicates)
 
 
 def _jsonl_bytes(shard: Shard) -> bytes:
-    """The bytes of the shard's lines: a seek and one read for plain JSONL, a decompression for .gz."""
+    """The bytes of the shard's lines: a seek and one read for plain JSONL, a decompression for .gz; a pack's
+    files one after the other, each without its byte-order mark and ending in a newline."""
+    if shard.members:
+        parts = []
+        for m in shard.members:
+            data = _jsonl_bytes(m)
+            data = data[3:] if data.startswith(_BOM) else data
+            parts.append(data if data.endswith(b"\n") else data + b"\n")
+        return b"".join(parts)
     if shard.file.fmt == "jsonl.gz":
         data = _gunzip(shard.file.path)
         if shard.start == 0 and shard.stop >= data.count(b"\n") + 1:
@@ -975,24 +1077,38 @@ def shard_reference(shard: Shard, text_key: str, content_hash: str) -> InputRef 
     shard again costs more than reading a checkpoint: a .jsonl.gz shard is a decompression of its whole file."""
     if shard.file.fmt == "jsonl.gz":
         return None
+    args = {"version": READER_VERSION} | _shard_args(shard)
+    if shard.members:
+        args["members"] = [_shard_args(m) for m in shard.members]
+    return InputRef(SHARD_READER, args | {"text_key": text_key, "xxh3": content_hash})
+
+
+def _shard_args(shard: Shard) -> dict:
     f = shard.file
     path = str(f.path.absolute())  # read back from any working directory (a run worker's, a later `sluice run`'s)
-    args = {"version": READER_VERSION, "file": path, "relpath": f.relpath, "fmt": f.fmt, "key": shard.key}
-    args |= {"index": shard.index, "start": shard.start, "stop": shard.stop, "offset": shard.offset, "end": shard.end}
-    return InputRef(SHARD_READER, args | {"text_key": text_key, "xxh3": content_hash})
+    args = {"file": path, "relpath": f.relpath, "fmt": f.fmt, "key": shard.key, "index": shard.index}
+    return args | {"start": shard.start, "stop": shard.stop, "offset": shard.offset, "end": shard.end}
+
+
+def _shard_from_args(args: dict) -> Shard:
+    f = InputFile(Path(args["file"]), args["relpath"], args["fmt"])
+    members = tuple(_shard_from_args(m) for m in args.get("members", ()))
+    return Shard(args["key"], f, args["index"], args["start"], args["stop"], args["offset"], args["end"], members)
 
 
 def _read_reference(args: dict) -> pl.DataFrame:
     if args.get("version") != READER_VERSION:
         raise CorruptCheckpointError(f"written by input reader version {args.get('version')}, not {READER_VERSION}")
-    f = InputFile(Path(args["file"]), args["relpath"], args["fmt"])
-    shard = Shard(args["key"], f, args["index"], args["start"], args["stop"], args["offset"], args["end"])
+    shard = _shard_from_args(args)
+    f = shard.file
     try:
         digest = shard_content_hash(shard)
     except OSError as exc:
-        raise MissingCheckpointError(f"its input {f.path} cannot be read ({exc.strerror or exc})") from exc
+        where = exc.filename or f.path
+        raise MissingCheckpointError(f"its input {where} cannot be read ({exc.strerror or exc})") from exc
     if digest != args["xxh3"]:
-        raise CorruptCheckpointError(f"its input {f.path} changed since the shard was read (rows {shard.key})")
+        what = f"{f.path} and the {len(shard.members) - 1} files after it" if shard.members else f.path
+        raise CorruptCheckpointError(f"its input {what} changed since the shard was read (rows {shard.key})")
     return read_shard(shard, args["text_key"]).kept
 
 

@@ -200,6 +200,39 @@ def test_sensor_registers_new_shards_and_requests_their_runs(tmp_path: Path, slu
     assert list(request.partition_keys) == ["c.jsonl@00000"]
 
 
+def test_sensor_unregisters_a_pack_renamed_when_a_file_joins_it(tmp_path: Path, sluice_home: Path) -> None:
+    data, counter = _corpus(tmp_path / "data"), tmp_path / "counter"
+    counter.mkdir()
+    path = _recipe(tmp_path, "pk", data=data, ops=_ops(counter), sensor={"request_runs": True}, partition={})
+    sensor = definitions_for([path]).resolve_sensor_def("pk_shards_sensor")
+    instance = instance_ready()
+    first = sensor(dg.build_sensor_context(instance=instance))
+    assert [r.partition_key for r in first.run_requests] == ["a.jsonl@00000+1"]  # two small files, one shard
+    instance.add_dynamic_partitions("pk_shards", ["a.jsonl@00000+1"])
+    (data / "c.jsonl").write_text(json.dumps({"text": "a new document here"}) + "\n")
+    second = sensor(dg.build_sensor_context(instance=instance))
+    assert [r.partition_key for r in second.run_requests] == ["a.jsonl@00000+2"]
+    add, delete = second.dynamic_partitions_requests
+    assert list(add.partition_keys) == ["a.jsonl@00000+2"] and list(delete.partition_keys) == ["a.jsonl@00000+1"]
+
+
+def test_packed_and_unpacked_shards_export_the_same_rows(tmp_path: Path, sluice_home: Path) -> None:
+    data, counter = _corpus(tmp_path / "data", bad_lines=True), tmp_path / "counter"
+    counter.mkdir()
+    exports = {}
+    for name, pack in (("packed", True), ("single", False)):
+        path = _recipe(tmp_path, name, data=data, ops=_ops(counter), partition={"pack": pack})
+        report = run_recipe(path, echo=lambda _: None)
+        assert report.partitions == (1 if pack else 2)
+        exports[name] = (
+            Path(report.recipe.export_path).read_bytes(),
+            sorted(Path(report.recipe.export_path).with_suffix(".quarantine.jsonl").read_text().splitlines()),
+            report.export["input"],
+        )
+    assert exports["packed"] == exports["single"]
+    assert exports["packed"][1] and exports["packed"][2] == 128
+
+
 def test_recipe_schedule_and_sensor_sections_are_validated(tmp_path: Path) -> None:
     from pipeline_defs.recipe import RecipeError, parse_recipe
 

@@ -37,6 +37,7 @@ def _recipe(tmp_path: Path) -> Path:
         "project_name": "ahead_export",
         "dataset_path": str(data),
         "export_path": str(tmp_path / "out" / "kept.jsonl"),
+        "partition": {"pack": False},  # a shard per file: several shards from small files
         "process": [
             {"whitespace_normalization_mapper": None},
             {"words_num_filter": {"min_num": 4}},

@@ -46,6 +46,7 @@ def _recipe(tmp_path: Path) -> Path:
         "project_name": "handoff",
         "dataset_path": str(data),
         "export_path": str(tmp_path / "out" / "handoff.jsonl"),
+        "partition": {"pack": False},  # a shard per file: several shards from small files
         "process": [
             {"whitespace_normalization_mapper": None},
             {"text_length_filter": {"min_len": 60}},
@@ -87,7 +88,7 @@ def test_a_cache_smaller_than_a_step_still_serves_the_shards_it_holds(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     recipe = _recipe(tmp_path)
-    shards = discover_shards(str(tmp_path / "in"), PartitionSpec())
+    shards = discover_shards(str(tmp_path / "in"), PartitionSpec(pack=False))  # as the recipe cuts them
     frame = max(int(read_shard(s, "text").kept.estimated_size()) for s in shards)
     later = "op02_document_deduplicator"  # the apply step's output, read by the filter after it
 

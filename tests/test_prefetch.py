@@ -27,6 +27,9 @@ from pipeline_defs.recipe import PartitionSpec, load_recipe
 from pipeline_defs.shards import discover_shards, read_shard, shard_content_hash
 from tests.conftest import ROOT
 
+# a shard per file: the tests need several shards, from files smaller than a shard
+ONE_PER_FILE = PartitionSpec(pack=False)
+
 
 def _input(path: Path, files: int = 3, rows: int = 40) -> Path:
     path.mkdir(parents=True, exist_ok=True)
@@ -38,7 +41,7 @@ def _input(path: Path, files: int = 3, rows: int = 40) -> Path:
 
 
 def test_a_prefetched_shard_is_the_rows_the_step_would_have_parsed(tmp_path: Path) -> None:
-    shards = discover_shards(str(_input(tmp_path / "in")), PartitionSpec())
+    shards = discover_shards(str(_input(tmp_path / "in")), ONE_PER_FILE)
     prefetch = Prefetch(shards, "text")
     for shard in shards:
         parsed = prefetch.take(shard, shard_content_hash(shard))
@@ -52,13 +55,13 @@ def test_a_prefetched_shard_is_the_rows_the_step_would_have_parsed(tmp_path: Pat
 
 def test_a_shard_whose_bytes_changed_since_is_parsed_by_the_step(tmp_path: Path) -> None:
     data = _input(tmp_path / "in", files=1)
-    (shard,) = discover_shards(str(data), PartitionSpec())
+    (shard,) = discover_shards(str(data), ONE_PER_FILE)
     prefetch = Prefetch([shard], "text")
     assert prefetch.take(shard, "another hash") is None  # the step hashed other bytes: it parses them itself
 
 
 def test_the_budget_holds_parsed_shards_back_and_shards_skipped_are_let_go(tmp_path: Path) -> None:
-    shards = discover_shards(str(_input(tmp_path / "in", files=5)), PartitionSpec())
+    shards = discover_shards(str(_input(tmp_path / "in", files=5)), ONE_PER_FILE)
     prefetch = Prefetch(shards, "text", budget_bytes=1)  # one parsed shard waits at a time
     assert prefetch.take(shards[0], shard_content_hash(shards[0])) is not None
     deadline = time.monotonic() + 30
@@ -77,7 +80,7 @@ def test_the_budget_holds_parsed_shards_back_and_shards_skipped_are_let_go(tmp_p
 
 
 def test_stop_lets_a_waiting_step_parse_for_itself(tmp_path: Path) -> None:
-    shards = discover_shards(str(_input(tmp_path / "in", files=2)), PartitionSpec())
+    shards = discover_shards(str(_input(tmp_path / "in", files=2)), ONE_PER_FILE)
     prefetch = Prefetch(shards, "text", budget_bytes=1)
     prefetch.stop()
     assert all(prefetch.take(s, shard_content_hash(s)) is None for s in shards)
@@ -92,6 +95,7 @@ def _graph(tmp_path: Path, data: Path) -> RecipeGraph:
         "project_name": "ahead",
         "dataset_path": str(data),
         "export_path": str(tmp_path / "out" / "ahead.jsonl"),
+        "partition": {"pack": False},  # a shard per file: several shards from small files
         "process": [
             {"whitespace_normalization_mapper": None},
             {"text_length_filter": {"min_len": 20}},
@@ -121,7 +125,7 @@ def test_the_first_phases_row_steps_are_worked_ahead_as_the_steps_would_run_them
     # the row steps before the first global stage; the dedup's stages and the steps after it are left to Dagster
     names = [step.name for step in ahead_steps(graph.recipe)]
     assert names == ["op00_whitespace_normalization_mapper", "op01_text_length_filter", "op02_words_num_filter"]
-    shards = discover_shards(str(tmp_path / "in"), PartitionSpec())
+    shards = discover_shards(str(tmp_path / "in"), ONE_PER_FILE)
     prefetch = Prefetch(shards, "text", ahead_steps(graph.recipe), source_code=_source(graph).code, chunks=2)
     assert all(prefetch.works_ahead(name) for name in names)  # its steps take their shards in input order
     assert not prefetch.works_ahead("op03_document_deduplicator")
@@ -154,7 +158,7 @@ def test_a_result_from_other_input_or_a_failed_op_is_left_to_the_step(
     tmp_path: Path, sluice_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     graph = _graph(tmp_path, _input(tmp_path / "in"))
-    shards = discover_shards(str(tmp_path / "in"), PartitionSpec())
+    shards = discover_shards(str(tmp_path / "in"), ONE_PER_FILE)
     real = prefetch_mod.run_ops
 
     def failing(ops, df, shard, *args, **kwargs):
@@ -190,7 +194,7 @@ def test_a_result_from_other_input_or_a_failed_op_is_left_to_the_step(
 
 def test_an_input_whose_frames_do_not_fit_the_budget_is_only_parsed_ahead(tmp_path: Path, sluice_home: Path) -> None:
     graph = _graph(tmp_path, _input(tmp_path / "in"))
-    shards = discover_shards(str(tmp_path / "in"), PartitionSpec())
+    shards = discover_shards(str(tmp_path / "in"), ONE_PER_FILE)
     # every shard's frame would wait between two steps: more than the budget, so the steps run their own ops
     prefetch = Prefetch(shards, "text", ahead_steps(graph.recipe), source_code=_source(graph).code, budget_bytes=1)
     fps = {}
@@ -247,7 +251,7 @@ def test_the_prefetch_started_before_the_run_is_the_one_it_uses(
         fh.write(json.dumps({"text": "one more document of several words", "n": 99}) + "\n")
     again = prefetch_mod.start_early(graph.recipe.source)
     assert again is not None and again is not early
-    shards = discover_shards(str(data), PartitionSpec())
+    shards = discover_shards(str(data), ONE_PER_FILE)
     taken = {s.file.path.name: again.take(s, shard_content_hash(s)) for s in shards}
     assert taken["p0.jsonl"] is None and taken["p2.jsonl"] is None and taken["p1.jsonl"] is not None
     prefetch_mod.stop()
@@ -259,7 +263,7 @@ def test_a_run_that_asks_for_other_work_replaces_the_prefetch_started_before_it(
     graph = _graph(tmp_path, _input(tmp_path / "in"))
     early = prefetch_mod.start_early(graph.recipe.source)
     assert early is not None
-    shards = discover_shards(str(tmp_path / "in"), PartitionSpec())
+    shards = discover_shards(str(tmp_path / "in"), ONE_PER_FILE)
     fewer = prefetch_mod.start(shards, "text", ahead_steps(graph.recipe)[:1], source_code=_source(graph).code)
     assert fewer is not early and early._stopped  # other steps: a new prefetch, the early one stopped
     assert prefetch_mod.start(shards, "other_text_key", (), source_code=None) is not fewer

@@ -548,3 +548,136 @@ def test_byte_shards_count_the_lines_starting_in_them(
                 expected.append((index, first, first + len(mine), mine[0], end))
                 first += len(mine)
         assert shards._jsonl_by_bytes(path, len(data), shard_bytes) == expected, shard_bytes
+
+
+# --- packs: small JSONL files sharing a shard ------------------------------------------------------------------
+
+
+def _sized(path: Path, rows: int, width: int = 90) -> Path:
+    """`rows` JSONL lines of exactly `width` bytes each (newline included)."""
+    lines = []
+    for i in range(rows):
+        line = json.dumps({"text": f"{path.stem} row {i} ", "n": i})
+        lines.append(line[:-1] + f', "pad": "{"x" * (width - len(line) - 12)}"' + "}\n")
+        assert len(lines[-1]) == width
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(lines))
+    return path
+
+
+def test_small_jsonl_files_are_packed_in_order_into_shards_of_at_most_the_shard_bytes(tmp_path: Path) -> None:
+    for name in ("a", "b", "c"):
+        _sized(tmp_path / f"{name}.jsonl", 3)  # 270 B each
+    _sized(tmp_path / "d.jsonl", 12)  # 1,080 B: at least the shard size, split by bytes as before
+    _sized(tmp_path / "e.jsonl", 2)
+    with gzip.open(tmp_path / "f.jsonl.gz", "wt") as fh:  # a .gz file is one shard of its own
+        fh.write(json.dumps({"text": "gz"}) + "\n")
+    _sized(tmp_path / "g.jsonl", 2)
+    _sized(tmp_path / "h.jsonl", 2)
+    spec = PartitionSpec(bytes=600)
+    shards = discover_shards(str(tmp_path), spec)
+    keys = [s.key for s in shards]
+    # a+b (540 B; c would make 810), c alone (d is not small), d in two, e alone (f breaks the run), f, g+h
+    assert keys == [
+        "a.jsonl@00000+1",
+        "c.jsonl@00000",
+        "d.jsonl@00000",
+        "d.jsonl@00001",
+        "e.jsonl@00000",
+        "f.jsonl.gz@00000",
+        "g.jsonl@00000+1",
+    ]
+    assert sorted(keys, key=shard_order) == keys
+    assert [[m.file.relpath for m in s.members] for s in shards] == [
+        ["a.jsonl", "b.jsonl"],
+        [],
+        [],
+        [],
+        [],
+        [],
+        ["g.jsonl", "h.jsonl"],
+    ]
+    assert [s.rows for s in shards] == [6, 3, 7, 5, 2, 1, 4]
+    for key in keys:
+        assert shard_for_key(str(tmp_path), spec, key) == shards[keys.index(key)]
+    # a file's own key, while it is in a pack, is not a shard
+    with pytest.raises(DatasetError, match="is not a shard"):
+        shard_for_key(str(tmp_path), spec, "b.jsonl@00000")
+    # pack: false gives every file its own shards again
+    assert [s.key for s in discover_shards(str(tmp_path), PartitionSpec(bytes=600, pack=False))] == [
+        "a.jsonl@00000",
+        "b.jsonl@00000",
+        "c.jsonl@00000",
+        "d.jsonl@00000",
+        "d.jsonl@00001",
+        "e.jsonl@00000",
+        "f.jsonl.gz@00000",
+        "g.jsonl@00000",
+        "h.jsonl@00000",
+    ]
+    # rows mode never packs
+    assert len(discover_shards(str(tmp_path), PartitionSpec(size=100))) == 8
+    # a file appended after the others joins the last pack: only that key changes
+    _sized(tmp_path / "i.jsonl", 1)
+    assert [s.key for s in discover_shards(str(tmp_path), spec)] == [*keys[:-1], "g.jsonl@00000+2"]
+    every = pl.concat([read_shard(s, "text").kept for s in discover_shards(str(tmp_path), spec)], how="diagonal")
+    alone = pl.concat(
+        [read_shard(s, "text").kept for s in discover_shards(str(tmp_path), PartitionSpec(bytes=600, pack=False))],
+        how="diagonal",
+    )
+    assert every.equals(alone.select(every.columns)) and every.height == 29
+
+
+def test_a_pack_names_each_rows_own_file_and_line_and_quarantines_as_one_file_would(tmp_path: Path) -> None:
+    # a: no final newline; b: a byte-order mark, a broken line, a row without text, a field typed otherwise
+    (tmp_path / "a.jsonl").write_text(
+        json.dumps({"text": "a one", "x": 1}) + "\n" + json.dumps({"text": "a two", "x": 2})
+    )
+    (tmp_path / "b.jsonl").write_bytes(
+        b"\xef\xbb\xbf"
+        + "\n".join(
+            [
+                json.dumps({"text": "b one", "x": "str"}),
+                "{broken",
+                json.dumps({"body": "no text"}),
+                json.dumps({"text": "b four", "x": 4}),
+            ]
+        ).encode()
+        + b"\n"
+    )
+    (pack,) = discover_shards(str(tmp_path), PartitionSpec())
+    assert pack.key == "a.jsonl@00000+1" and pack.rows == 6
+    read = read_shard(pack, "text")
+    assert read.kept[ROW_ID].to_list() == ["a.jsonl:1", "a.jsonl:2", "b.jsonl:1", "b.jsonl:4"]
+    assert read.kept["text"].to_list() == ["a one", "a two", "b one", "b four"]
+    assert "x" in read.kept[RAW_JSON][0].to_list()  # int here, string there: JSON text, written back verbatim
+    assert read.kept["x"].to_list() == ["1", "2", '"str"', "4"]
+    bad = read.quarantined
+    assert bad[ROW_ID].to_list() == ["b.jsonl:2", "b.jsonl:3"]
+    assert bad["file"].to_list() == [str(tmp_path / "b.jsonl")] * 2 and bad["line"].to_list() == [2, 3]
+    assert bad["field"].to_list() == [None, "text"]
+    assert bad[DROP_REASON].str.starts_with("malformed JSON").to_list() == [True, False]
+    # the same rows, ids and reasons as the files read one by one
+    alone = [read_shard(s, "text") for s in discover_shards(str(tmp_path), PartitionSpec(pack=False))]
+    assert pl.concat([r.quarantined for r in alone]).equals(bad)
+    assert pl.concat([r.kept.select(ROW_ID, "text") for r in alone]).equals(read.kept.select(ROW_ID, "text"))
+
+
+def test_a_packs_hash_and_input_reference_cover_each_of_its_files(tmp_path: Path) -> None:
+    from resources.checkpoint_files import CorruptCheckpointError
+
+    for name in ("a", "b", "c"):
+        _sized(tmp_path / f"{name}.jsonl", 4)
+    (pack,) = discover_shards(str(tmp_path), PartitionSpec())
+    digest = shard_content_hash(pack)
+    ref = shards_mod.shard_reference(pack, "text", digest)
+    assert ref is not None
+    assert shards_mod._read_reference(ref.args).equals(read_shard(pack, "text").kept)
+    # a byte changed in the last file, at the same size: another hash, and the reference refuses to read
+    path = tmp_path / "c.jsonl"
+    data = path.read_bytes()
+    path.write_bytes(data.replace(b"c row 3", b"c row 9"))
+    (changed,) = discover_shards(str(tmp_path), PartitionSpec())
+    assert changed.key == pack.key and shard_content_hash(changed) != digest
+    with pytest.raises(CorruptCheckpointError, match="and the 2 files after it changed"):
+        shards_mod._read_reference(ref.args)
