@@ -6,11 +6,12 @@ valid, and appending a file adds keys without renaming others. Input order = fil
 then rows; `shard_order` recovers it from the keys alone. A JSONL shard by bytes is the lines that *start* in
 byte range [i*B, (i+1)*B) of the file; a range in which no line starts has no shard (its index is skipped).
 
-By bytes, consecutive plain JSONL files smaller than B are packed into shards of at most B (`partition.pack`,
-on by default): a pack is read as its files' lines one after the other, and its key is its first file's with
-the number of files after it, `<relative path>@00000+<n>`. Row ids and quarantine lines still name each row's
-own file and line. A directory of a thousand 1 MB files is then ~16 shards, not a thousand steps per op. A file
-appended after the others joins the last pack (renaming that one) or starts a new one.
+By bytes, consecutive JSONL files (plain or .gz) smaller than B (a .gz file: decompressed) are packed into
+shards of at most B (`partition.pack`, on by default): a pack is read as its files' lines one after the other,
+and its key is its first file's with the number of files after it, `<relative path>@00000+<n>`. Row ids and
+quarantine lines still name each row's own file and line. A directory of a thousand 1 MB files is then ~16
+shards, not a thousand steps per op. A file appended after the others joins the last pack (renaming that one)
+or starts a new one. A Parquet file keeps shards of its own.
 
 Each file is scanned once (line offsets, row counts) and the result cached in a manifest under
 `$SLUICE_HOME/cache/shards`, keyed by the file's path, size and mtime, so finding a shard by key costs O(shard).
@@ -79,7 +80,7 @@ RAW_JSON = f"{INTERNAL_PREFIX}raw_json__"
 # Deeper JSON is quarantined before any parser sees it: nesting costs polars' schema inference super-linear
 # time and memory, and Python's json a RecursionError.
 MAX_NESTING = 100
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2  # 2: a .jsonl.gz shard by bytes records its decompressed length (`Shard.end`)
 _BOM = b"\xef\xbb\xbf"
 
 
@@ -110,8 +111,10 @@ class Shard:
     start: int  # first row (0-based) of the file in this shard
     stop: int  # one past the last row
     offset: int = 0  # plain JSONL: byte offset of the shard's first line
-    end: int = -1  # plain JSONL: byte offset one past its last line (-1: end of file)
-    # A pack: whole small plain JSONL files read as one shard (`file` is the first's, rows count over them all).
+    # plain JSONL: byte offset one past its last line (-1: end of file); a whole .jsonl.gz file: its
+    # decompressed length (-1: not known, by rows)
+    end: int = -1
+    # A pack: whole small JSONL files read as one shard (`file` is the first's, rows count over them all).
     members: tuple[Shard, ...] = ()
 
     @property
@@ -326,12 +329,14 @@ def _jsonl_by_rows(path: Path, size: int, rows_per_shard: int) -> list[_Entry]:
     ]
 
 
-def _gz_rows(path: Path) -> int:
-    lines, last = 0, b"\n"
+def _gz_rows(path: Path) -> tuple[int, int]:
+    """The lines of a .gz file, and its decompressed length."""
+    lines, size, last = 0, 0, b"\n"
     for chunk in _gunzip_chunks(path):
         lines += chunk.count(b"\n")
+        size += len(chunk)
         last = chunk[-1:]
-    return lines + (last != b"\n")
+    return lines + (last != b"\n"), size
 
 
 def _parquet_entries(path: Path, spec: PartitionSpec) -> list[_Entry]:
@@ -379,9 +384,11 @@ def _entries(f: InputFile, spec: PartitionSpec) -> list[_Entry]:
     if f.fmt == "parquet":
         entries = _parquet_entries(f.path, spec)
     elif f.fmt == "jsonl.gz":
-        n = _gz_rows(f.path)
-        step = spec.size or max(n, 1)
-        entries = [(i, s, min(s + step, n), 0, -1) for i, s in enumerate(range(0, n, step))]
+        n, size = _gz_rows(f.path)
+        if spec.size is None:  # by bytes: the whole file, one shard (a .gz stream cannot be seeked)
+            entries = [(0, 0, n, 0, size)] if n else []
+        else:
+            entries = [(i, s, min(s + spec.size, n), 0, -1) for i, s in enumerate(range(0, n, spec.size))]
     elif spec.shard_bytes is not None:
         entries = _jsonl_by_bytes(f.path, st.st_size, spec.shard_bytes)
     else:
@@ -403,10 +410,13 @@ def _shards_of(f: InputFile, spec: PartitionSpec) -> list[Shard]:
 
 
 def _packable(shard: Shard, spec: PartitionSpec) -> bool:
-    """A whole plain JSONL file smaller than the shard size (its one shard ends before the first cut, so at
-    the file's end), where shards are cut by bytes and packing is on."""
+    """A whole JSONL file smaller than the shard size, where shards are cut by bytes and packing is on: a plain
+    file's one shard ending before the first cut (so at the file's end), or a .jsonl.gz file whose decompressed
+    length is below it."""
     limit = spec.shard_bytes
-    return spec.pack and limit is not None and shard.file.fmt == "jsonl" and shard.offset == 0 and shard.end < limit
+    if not spec.pack or limit is None or shard.offset != 0 or not 0 <= shard.end < limit:
+        return False
+    return shard.file.fmt == "jsonl" or (shard.file.fmt == "jsonl.gz" and shard.start == 0)
 
 
 def _pack(run: list[Shard]) -> Shard:
@@ -1075,7 +1085,7 @@ SHARD_READER = "shard"
 def shard_reference(shard: Shard, text_key: str, content_hash: str) -> InputRef | None:
     """The source's kept rows as an input reference (resources.storage) to `shard`, or None where reading the
     shard again costs more than reading a checkpoint: a .jsonl.gz shard is a decompression of its whole file."""
-    if shard.file.fmt == "jsonl.gz":
+    if any(s.file.fmt == "jsonl.gz" for s in (shard, *shard.members)):
         return None
     args = {"version": READER_VERSION} | _shard_args(shard)
     if shard.members:

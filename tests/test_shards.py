@@ -568,55 +568,61 @@ def _sized(path: Path, rows: int, width: int = 90) -> Path:
 def test_small_jsonl_files_are_packed_in_order_into_shards_of_at_most_the_shard_bytes(tmp_path: Path) -> None:
     for name in ("a", "b", "c"):
         _sized(tmp_path / f"{name}.jsonl", 3)  # 270 B each
+    # 12 rows, 1,080 B once decompressed: too large to pack, however small the .gz file is
+    _sized(tmp_path / "big.jsonl", 12).rename(tmp_path / "c2.jsonl")
+    with gzip.open(tmp_path / "c2.jsonl.gz", "wb") as fh:
+        fh.write((tmp_path / "c2.jsonl").read_bytes())
+    (tmp_path / "c2.jsonl").unlink()
     _sized(tmp_path / "d.jsonl", 12)  # 1,080 B: at least the shard size, split by bytes as before
     _sized(tmp_path / "e.jsonl", 2)
-    with gzip.open(tmp_path / "f.jsonl.gz", "wt") as fh:  # a .gz file is one shard of its own
-        fh.write(json.dumps({"text": "gz"}) + "\n")
+    with gzip.open(tmp_path / "f.jsonl.gz", "wt") as fh:  # a small .gz file packs like a plain one
+        fh.write(json.dumps({"text": "gz", "n": 0, "pad": "p"}) + "\n")
+    pl.read_ndjson(_sized(tmp_path / "tmp" / "x.jsonl", 2)).write_parquet(tmp_path / "f.parquet")  # keeps its own
+    (tmp_path / "tmp" / "x.jsonl").unlink()
     _sized(tmp_path / "g.jsonl", 2)
     _sized(tmp_path / "h.jsonl", 2)
     spec = PartitionSpec(bytes=600)
     shards = discover_shards(str(tmp_path), spec)
     keys = [s.key for s in shards]
-    # a+b (540 B; c would make 810), c alone (d is not small), d in two, e alone (f breaks the run), f, g+h
+    # a+b (540 B; c would make 810), c alone (c2 is not small), c2, d in two, e+f.gz, the Parquet file, g+h
     assert keys == [
         "a.jsonl@00000+1",
         "c.jsonl@00000",
+        "c2.jsonl.gz@00000",
         "d.jsonl@00000",
         "d.jsonl@00001",
-        "e.jsonl@00000",
-        "f.jsonl.gz@00000",
+        "e.jsonl@00000+1",
+        "f.parquet@00000",
         "g.jsonl@00000+1",
     ]
     assert sorted(keys, key=shard_order) == keys
-    assert [[m.file.relpath for m in s.members] for s in shards] == [
-        ["a.jsonl", "b.jsonl"],
-        [],
-        [],
-        [],
-        [],
-        [],
-        ["g.jsonl", "h.jsonl"],
-    ]
-    assert [s.rows for s in shards] == [6, 3, 7, 5, 2, 1, 4]
+    members = [[m.file.relpath for m in s.members] for s in shards]
+    assert members == [["a.jsonl", "b.jsonl"], [], [], [], [], ["e.jsonl", "f.jsonl.gz"], [], ["g.jsonl", "h.jsonl"]]
+    assert [s.rows for s in shards] == [6, 3, 12, 7, 5, 3, 2, 4]
     for key in keys:
         assert shard_for_key(str(tmp_path), spec, key) == shards[keys.index(key)]
     # a file's own key, while it is in a pack, is not a shard
     with pytest.raises(DatasetError, match="is not a shard"):
         shard_for_key(str(tmp_path), spec, "b.jsonl@00000")
+    # a pack holding a .gz file is not kept as a reference to the input: reading it again is a decompression
+    assert shards_mod.shard_reference(shards[5], "text", shard_content_hash(shards[5])) is None
+    assert shards_mod.shard_reference(shards[0], "text", shard_content_hash(shards[0])) is not None
     # pack: false gives every file its own shards again
     assert [s.key for s in discover_shards(str(tmp_path), PartitionSpec(bytes=600, pack=False))] == [
         "a.jsonl@00000",
         "b.jsonl@00000",
         "c.jsonl@00000",
+        "c2.jsonl.gz@00000",
         "d.jsonl@00000",
         "d.jsonl@00001",
         "e.jsonl@00000",
         "f.jsonl.gz@00000",
+        "f.parquet@00000",
         "g.jsonl@00000",
         "h.jsonl@00000",
     ]
     # rows mode never packs
-    assert len(discover_shards(str(tmp_path), PartitionSpec(size=100))) == 8
+    assert len(discover_shards(str(tmp_path), PartitionSpec(size=100))) == 10
     # a file appended after the others joins the last pack: only that key changes
     _sized(tmp_path / "i.jsonl", 1)
     assert [s.key for s in discover_shards(str(tmp_path), spec)] == [*keys[:-1], "g.jsonl@00000+2"]
@@ -625,7 +631,7 @@ def test_small_jsonl_files_are_packed_in_order_into_shards_of_at_most_the_shard_
         [read_shard(s, "text").kept for s in discover_shards(str(tmp_path), PartitionSpec(bytes=600, pack=False))],
         how="diagonal",
     )
-    assert every.equals(alone.select(every.columns)) and every.height == 29
+    assert every.equals(alone.select(every.columns)) and every.height == 43
 
 
 def test_a_pack_names_each_rows_own_file_and_line_and_quarantines_as_one_file_would(tmp_path: Path) -> None:
