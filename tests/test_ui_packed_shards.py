@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from pipeline_defs.execute import run_recipe
-from pipeline_defs.stack import free_port
+from pipeline_defs.stack import free_port, stop_process
 from tests.conftest import ROOT
 from tests.test_production_stack import CHROMIUM, CHROMIUM_ARGS, dismiss_newsletter
 
@@ -58,6 +58,7 @@ def test_the_ui_shows_a_packed_shard_materialized_and_keeps_its_key_in_the_url(
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -83,8 +84,5 @@ def test_the_ui_shows_a_packed_shard_materialized_and_keeps_its_key_in_the_url(
             assert page.inner_text("body").count(key) >= 2  # in the partition list and as the selected one's title
             browser.close()
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop_process(server.pid, timeout=30)  # the web server and the code server it started
+        server.wait(timeout=30)
