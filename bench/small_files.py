@@ -26,18 +26,12 @@ import run_all
 VARIANTS = {"packed": {}, "one_per_file": {"partition": {"pack": False}}}
 
 
-def split_corpus(corpus_dir: Path, out: Path, docs: int, files: int) -> int:
-    """The first `docs` lines of the corpus's JSONL files, in order, cut into `files` files; the rows written."""
-    lines: list[bytes] = []
-    for path in sorted((corpus_dir / "jsonl").glob("*.jsonl")):
-        with open(path, "rb") as fh:
-            for line in fh:
-                lines.append(line)
-                if len(lines) == docs:
-                    break
-        if len(lines) == docs:
-            break
-    h.fresh_dir(out)
+def split_corpus(corpus_dir: Path, work: Path, docs: int, files: int) -> int:
+    """The corpus's first `docs` documents (`harness.corpus_input`) cut, in order, into `files` JSONL files under
+    `work/input`; the rows written."""
+    source = h.corpus_input(corpus_dir, work / "first_docs.jsonl", docs)
+    lines = Path(source["path"]).read_bytes().splitlines(keepends=True)
+    out = h.fresh_dir(work / "input")
     per = -(-len(lines) // files)
     for i in range(files):
         (out / f"part-{i:05d}.jsonl").write_bytes(b"".join(lines[i * per : (i + 1) * per]))
@@ -55,8 +49,8 @@ def main() -> int:
     corpus_dir = Path(args.corpus) if args.corpus else corpus_mod.default_dir()
     corpus_mod.ensure(corpus_dir)
     work = h.fresh_dir(h.BENCH / ".work" / "small_files")
+    docs = split_corpus(corpus_dir, work, args.docs, args.files)
     dataset = work / "input"
-    docs = split_corpus(corpus_dir, dataset, args.docs, args.files)
     recipes = {}
     for name, extra in VARIANTS.items():
         recipes[name] = work / f"{name}.yaml"

@@ -414,9 +414,8 @@ def _packable(shard: Shard, spec: PartitionSpec) -> bool:
     file's one shard ending before the first cut (so at the file's end), or a .jsonl.gz file whose decompressed
     length is below it."""
     limit = spec.shard_bytes
-    if not spec.pack or limit is None or shard.offset != 0 or not 0 <= shard.end < limit:
-        return False
-    return shard.file.fmt == "jsonl" or (shard.file.fmt == "jsonl.gz" and shard.start == 0)
+    fits = limit is not None and shard.offset == 0 and 0 <= shard.end < limit
+    return spec.pack and fits and shard.file.fmt in ("jsonl", "jsonl.gz")
 
 
 def _pack(run: list[Shard]) -> Shard:
@@ -435,19 +434,19 @@ def _packed(shards: list[Shard], spec: PartitionSpec) -> list[Shard]:
     size = 0
 
     def close() -> None:
+        nonlocal size
         if run:
             out.append(run[0] if len(run) == 1 else _pack(run))
             run.clear()
+        size = 0
 
     for shard in shards:
         if not _packable(shard, spec):
             close()
             out.append(shard)
             continue
-        if run and size + shard.end > limit:
+        if size + shard.end > limit:
             close()
-        if not run:
-            size = 0
         run.append(shard)
         size += shard.end
     close()
@@ -955,8 +954,6 @@ def _schema_lacks(lines: pl.Series, rows: list[int], natives: list[pl.DataFrame]
 
 def _read_jsonl(shard: Shard, data: bytes, text_key: str) -> ShardRead:
     first = shard.start + 1
-    if shard.start == 0 and not shard.members and data.startswith(_BOM):
-        data = data[3:]  # a UTF-8 byte-order mark is encoding noise, not data
     # Discovery counted a plain JSONL shard's lines over these very bytes: no second count.
     series, raw_lines = _split_lines(data, shard.rows if shard.file.fmt == "jsonl" else None)
     n = series.len()
@@ -1016,15 +1013,17 @@ def _read_jsonl(shard: Shard, data: bytes, text_key: str) -> ShardRead:
 
 
 def _jsonl_bytes(shard: Shard) -> bytes:
-    """The bytes of the shard's lines: a seek and one read for plain JSONL, a decompression for .gz; a pack's
-    files one after the other, each without its byte-order mark and ending in a newline."""
+    """The bytes of the shard's lines, without a file's byte-order mark (encoding noise, not data); a pack's
+    files one after the other, each ending in a newline."""
     if shard.members:
-        parts = []
-        for m in shard.members:
-            data = _jsonl_bytes(m)
-            data = data[3:] if data.startswith(_BOM) else data
-            parts.append(data if data.endswith(b"\n") else data + b"\n")
-        return b"".join(parts)
+        parts = [_jsonl_bytes(m) for m in shard.members]
+        return b"".join(data if data.endswith(b"\n") else data + b"\n" for data in parts)
+    data = _file_bytes(shard)
+    return data[len(_BOM) :] if shard.start == 0 and data.startswith(_BOM) else data
+
+
+def _file_bytes(shard: Shard) -> bytes:
+    """A one-file shard's bytes as they lie: a seek and one read for plain JSONL, a decompression for .gz."""
     if shard.file.fmt == "jsonl.gz":
         data = _gunzip(shard.file.path)
         if shard.start == 0 and shard.stop >= data.count(b"\n") + 1:
