@@ -1,21 +1,27 @@
-"""A corpus of many small JSONL files, with packed shards (`partition.pack`, the default) and without.
+"""A corpus of many small JSONL (or Parquet) files, with packed shards (`partition.pack`, the default) and without.
 
-The bench corpus's first --docs documents are cut into --files JSONL files of equal row counts (a layout many
-datasets ship in); issue 13's 10-op recipe runs on them as `sluice run` in a fresh SLUICE_HOME, once with the
-default partition section (small files packed into shards of up to 64MB) and once with `partition: {pack:
-false}` (a shard per file), in interleaved rounds. Printed: the medians of the whole-process wall, the shards
-(Dagster partitions) each made, its ratio, and whether both wrote byte-identical exports.
+The bench corpus's first --docs documents are cut into --files JSONL files (`--format parquet`: Parquet files
+of one schema) of equal row counts (a layout many datasets ship in); issue 13's 10-op recipe runs on them as
+`sluice run` in a fresh SLUICE_HOME, once with the default partition section (small files packed into shards of
+up to 64MB) and once with `partition: {pack: false}` (a shard per file), in interleaved rounds. Printed: the
+medians of the whole-process wall, the shards (Dagster partitions) each made, its ratio, and whether both wrote
+byte-identical exports.
 
-    python bench/small_files.py [--files 200] [--docs 10000] [--repeats 3]
+    python bench/small_files.py [--files 200] [--docs 10000] [--repeats 3] [--format jsonl|parquet]
+
+Results: bench/results/small_files.json (JSONL), small_files_parquet.json (Parquet).
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import re
 import sys
 from pathlib import Path
 from typing import Any
+
+import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -26,15 +32,19 @@ import run_all
 VARIANTS = {"packed": {}, "one_per_file": {"partition": {"pack": False}}}
 
 
-def split_corpus(corpus_dir: Path, work: Path, docs: int, files: int) -> int:
-    """The corpus's first `docs` documents (`harness.corpus_input`) cut, in order, into `files` JSONL files under
-    `work/input`; the rows written."""
+def split_corpus(corpus_dir: Path, work: Path, docs: int, files: int, fmt: str = "jsonl") -> int:
+    """The corpus's first `docs` documents (`harness.corpus_input`) cut, in order, into `files` JSONL (or Parquet)
+    files under `work/input`; the rows written."""
     source = h.corpus_input(corpus_dir, work / "first_docs.jsonl", docs)
     lines = Path(source["path"]).read_bytes().splitlines(keepends=True)
     out = h.fresh_dir(work / "input")
     per = -(-len(lines) // files)
     for i in range(files):
-        (out / f"part-{i:05d}.jsonl").write_bytes(b"".join(lines[i * per : (i + 1) * per]))
+        part = b"".join(lines[i * per : (i + 1) * per])
+        if fmt == "parquet":
+            pl.read_ndjson(io.BytesIO(part)).write_parquet(out / f"part-{i:05d}.parquet")
+        else:
+            (out / f"part-{i:05d}.jsonl").write_bytes(part)
     return len(lines)
 
 
@@ -45,11 +55,12 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--corpus", default=None, help="bench corpus directory (default $SLUICE_HOME/corpus/bench)")
     parser.add_argument("--timeout", type=float, default=1800)
+    parser.add_argument("--format", choices=("jsonl", "parquet"), default="jsonl")
     args = parser.parse_args()
     corpus_dir = Path(args.corpus) if args.corpus else corpus_mod.default_dir()
     corpus_mod.ensure(corpus_dir)
     work = h.fresh_dir(h.BENCH / ".work" / "small_files")
-    docs = split_corpus(corpus_dir, work, args.docs, args.files)
+    docs = split_corpus(corpus_dir, work, args.docs, args.files, args.format)
     dataset = work / "input"
     recipes = {}
     for name, extra in VARIANTS.items():
@@ -74,7 +85,10 @@ def main() -> int:
             exports[name] = (home / "export" / "small.jsonl").read_bytes()
     medians = {name: h.median(values) for name, values in walls.items()}
     same = len(exports) == len(VARIANTS) and len(set(exports.values())) == 1
-    print(f"\nmachine: {h.cores()} cores; {docs:,} docs in {args.files} files; medians of {args.repeats} round(s)")
+    print(
+        f"\nmachine: {h.cores()} cores; {docs:,} docs in {args.files} {args.format} files; "
+        f"medians of {args.repeats} round(s)"
+    )
     for name in VARIANTS:
         print(f"  {name:<13} {medians[name] or float('nan'):7.2f} s  {shards[name]} shards")
     packed, single = medians["packed"], medians["one_per_file"]
@@ -84,13 +98,15 @@ def main() -> int:
         "machine": h.machine(),
         "docs": docs,
         "files": args.files,
+        "format": args.format,
         "repeats": args.repeats,
         "walls": walls,
         "medians": medians,
         "shards": shards,
         "same_export": same,
     }
-    print("->", h.write_result("small_files", result))
+    name = "small_files" if args.format == "jsonl" else f"small_files_{args.format}"
+    print("->", h.write_result(name, result))
     return 0
 
 

@@ -179,15 +179,15 @@ class PartitionSpec(_Section):
     """How input is split into Dagster partitions. A shard is part of one input file: the JSONL lines that
     start in a `bytes`-long byte range (default 64MB; a .jsonl.gz file is one shard, since it cannot be
     seeked; Parquet: consecutive row groups of about `bytes`), or `size` rows. Give one of the two. By bytes,
-    consecutive JSONL files smaller than `bytes` (a .jsonl.gz file: decompressed) are packed into one shard of at
-    most `bytes` (`pack`)."""
+    consecutive JSONL files smaller than `bytes` (a .jsonl.gz file: decompressed), or consecutive Parquet files of
+    one schema smaller than it, are packed into one shard of at most `bytes` (`pack`)."""
 
     bytes: int | None = Field(None, gt=0, description="Input bytes per shard: an int or a string like 64MB, 1GiB.")
     size: int | None = Field(None, gt=0, description="Rows per shard instead of bytes (also splits .jsonl.gz).")
     pack: bool = Field(
         True,
-        description="By bytes: consecutive JSONL files (plain or .gz) smaller than `bytes` share a shard of at most "
-        "`bytes` (false: one shard per file at least).",
+        description="By bytes: consecutive JSONL files (plain or .gz), or Parquet files of one schema, smaller than "
+        "`bytes` share a shard of at most `bytes` (false: one shard per file at least).",
     )
 
     @field_validator("bytes", mode="before")

@@ -11,7 +11,9 @@ shards of at most B (`partition.pack`, on by default): a pack is read as its fil
 and its key is its first file's with the number of files after it, `<relative path>@00000+<n>`. Row ids and
 quarantine lines still name each row's own file and line. A directory of a thousand 1 MB files is then ~16
 shards, not a thousand steps per op. A file appended after the others joins the last pack (renaming that one)
-or starts a new one. A Parquet file keeps shards of its own.
+or starts a new one. Consecutive Parquet files of one Arrow schema smaller than B (their row groups' bytes, as
+the footer gives them) are packed the same way, read file by file and concatenated; a pack never mixes JSONL
+and Parquet, nor two Parquet schemas (concatenating those would add null fields a file's rows do not have).
 
 Each file is scanned once (line offsets, row counts) and the result cached in a manifest under
 `$SLUICE_HOME/cache/shards`, keyed by the file's path, size and mtime, so finding a shard by key costs O(shard).
@@ -80,7 +82,9 @@ RAW_JSON = f"{INTERNAL_PREFIX}raw_json__"
 # Deeper JSON is quarantined before any parser sees it: nesting costs polars' schema inference super-linear
 # time and memory, and Python's json a RecursionError.
 MAX_NESTING = 100
-MANIFEST_VERSION = 2  # 2: a .jsonl.gz shard by bytes records its decompressed length (`Shard.end`)
+# 2: a .jsonl.gz shard by bytes records its decompressed length (`Shard.end`); 3: a Parquet shard by bytes its
+# row groups' bytes, and the manifest the file's schema (`_parquet_schema`)
+MANIFEST_VERSION = 3
 _BOM = b"\xef\xbb\xbf"
 
 
@@ -112,9 +116,9 @@ class Shard:
     stop: int  # one past the last row
     offset: int = 0  # plain JSONL: byte offset of the shard's first line
     # plain JSONL: byte offset one past its last line (-1: end of file); a whole .jsonl.gz file: its
-    # decompressed length (-1: not known, by rows)
+    # decompressed length (-1: not known, by rows); Parquet by bytes: its row groups' bytes
     end: int = -1
-    # A pack: whole small JSONL files read as one shard (`file` is the first's, rows count over them all).
+    # A pack: whole small files of one kind read as one shard (`file` is the first's, rows count over them all).
     members: tuple[Shard, ...] = ()
 
     @property
@@ -215,6 +219,8 @@ def _gunzip(path: Path) -> bytes:
 # (index, start row, stop row, byte offset, byte end) per shard of one file
 _Entry = tuple[int, int, int, int, int]
 _MEMO: dict[str, list[_Entry]] = {}
+# A Parquet file's schema hash by `_file_stamp`, recorded with its entries (`_entries`).
+_SCHEMAS: dict[str, str] = {}
 
 
 def make_key(relpath: str, index: int) -> str:
@@ -339,15 +345,18 @@ def _gz_rows(path: Path) -> tuple[int, int]:
     return lines + (last != b"\n"), size
 
 
-def _parquet_entries(path: Path, spec: PartitionSpec) -> list[_Entry]:
+def _parquet_entries(path: Path, spec: PartitionSpec) -> tuple[list[_Entry], str]:
+    """The file's shards (by bytes: consecutive row groups, `end` their bytes) and its schema's hash."""
     try:
-        meta = pq.ParquetFile(path).metadata
+        file = pq.ParquetFile(path)
     except Exception as exc:
         raise DatasetError(f"{path}: not a readable Parquet file ({exc})") from exc
+    meta = file.metadata
+    schema = xxhash.xxh3_64_hexdigest(file.schema_arrow.remove_metadata().serialize().to_pybytes())
     n = meta.num_rows
     if spec.shard_bytes is None:
         assert spec.size is not None
-        return [(i, s, min(s + spec.size, n), 0, -1) for i, s in enumerate(range(0, n, spec.size))]
+        return [(i, s, min(s + spec.size, n), 0, -1) for i, s in enumerate(range(0, n, spec.size))], schema
     entries: list[_Entry] = []
     start, acc, row = 0, 0, 0
     for g in range(meta.num_row_groups):
@@ -355,11 +364,11 @@ def _parquet_entries(path: Path, spec: PartitionSpec) -> list[_Entry]:
         row += group.num_rows
         acc += group.total_compressed_size if hasattr(group, "total_compressed_size") else group.total_byte_size
         if acc >= spec.shard_bytes:
-            entries.append((len(entries), start, row, 0, -1))
+            entries.append((len(entries), start, row, 0, acc))
             start, acc = row, 0
     if row > start:
-        entries.append((len(entries), start, row, 0, -1))
-    return entries
+        entries.append((len(entries), start, row, 0, acc))
+    return entries, schema
 
 
 def _entries(f: InputFile, spec: PartitionSpec) -> list[_Entry]:
@@ -370,6 +379,7 @@ def _entries(f: InputFile, spec: PartitionSpec) -> list[_Entry]:
     digest = xxhash.xxh3_64_hexdigest(ident.encode())
     if digest in _MEMO:
         return _MEMO[digest]
+    schema = None
     # one manifest per (file, shard rule), overwritten when the file changes: the cache does not grow
     name = xxhash.xxh3_64_hexdigest(f"{f.path.resolve()}|{mode}".encode())
     cache = sluice_home().root / "cache" / "shards" / f"{name}.json"
@@ -377,12 +387,15 @@ def _entries(f: InputFile, spec: PartitionSpec) -> list[_Entry]:
         stored = json.loads(cache.read_text())
         if stored.get("ident") == ident:
             entries = [tuple(e) for e in stored["shards"]]
+            if f.fmt == "parquet":
+                _SCHEMAS[_file_stamp(f.path, st)] = stored["schema"]
             _MEMO[digest] = entries  # type: ignore[assignment]
             return entries  # type: ignore[return-value]
     except (OSError, ValueError, KeyError):
         pass
     if f.fmt == "parquet":
-        entries = _parquet_entries(f.path, spec)
+        entries, schema = _parquet_entries(f.path, spec)
+        _SCHEMAS[_file_stamp(f.path, st)] = schema
     elif f.fmt == "jsonl.gz":
         n, size = _gz_rows(f.path)
         if spec.size is None:  # by bytes: the whole file, one shard (a .gz stream cannot be seeked)
@@ -398,7 +411,7 @@ def _entries(f: InputFile, spec: PartitionSpec) -> list[_Entry]:
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"ident": ident, "shards": entries}))
+        tmp.write_text(json.dumps({"ident": ident, "shards": entries} | ({"schema": schema} if schema else {})))
         os.replace(tmp, cache)
     except OSError:
         pass  # a read-only home only costs a rescan next time
@@ -410,12 +423,32 @@ def _shards_of(f: InputFile, spec: PartitionSpec) -> list[Shard]:
 
 
 def _packable(shard: Shard, spec: PartitionSpec) -> bool:
-    """A whole JSONL file smaller than the shard size, where shards are cut by bytes and packing is on: a plain
-    file's one shard ending before the first cut (so at the file's end), or a .jsonl.gz file whose decompressed
-    length is below it."""
+    """A whole file smaller than the shard size, where shards are cut by bytes and packing is on: a plain JSONL
+    file's one shard ending before the first cut (so at the file's end), a .jsonl.gz file whose decompressed
+    length is below it, or a Parquet file whose row groups' bytes are: its only shard is its first."""
     limit = spec.shard_bytes
     fits = limit is not None and shard.offset == 0 and 0 <= shard.end < limit
-    return spec.pack and fits and shard.file.fmt in ("jsonl", "jsonl.gz")
+    return spec.pack and fits and (shard.file.fmt in ("jsonl", "jsonl.gz") or shard.index == 0)
+
+
+def _pack_kind(shard: Shard) -> str:
+    """What a pack may hold together: JSONL lines (plain and .gz), or Parquet files of one schema."""
+    if shard.file.fmt != "parquet":
+        return "jsonl"
+    return "parquet:" + _parquet_schema(shard.file)
+
+
+def _parquet_schema(f: InputFile) -> str:
+    """The hash of the file's Arrow schema, as its manifest recorded it (read from the footer if not cached)."""
+    stamp = _file_stamp(f.path, f.path.stat())
+    schema = _SCHEMAS.get(stamp)
+    if schema is None:
+        schema = _SCHEMAS[stamp] = _parquet_entries(f.path, PartitionSpec(size=1 << 62))[1]
+    return schema
+
+
+def _file_stamp(path: Path, st: os.stat_result) -> str:
+    return f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
 
 
 def _pack(run: list[Shard]) -> Shard:
@@ -432,6 +465,7 @@ def _packed(shards: list[Shard], spec: PartitionSpec) -> list[Shard]:
     out: list[Shard] = []
     run: list[Shard] = []
     size = 0
+    kind = ""
 
     def close() -> None:
         nonlocal size
@@ -445,8 +479,10 @@ def _packed(shards: list[Shard], spec: PartitionSpec) -> list[Shard]:
             close()
             out.append(shard)
             continue
-        if size + shard.end > limit:
+        if size + shard.end > limit or (run and _pack_kind(shard) != kind):
             close()
+        if not run:
+            kind = _pack_kind(shard)
         run.append(shard)
         size += shard.end
     close()
@@ -1068,6 +1104,9 @@ def _read_parquet(shard: Shard, text_key: str) -> ShardRead:
 
 def read_shard(shard: Shard, text_key: str) -> ShardRead:
     """Rows to process and quarantined rows: every row of the shard is in exactly one of the two."""
+    if shard.file.fmt == "parquet" and shard.members:  # Parquet files of one schema, one after the other
+        reads = [_read_parquet(m, text_key) for m in shard.members]
+        return ShardRead(pl.concat([r.kept for r in reads]), pl.concat([r.quarantined for r in reads]))
     if shard.file.fmt == "parquet":
         return _read_parquet(shard, text_key)
     return _read_jsonl(shard, _jsonl_bytes(shard), text_key)

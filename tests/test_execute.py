@@ -233,6 +233,30 @@ def test_packed_and_unpacked_shards_export_the_same_rows(tmp_path: Path, sluice_
     assert exports["packed"][1] and exports["packed"][2] == 128
 
 
+def test_packed_parquet_files_export_what_each_file_alone_exports(tmp_path: Path, sluice_home: Path) -> None:
+    import polars as pl
+
+    jsonl, data, counter = _corpus(tmp_path / "jsonl"), tmp_path / "data", tmp_path / "counter"
+    data.mkdir()
+    counter.mkdir()
+    for f in sorted(jsonl.iterdir()):  # two Parquet files of one schema, one null text to quarantine
+        rows = pl.read_ndjson(f)
+        rows = rows.with_columns(text=pl.when(pl.col("n") == 3).then(None).otherwise("text")) if "a" in f.name else rows
+        rows.write_parquet(data / f.name.replace(".jsonl", ".parquet"))
+    exports = {}
+    for name, pack in (("packed", True), ("single", False)):
+        path = _recipe(tmp_path, name, data=data, ops=_ops(counter), partition={"pack": pack})
+        report = run_recipe(path, echo=lambda _: None)
+        assert report.partitions == (1 if pack else 2)
+        out = Path(report.recipe.export_path)
+        # the side files hold the same rows; their order follows the shards (a shard's rows op by op)
+        side = [sorted(out.with_suffix(s).read_text().splitlines()) for s in (".dropped.jsonl", ".quarantine.jsonl")]
+        exports[name] = [out.read_bytes(), *side, report.export["input"]]
+    assert exports["packed"] == exports["single"]
+    kept, dropped, quarantined, rows = exports["packed"]
+    assert kept and dropped and len(quarantined) == 1 and '"a.parquet:4"' in quarantined[0] and rows == 120
+
+
 def test_recipe_schedule_and_sensor_sections_are_validated(tmp_path: Path) -> None:
     from pipeline_defs.recipe import RecipeError, parse_recipe
 

@@ -577,7 +577,8 @@ def test_small_jsonl_files_are_packed_in_order_into_shards_of_at_most_the_shard_
     _sized(tmp_path / "e.jsonl", 2)
     with gzip.open(tmp_path / "f.jsonl.gz", "wt") as fh:  # a small .gz file packs like a plain one
         fh.write(json.dumps({"text": "gz", "n": 0, "pad": "p"}) + "\n")
-    pl.read_ndjson(_sized(tmp_path / "tmp" / "x.jsonl", 2)).write_parquet(tmp_path / "f.parquet")  # keeps its own
+    # a Parquet file between JSONL files joins no JSONL pack
+    pl.read_ndjson(_sized(tmp_path / "tmp" / "x.jsonl", 2)).write_parquet(tmp_path / "f.parquet")
     (tmp_path / "tmp" / "x.jsonl").unlink()
     _sized(tmp_path / "g.jsonl", 2)
     _sized(tmp_path / "h.jsonl", 2)
@@ -687,3 +688,59 @@ def test_a_packs_hash_and_input_reference_cover_each_of_its_files(tmp_path: Path
     assert changed.key == pack.key and shard_content_hash(changed) != digest
     with pytest.raises(CorruptCheckpointError, match="and the 2 files after it changed"):
         shards_mod._read_reference(ref.args)
+
+
+def _parquet(path: Path, rows: int, **columns: list) -> Path:
+    frame = pl.DataFrame({"text": [f"{path.stem} row {i}" for i in range(rows)], "n": list(range(rows))})
+    frame.with_columns(**{k: pl.Series(v) for k, v in columns.items()}).write_parquet(path)
+    return path
+
+
+def test_small_parquet_files_of_one_schema_are_packed_and_read_as_each_file_alone(tmp_path: Path) -> None:
+    for name in ("a", "b", "c"):
+        _parquet(tmp_path / f"{name}.parquet", 4)
+    # another schema (an extra column) starts a pack of its own, and the same schema after it yet another
+    _parquet(tmp_path / "d.parquet", 3, extra=[1.5, 2.5, 3.5])
+    _parquet(tmp_path / "e.parquet", 3, extra=[4.5, None, 6.5])
+    _parquet(tmp_path / "f.parquet", 2)
+    _sized(tmp_path / "g.jsonl", 2)  # a JSONL file never joins a Parquet pack
+    # a null text is quarantined, naming its own file and row
+    pl.DataFrame({"text": ["h row 0", None, "h row 2"], "n": [0, 1, 2]}).write_parquet(tmp_path / "h.parquet")
+    spec = PartitionSpec()
+    shards = discover_shards(str(tmp_path), spec)
+    keys = [s.key for s in shards]
+    assert keys == ["a.parquet@00000+2", "d.parquet@00000+1", "f.parquet@00000", "g.jsonl@00000", "h.parquet@00000"]
+    assert [[m.file.relpath for m in s.members] for s in shards][:2] == [
+        ["a.parquet", "b.parquet", "c.parquet"],
+        ["d.parquet", "e.parquet"],
+    ]
+    for key in keys:
+        assert shard_for_key(str(tmp_path), spec, key) == shards[keys.index(key)]
+    with pytest.raises(DatasetError, match="is not a shard"):
+        shard_for_key(str(tmp_path), spec, "b.parquet@00000")
+    read = read_shard(shards[0], "text")
+    assert read.kept[ROW_ID].to_list() == [f"{f}.parquet:{i}" for f in "abc" for i in range(1, 5)]
+    assert read.kept["text"].to_list() == [f"{f} row {i}" for f in "abc" for i in range(4)]
+    assert read_shard(shards[1], "text").kept["extra"].to_list() == [1.5, 2.5, 3.5, 4.5, None, 6.5]
+    # the same rows and quarantine records as the files read one by one
+    alone = [read_shard(s, "text") for s in discover_shards(str(tmp_path), PartitionSpec(pack=False))]
+    packed = [read_shard(s, "text") for s in shards]
+    for part in ("kept", "quarantined"):
+        assert pl.concat([getattr(r, part) for r in packed], how="diagonal").equals(
+            pl.concat([getattr(r, part) for r in alone], how="diagonal")
+        )
+    (bad,) = pl.concat([r.quarantined for r in packed]).iter_rows(named=True)
+    assert (bad[ROW_ID], bad["line"], bad["file"]) == ("h.parquet:2", 2, str(tmp_path / "h.parquet"))
+    # the pack's source checkpoint is a reference to its files: it reads the rows again, and refuses a change
+    digest = shard_content_hash(shards[0])
+    ref = shards_mod.shard_reference(shards[0], "text", digest)
+    assert ref is not None and shards_mod._read_reference(ref.args).equals(read.kept)
+    _parquet(tmp_path / "c.parquet", 4, n=[0, 1, 2, 9])
+    assert shard_content_hash(discover_shards(str(tmp_path), spec)[0]) != digest
+    # a Parquet file at least the shard size (its row groups' bytes, as its footer gives them) keeps its own shards
+    small = PartitionSpec(bytes=pq.ParquetFile(tmp_path / "a.parquet").metadata.row_group(0).total_byte_size)
+    assert [s.key for s in discover_shards(str(tmp_path), small)][:3] == [
+        "a.parquet@00000",
+        "b.parquet@00000",
+        "c.parquet@00000",
+    ]
