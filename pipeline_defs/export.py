@@ -1,6 +1,7 @@
 """The export: kept rows of every shard in input order to `export_path` (JSONL or Parquet by extension), the
 rows that were dropped beside it (`<stem>.dropped.jsonl`: filtered with reason, duplicates with the id they
-duplicate) and the quarantined ones (`<stem>.quarantine.jsonl`), plus the per-shard row accounting."""
+duplicate; op by op in recipe order, each op's rows in input order) and the quarantined ones
+(`<stem>.quarantine.jsonl`), plus the per-shard row accounting."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import os
 import shutil
 import time
 from collections import defaultdict, deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -304,27 +305,31 @@ def export_recipe(
     shard_rows = input_rows(store, row_assets[0].path, keys)
     per_partition: dict[str, dict[str, int]] = {}
     per_op: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    dropped_parts: list[pl.DataFrame | Path] = []
+    # The dropped rows op by op in recipe order, each op's in input order (shard by shard): the side file's bytes
+    # do not depend on how the input was cut into shards or the ops grouped into steps.
+    rank = _op_ranks(recipe)
+    dropped_by_op: dict[int, list[pl.DataFrame | Path]] = defaultdict(list)
     quarantine_parts: list[pl.DataFrame | Path] = []
     rendered_ahead = 0
     for k in keys:
         counts = {"input": shard_rows.get(k, -1), "kept": final[k].height} | dict.fromkeys(DROP_KINDS, 0)
         parents = [final[k]]
         for asset_key in row_assets:
-            parts = quarantine_parts if asset_key.path[-1] == "source" else dropped_parts
+            source = asset_key.path[-1] == "source"
             spooled = ahead.take(store.path(asset_key.path, k, "dropped")) if ahead is not None else None
             if spooled is not None:  # rendered ahead; it holds no rows made from a parent row
                 rendered_ahead += 1
                 by_kind: Iterable[tuple[str, str, int]] = spooled.counts
-                if spooled.rows:
-                    parts.append(spooled.file)
+                for op, file in spooled.files:
+                    (quarantine_parts if source else dropped_by_op[rank(op)]).append(file)
             else:
                 dropped = store.read_dropped(asset_key.path, k)
                 if dropped is None or dropped.height == 0:
                     continue
                 parents.append(dropped)
                 by_kind = dropped.group_by(DROP_OP, DROP_KIND, maintain_order=True).len().iter_rows()
-                parts.append(public_dropped(dropped))
+                for op, rows in by_op(dropped):
+                    (quarantine_parts if source else dropped_by_op[rank(op)]).append(public_dropped(rows))
             for op_name, kind, n in by_kind:
                 counts[kind] += n
                 per_op[op_name][kind] += n
@@ -334,7 +339,7 @@ def export_recipe(
     dropped_file, quarantine_file = sidecar(recipe.export_path, "dropped"), sidecar(recipe.export_path, "quarantine")
     files = {
         str(Path(recipe.export_path)): kept.digest,
-        str(dropped_file): write_side_file(dropped_parts, dropped_file),
+        str(dropped_file): write_side_file([p for r in sorted(dropped_by_op) for p in dropped_by_op[r]], dropped_file),
         str(quarantine_file): write_side_file(quarantine_parts, quarantine_file),
     }
 
@@ -359,6 +364,21 @@ _PROVENANCE = {
     PARENT_ID: "sluice_parent_id",
     CLUSTER_ID: "sluice_cluster",
 }
+
+
+def by_op(df: pl.DataFrame) -> list[tuple[str, pl.DataFrame]]:
+    """A step's dropped rows per op that dropped them (several where the step runs several ops), in step order."""
+    ops = df[DROP_OP].unique(maintain_order=True).to_list()
+    if len(ops) <= 1:
+        return [(op, df) for op in ops]
+    return [(op, df.filter(pl.col(DROP_OP) == op)) for op in ops]
+
+
+def _op_ranks(recipe: Recipe) -> Callable[[str], int]:
+    """An op name's place in the recipe (its first; a name the recipe does not hold: after the others)."""
+    names = ["source", *(op.name for op in recipe.process)]
+    first = {name: i for i, name in reversed(list(enumerate(names)))}
+    return lambda op: first.get(op, len(names))
 
 
 def _recipe_order(recipe: Recipe, per_op: dict[str, Any]) -> list[str]:

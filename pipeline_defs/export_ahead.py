@@ -1,15 +1,15 @@
 """The export's side files, written ahead: each row step's dropped rows rendered while the later phases run.
 
-The export writes every row step's dropped (and the source's quarantined) rows beside the kept ones, shard by
-shard, as public JSONL: for a 10-op recipe on 110 MB of text, a hundred MB read back from the checkpoints and
+The export writes every row step's dropped (and the source's quarantined) rows beside the kept ones, op by op,
+as public JSONL: for a 10-op recipe on 110 MB of text, a hundred MB read back from the checkpoints and
 rendered, on one core, at the end of the job. Those rows are final once their phase has run, and the phases
 after it (the indexes, the dedup steps) leave a core idle. So `sluice run` (in-process steps only, where the
 export runs in its process) hands each finished phase's dropped checkpoints (not those of the phase just before
 the export) to a thread (`submit`), which reads
-each one, counts its rows per op and kind, and renders its public rows to a spool file under the checkpoint
-store; the export step stops the thread (`finish`) and takes each shard's rendering (`ExportAhead.take`)
-instead of reading and rendering it, and copies the file's bytes into the side file: the same bytes, the same
-counts (`tests/test_export_ahead.py`).
+each one, counts its rows per op and kind, and renders its public rows to a spool file per op under the
+checkpoint store; the export step stops the thread (`finish`) and takes each shard's rendering
+(`ExportAhead.take`) instead of reading and rendering it, and copies the files' bytes into the side file, each
+op's where that op's rows go: the same bytes, the same counts (`tests/test_export_ahead.py`).
 
 A rendering is taken only while the checkpoint's sidecar is the one it was rendered from and the checkpoint's
 chain of bases is intact (`CheckpointStore.base_problem`); anything else (a rewritten or missing checkpoint,
@@ -30,7 +30,7 @@ from pathlib import Path
 import psutil
 
 from ops_library.columns import DROP_KIND, DROP_OP, PARENT_ID
-from pipeline_defs.export import public_dropped, write_jsonl
+from pipeline_defs.export import by_op, public_dropped, write_jsonl
 from resources.checkpoint_files import CheckpointMeta
 from resources.storage import CheckpointStore
 
@@ -43,7 +43,7 @@ class Spooled:
     meta: CheckpointMeta  # the dropped checkpoint's sidecar the rows were read with
     rows: int
     counts: tuple[tuple[str, str, int], ...]  # (op, kind, rows), in the order the export counts them
-    file: Path  # the rows' public JSONL
+    files: tuple[tuple[str, Path], ...]  # (op, its rows' public JSONL) per op that dropped rows, in step order
 
 
 class ExportAhead:
@@ -84,7 +84,7 @@ class ExportAhead:
                 self._busy = False
                 if spooled is not None:
                     self._done[str(path)] = spooled
-                    self._bytes += spooled.file.stat().st_size
+                    self._bytes += sum(file.stat().st_size for _, file in spooled.files)
                     if self._bytes > self.budget_bytes:  # the export renders the rest itself
                         self._stopped = True
                 self._cond.notify_all()
@@ -104,10 +104,13 @@ class ExportAhead:
                 return None  # rewritten while read; or rows made from a parent row, which the export counts
             by_kind = df.group_by(DROP_OP, DROP_KIND, maintain_order=True).len().iter_rows()
             counts = tuple((op, kind, rows) for op, kind, rows in by_kind)
-            out = self.spool / f"{n:06d}.jsonl"
-            with open(out, "wb") as fh:
-                write_jsonl(public_dropped(df), fh)
-            return Spooled(before, df.height, counts, out)
+            files = []
+            for i, (op, rows) in enumerate(by_op(df)):
+                out = self.spool / f"{n:06d}-{i}.jsonl"
+                with open(out, "wb") as fh:
+                    write_jsonl(public_dropped(rows), fh)
+                files.append((op, out))
+            return Spooled(before, df.height, counts, tuple(files))
         except Exception:  # the export reads it again and reports what is wrong with it
             return None
 

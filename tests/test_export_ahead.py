@@ -124,9 +124,15 @@ def test_a_rendering_is_taken_only_while_its_checkpoint_and_base_are_unchanged(t
     taken = ahead.take(plain)
     assert taken is not None and taken.rows == 20
     assert taken.counts == (("b_filter", FILTERED, 7), ("a_filter", FILTERED, 13))  # in order of first row
-    assert taken.file.read_bytes() == _rendered(store.read(plain))
+    # a file per op, in the order the step's ops dropped rows: the export lays the side file out op by op
+    frame = store.read(plain)
+    assert [(op, file.read_bytes()) for op, file in taken.files] == [
+        (op, _rendered(frame.filter(pl.col(DROP_OP) == op))) for op in ("b_filter", "a_filter")
+    ]
     sel = ahead.take(selected)
-    assert sel is not None and sel.file.read_bytes() == _rendered(base_frame.slice(5, 10))
+    assert sel is not None and b"".join(f.read_bytes() for _, f in sel.files) == b"".join(
+        _rendered(base_frame.slice(5, 10).filter(pl.col(DROP_OP) == op)) for op in ("b_filter", "a_filter")
+    )
     assert ahead.take(store.path(["p", "missing"], "s0", "dropped")) is None
 
     store.write(_dropped(21), plain)  # rewritten since it was rendered

@@ -299,6 +299,9 @@ def test_checkpoint_strategies_give_the_same_output(tmp_path: Path, home: Path, 
         assert sorted(p.name for p in (home / "checkpoints" / "strat").iterdir()) == ["export"]
     expected = _reference_export(tmp_path, monkeypatch, data, _ops(counter))
     assert Path(report.recipe.export_path).read_bytes() == expected
+    # the dropped rows too, byte for byte: op by op, each op's in input order, however the ops share steps
+    dropped = Path(report.recipe.export_path).with_name("strat.dropped.jsonl").read_bytes()
+    assert dropped == (tmp_path / "reference" / "out" / "ref.dropped.jsonl").read_bytes()
 
 
 def _long_corpus(path: Path) -> Path:
