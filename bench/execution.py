@@ -123,8 +123,15 @@ console.finish(0)
 
 
 def measure_case(name: str, case: dict[str, Any], work: Path, repeats: int, timeout: float) -> dict[str, Any]:
-    rows: dict[str, list[h.Measured]] = {"sluice": [], "rerun": [], "warm": [], "baseline": [], "floor": []}
-    op_seconds, job_walls, dagster_runs, agree = [], [], [], None
+    rows: dict[str, list[h.Measured]] = {
+        "sluice": [],
+        "rerun": [],
+        "warm": [],
+        "baseline": [],
+        "baseline_dropped": [],
+        "floor": [],
+    }
+    op_seconds, job_walls, dagster_runs, agree, same_files = [], [], [], None, None
     for r in range(repeats):
         run_dir = h.fresh_dir(work / "runs" / name / f"r{r}")
         home = run_dir / "home"
@@ -152,19 +159,29 @@ def measure_case(name: str, case: dict[str, Any], work: Path, repeats: int, time
             shutil.rmtree(home / kept, ignore_errors=True)
         warm = h.measure("warm", cmd, env, cwd=run_dir, timeout=timeout, log=run_dir / "warm.log")
         rows["warm"].append(warm)
+        export = Path(summary.get("export_path") or "")
+        sluice_files = [export.read_bytes(), _dropped_file(export).read_bytes()] if first.ok and export.name else None
         out = run_dir / "baseline.jsonl"
         base_cmd = [sys.executable, str(h.BENCH / "plain_baseline.py"), str(case["recipe"]), str(out)]
         base = h.measure("baseline", base_cmd, env, cwd=run_dir, timeout=timeout, log=run_dir / "baseline.log")
         rows["baseline"].append(base)
+        # the same ops writing the dropped rows too, as Sluice's export does (less the quarantine, which the plain
+        # script's reader cannot make): are Sluice's two files byte for byte the plain script's?
+        out_d = run_dir / "baseline_d.jsonl"
+        base_d = h.measure(
+            "plain+drop", [*base_cmd[:-1], str(out_d), "--with-dropped"], env, cwd=run_dir, timeout=timeout
+        )
+        rows["baseline_dropped"].append(base_d)
+        if sluice_files is not None and base_d.ok and same_files is None:
+            same_files = sluice_files == [out_d.read_bytes(), _dropped_file(out_d).read_bytes()]
         floor_home = h.fresh_dir(run_dir / "floor_home")
         floor_cmd = [sys.executable, "-c", FLOOR_SCRIPT]
         floor = h.measure("floor", floor_cmd, h.sluice_env(floor_home), cwd=run_dir, timeout=timeout)
         rows["floor"].append(floor)
-        for m in (first, rerun, warm, base, floor):
+        for m in (first, rerun, warm, base, base_d, floor):
             status = "ok" if m.ok else f"FAILED rc={m.rc}\n    " + m.tail.replace("\n", "\n    ")
             print(f"  [{name}] {m.label:<9} run {r + 1}: {m.wall_s:7.2f} s {m.peak_rss_mb:7.0f} MB  {status}")
         if first.ok and base.ok and agree is None:
-            export = Path(summary.get("export_path") or "")
             agree = h.agreement(h.read_rows(export), h.read_rows(out), limit=20) if export.name else None
         shutil.rmtree(run_dir, ignore_errors=True)  # checkpoints and exports of a full run: gigabytes per round
 
@@ -175,6 +192,7 @@ def measure_case(name: str, case: dict[str, Any], work: Path, repeats: int, time
     job_wall = h.median(job_walls)
     warm_wall = h.median(m.wall_s for m in rows["warm"] if m.ok)
     floor_wall = h.median(m.wall_s for m in rows["floor"] if m.ok)
+    base_d_wall = h.median(m.wall_s for m in rows["baseline_dropped"] if m.ok)
     return {
         "recipe": str(case["recipe"]),
         "docs": docs,
@@ -192,6 +210,9 @@ def measure_case(name: str, case: dict[str, Any], work: Path, repeats: int, time
         "floor_wall_s": floor_wall,
         "floor_vs_baseline": round(floor_wall / base_wall, 2) if floor_wall and base_wall else None,
         "sluice_vs_baseline": round(wall / base_wall, 2) if wall and base_wall else None,
+        "baseline_dropped_wall_s": base_d_wall,
+        "sluice_vs_baseline_dropped": round(wall / base_d_wall, 2) if wall and base_d_wall else None,
+        "same_files_as_baseline_dropped": same_files,
         "sluice_docs_per_s": round(docs / wall) if wall else None,
         "baseline_docs_per_s": round(docs / base_wall) if base_wall else None,
         "sluice_peak_rss_mb": h.median(m.peak_rss_mb for m in rows["sluice"] if m.ok),
@@ -199,6 +220,10 @@ def measure_case(name: str, case: dict[str, Any], work: Path, repeats: int, time
         "agreement_with_baseline": agree,
         "runs": {k: [m.as_dict() for m in v] for k, v in rows.items()},
     }
+
+
+def _dropped_file(export: Path) -> Path:
+    return export.with_name(export.name.split(".")[0] + ".dropped.jsonl")
 
 
 def fmt(value: Any, spec: str = ".2f", suffix: str = "") -> str:
@@ -223,6 +248,9 @@ def print_table(cases: dict[str, dict[str, Any]], machine: dict[str, Any]) -> No
         "warm/plain",
         "floor s",
         "same rows",
+        "plain+d s",
+        "sl/plain+d",
+        "same files",
     )
     print("".join(f"{c:>13}" for c in head))
     for name, c in cases.items():
@@ -244,6 +272,9 @@ def print_table(cases: dict[str, dict[str, Any]], machine: dict[str, Any]) -> No
             fmt(c.get("warm_vs_baseline"), ".2f", "x"),
             fmt(c.get("floor_wall_s")),
             same,
+            fmt(c.get("baseline_dropped_wall_s")),
+            fmt(c.get("sluice_vs_baseline_dropped"), ".2f", "x"),
+            {None: "-", True: "yes", False: "NO"}[c.get("same_files_as_baseline_dropped")],
         )
         print("".join(f"{x!s:>13}" for x in cells))
     print(

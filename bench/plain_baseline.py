@@ -5,7 +5,11 @@ order as Sluice reads them) with polars' native readers into ONE frame, applies 
 `Op.run` (a Deduplicator's `run` does hash, index and apply on the frame), and writes the kept rows as JSONL.
 No Dagster, no checkpoints, no partitions: what the ops cost when nothing else runs.
 
-    python bench/plain_baseline.py RECIPE.yaml OUT.jsonl
+`--with-dropped` also writes every op's dropped rows, op by op, with the op, the kind and the reason first, to
+`<OUT stem>.dropped.jsonl`, as Sluice's export writes its dropped-rows side file (which the baseline itself
+leaves out): what the plain script costs for the same files, less the quarantine.
+
+    python bench/plain_baseline.py RECIPE.yaml OUT.jsonl [--with-dropped]
 """
 
 from __future__ import annotations
@@ -22,7 +26,17 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ops_library.columns import INTERNAL_PREFIX, ROW_ID, STATS
+from ops_library.columns import (
+    CLUSTER_ID,
+    DROP_KIND,
+    DROP_OP,
+    DROP_REASON,
+    DUPLICATE_OF,
+    INTERNAL_PREFIX,
+    PARENT_ID,
+    ROW_ID,
+    STATS,
+)
 from ops_library.registry import get_op
 
 # Data-Juicer's per-op keys that are not op params (pipeline_defs.recipe.COMMON_OP_KEYS; not imported: the
@@ -79,8 +93,28 @@ def read_input(dataset_path: str) -> pl.DataFrame:
     return pl.concat(frames, how="diagonal_relaxed")
 
 
+# Sluice's public names of a dropped row's provenance (pipeline_defs.export._PROVENANCE; not imported, as above).
+PROVENANCE = {
+    ROW_ID: "sluice_id",
+    DROP_OP: "sluice_op",
+    DROP_KIND: "sluice_drop",
+    DROP_REASON: "sluice_reason",
+    DUPLICATE_OF: "sluice_duplicate_of",
+    PARENT_ID: "sluice_parent_id",
+    CLUSTER_ID: "sluice_cluster",
+}
+
+
+def public_dropped(df: pl.DataFrame) -> pl.DataFrame:
+    first = [pl.col(c).alias(name) for c, name in PROVENANCE.items() if c in df.columns]
+    return df.select(*first, *[c for c in df.columns if not c.startswith(INTERNAL_PREFIX)])
+
+
 def main() -> None:
-    recipe_path, out = Path(sys.argv[1]), Path(sys.argv[2])
+    args = [a for a in sys.argv[1:] if a != "--with-dropped"]
+    with_dropped = len(args) < len(sys.argv) - 1
+    recipe_path, out = Path(args[0]), Path(args[1])
+    dropped: list[pl.DataFrame] = []
     recipe = yaml.safe_load(recipe_path.read_text())
     text_keys = recipe.get("text_keys", "text")
     default_key = text_keys if isinstance(text_keys, str) else text_keys[0]
@@ -93,12 +127,21 @@ def main() -> None:
         text_key = params.get("text_key", default_key)
         op = get_op(name)({k: v for k, v in params.items() if k not in COMMON_OP_KEYS}, text_key=text_key)
         t0 = time.perf_counter()
-        frame = op.run(frame).kept
+        result = op.run(frame)
+        frame = result.kept
+        if with_dropped and result.dropped is not None and result.dropped.height:
+            dropped.append(result.dropped)
         timings[name] = time.perf_counter() - t0
     t0 = time.perf_counter()
     out.parent.mkdir(parents=True, exist_ok=True)
     frame.drop([c for c in frame.columns if c.startswith(INTERNAL_PREFIX) or c == STATS]).write_ndjson(out)
     timings["write"] = time.perf_counter() - t0
+    if with_dropped:
+        t0 = time.perf_counter()
+        with open(out.with_name(out.name.split(".")[0] + ".dropped.jsonl"), "wb") as fh:
+            for part in dropped:
+                public_dropped(part).write_ndjson(fh)
+        timings["write dropped"] = time.perf_counter() - t0
     print(" ".join(f"{k}={v:.3f}s" for k, v in timings.items()), f"kept={frame.height}", file=sys.stderr)
 
 

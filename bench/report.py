@@ -506,7 +506,10 @@ def section_execution(data: dict[str, Any]) -> list[str]:
         "polars frame in one process (`bench/plain_baseline.py`). The floor: a process that only imports what "
         "the `sluice` command imports and opens a fresh Dagster instance (what every run pays on its main thread "
         "before its first step). A case named `…xN` ran on N copies of the corpus (`--copies N`: ids suffixed, "
-        "so the copies are exact duplicates the dedups drop).",
+        "so the copies are exact duplicates the dedups drop). The plain script leaves out the dropped rows Sluice "
+        "writes beside its export; `plain + dropped` is the same script writing them too, in Sluice's form "
+        "(`--with-dropped`), and `same files` says whether Sluice's export and dropped-rows file are byte for byte "
+        "that script's two files.",
         "",
     ]
     cases = dict(ex.get("cases") or {})
@@ -533,6 +536,9 @@ def section_execution(data: dict[str, Any]) -> list[str]:
                 f(c.get("warm_vs_baseline"), ".2f", "×"),
                 f(c.get("floor_wall_s"), ".2f"),
                 same,
+                f(c.get("baseline_dropped_wall_s"), ".2f"),
+                f(c.get("sluice_vs_baseline_dropped"), ".2f", "×"),
+                {None: "–", True: "yes", False: "no"}[c.get("same_files_as_baseline_dropped")],
             ]
         )
     head = [
@@ -551,6 +557,9 @@ def section_execution(data: dict[str, Any]) -> list[str]:
         "warm / plain",
         "floor s",
         "same rows",
+        "plain + dropped s",
+        "Sluice / plain + dropped",
+        "same files",
     ]
     lines += [table(head, rows), ""]
     lines.append(
