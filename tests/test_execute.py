@@ -219,7 +219,15 @@ def test_sensor_unregisters_a_pack_renamed_when_a_file_joins_it(tmp_path: Path, 
 def test_packed_and_unpacked_shards_export_the_same_rows(tmp_path: Path, sluice_home: Path) -> None:
     data, counter = _corpus(tmp_path / "data", bad_lines=True), tmp_path / "counter"
     counter.mkdir()
-    exports = {}
+    exports = _packed_and_single(tmp_path, data, counter)
+    # the same three files, byte for byte (the dropped rows op by op, each op's in input order, whatever the shards)
+    assert exports["packed"] == exports["single"]
+    assert all(exports["packed"][:3]) and exports["packed"][3] == 128
+
+
+def _packed_and_single(tmp_path: Path, data: Path, counter: Path) -> dict[str, list]:
+    """The export, dropped and quarantine files' bytes and the input rows, packed and with a shard per file."""
+    exports: dict[str, list] = {}
     for name, pack in (("packed", True), ("single", False)):
         path = _recipe(tmp_path, name, data=data, ops=_ops(counter), partition={"pack": pack})
         report = run_recipe(path, echo=lambda _: None)
@@ -227,9 +235,7 @@ def test_packed_and_unpacked_shards_export_the_same_rows(tmp_path: Path, sluice_
         out = Path(report.recipe.export_path)
         exports[name] = [out.with_suffix(s).read_bytes() for s in (".jsonl", ".dropped.jsonl", ".quarantine.jsonl")]
         exports[name].append(report.export["input"])
-    # the same three files, byte for byte (the dropped rows op by op, each op's in input order, whatever the shards)
-    assert exports["packed"] == exports["single"]
-    assert all(exports["packed"][:3]) and exports["packed"][3] == 128
+    return exports
 
 
 def test_packed_parquet_files_export_what_each_file_alone_exports(tmp_path: Path, sluice_home: Path) -> None:
@@ -242,14 +248,7 @@ def test_packed_parquet_files_export_what_each_file_alone_exports(tmp_path: Path
         rows = pl.read_ndjson(f)
         rows = rows.with_columns(text=pl.when(pl.col("n") == 3).then(None).otherwise("text")) if "a" in f.name else rows
         rows.write_parquet(data / f.name.replace(".jsonl", ".parquet"))
-    exports = {}
-    for name, pack in (("packed", True), ("single", False)):
-        path = _recipe(tmp_path, name, data=data, ops=_ops(counter), partition={"pack": pack})
-        report = run_recipe(path, echo=lambda _: None)
-        assert report.partitions == (1 if pack else 2)
-        out = Path(report.recipe.export_path)
-        exports[name] = [out.with_suffix(s).read_bytes() for s in (".jsonl", ".dropped.jsonl", ".quarantine.jsonl")]
-        exports[name].append(report.export["input"])
+    exports = _packed_and_single(tmp_path, data, counter)
     assert exports["packed"] == exports["single"]  # the same three files, byte for byte
     kept, dropped, quarantined, rows = exports["packed"]
     assert kept and dropped and quarantined.count(b"\n") == 1 and b'"a.parquet:4"' in quarantined and rows == 120
