@@ -223,7 +223,9 @@ def measure_case(name: str, case: dict[str, Any], work: Path, repeats: int, time
 
 
 def _dropped_file(export: Path) -> Path:
-    return export.with_name(export.name.split(".")[0] + ".dropped.jsonl")
+    from pipeline_defs.export import sidecar  # the bench's own process: its imports are not measured
+
+    return sidecar(export, "dropped")
 
 
 def fmt(value: Any, spec: str = ".2f", suffix: str = "") -> str:

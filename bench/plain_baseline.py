@@ -26,17 +26,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ops_library.columns import (
-    CLUSTER_ID,
-    DROP_KIND,
-    DROP_OP,
-    DROP_REASON,
-    DUPLICATE_OF,
-    INTERNAL_PREFIX,
-    PARENT_ID,
-    ROW_ID,
-    STATS,
-)
+from ops_library.columns import INTERNAL_PREFIX, PUBLIC_PROVENANCE, ROW_ID, STATS
 from ops_library.registry import get_op
 
 # Data-Juicer's per-op keys that are not op params (pipeline_defs.recipe.COMMON_OP_KEYS; not imported: the
@@ -93,20 +83,9 @@ def read_input(dataset_path: str) -> pl.DataFrame:
     return pl.concat(frames, how="diagonal_relaxed")
 
 
-# Sluice's public names of a dropped row's provenance (pipeline_defs.export._PROVENANCE; not imported, as above).
-PROVENANCE = {
-    ROW_ID: "sluice_id",
-    DROP_OP: "sluice_op",
-    DROP_KIND: "sluice_drop",
-    DROP_REASON: "sluice_reason",
-    DUPLICATE_OF: "sluice_duplicate_of",
-    PARENT_ID: "sluice_parent_id",
-    CLUSTER_ID: "sluice_cluster",
-}
-
-
 def public_dropped(df: pl.DataFrame) -> pl.DataFrame:
-    first = [pl.col(c).alias(name) for c, name in PROVENANCE.items() if c in df.columns]
+    """A dropped row as Sluice's side file writes it: its provenance under plain names, then its own fields."""
+    first = [pl.col(c).alias(name) for c, name in PUBLIC_PROVENANCE.items() if c in df.columns]
     return df.select(*first, *[c for c in df.columns if not c.startswith(INTERNAL_PREFIX)])
 
 

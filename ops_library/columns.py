@@ -17,6 +17,16 @@ PARENT_ID = "__sluice_parent_id__"
 CLUSTER_ID = "__sluice_cluster__"
 # Dedup key produced by a Deduplicator's hash stage.
 HASH = "__sluice_hash__"
+# A dropped row's provenance under plain names, before its own fields, in the export's dropped-rows side file.
+PUBLIC_PROVENANCE = {
+    ROW_ID: "sluice_id",
+    DROP_OP: "sluice_op",
+    DROP_KIND: "sluice_drop",
+    DROP_REASON: "sluice_reason",
+    DUPLICATE_OF: "sluice_duplicate_of",
+    PARENT_ID: "sluice_parent_id",
+    CLUSTER_ID: "sluice_cluster",
+}
 
 FILTERED = "filtered"
 DUPLICATE = "duplicate"

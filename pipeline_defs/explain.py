@@ -11,10 +11,11 @@ from pathlib import Path
 
 import polars as pl
 
+from ops_library.columns import DROP_KIND, DROP_OP, DROP_REASON, DUPLICATE_OF, PUBLIC_PROVENANCE, ROW_ID
 from pipeline_defs.export import sidecar
 from pipeline_defs.recipe import load_recipe
 
-_ID, _OP, _KIND, _REASON, _DUP = "sluice_id", "sluice_op", "sluice_drop", "sluice_reason", "sluice_duplicate_of"
+_ID, _OP, _KIND, _REASON, _DUP = (PUBLIC_PROVENANCE[c] for c in (ROW_ID, DROP_OP, DROP_KIND, DROP_REASON, DUPLICATE_OF))
 _SHOWN = 10
 
 

@@ -22,18 +22,15 @@ import dagster as dg
 import polars as pl
 
 from ops_library.columns import (
-    CLUSTER_ID,
     DROP_KIND,
     DROP_KINDS,
     DROP_OP,
-    DROP_REASON,
     DUPLICATE,
-    DUPLICATE_OF,
     FILTERED,
     INTERNAL_PREFIX,
     PARENT_ID,
+    PUBLIC_PROVENANCE,
     QUARANTINED,
-    ROW_ID,
     STATS,
 )
 from pipeline_defs import charts
@@ -60,7 +57,7 @@ def _public(df: pl.DataFrame, keep_stats: bool) -> pl.DataFrame:
         for c in df.columns
         if (c.startswith(INTERNAL_PREFIX) and c not in (RAW_JSON, PARENT_ID)) or (c == STATS and not keep_stats)
     ]
-    return df.drop(drop).rename({PARENT_ID: "sluice_parent_id"}, strict=False)
+    return df.drop(drop).rename({PARENT_ID: PUBLIC_PROVENANCE[PARENT_ID]}, strict=False)
 
 
 def json_rows(df: pl.DataFrame) -> pl.Series:
@@ -354,18 +351,6 @@ def export_recipe(
     )
 
 
-# Dropped rows say where they came from and why, under plain names, before their own fields.
-_PROVENANCE = {
-    ROW_ID: "sluice_id",
-    DROP_OP: "sluice_op",
-    DROP_KIND: "sluice_drop",
-    DROP_REASON: "sluice_reason",
-    DUPLICATE_OF: "sluice_duplicate_of",
-    PARENT_ID: "sluice_parent_id",
-    CLUSTER_ID: "sluice_cluster",
-}
-
-
 def by_op(df: pl.DataFrame) -> list[tuple[str, pl.DataFrame]]:
     """A step's dropped rows per op that dropped them (several where the step runs several ops), in step order."""
     ops = df[DROP_OP].unique(maintain_order=True).to_list()
@@ -376,20 +361,20 @@ def by_op(df: pl.DataFrame) -> list[tuple[str, pl.DataFrame]]:
 
 def _op_ranks(recipe: Recipe) -> Callable[[str], int]:
     """An op name's place in the recipe (its first; a name the recipe does not hold: after the others)."""
-    names = ["source", *(op.name for op in recipe.process)]
-    first = {name: i for i, name in reversed(list(enumerate(names)))}
-    return lambda op: first.get(op, len(names))
+    first: dict[str, int] = {}
+    for i, name in enumerate(["source", *(op.name for op in recipe.process)]):
+        first.setdefault(name, i)
+    return lambda op: first.get(op, len(recipe.process) + 1)
 
 
 def _recipe_order(recipe: Recipe, per_op: dict[str, Any]) -> list[str]:
-    order = ["source", *(op.name for op in recipe.process)]
-    return sorted(per_op, key=lambda op: order.index(op) if op in order else len(order))
+    return sorted(per_op, key=_op_ranks(recipe))
 
 
 def public_dropped(df: pl.DataFrame) -> pl.DataFrame:
-    present = [c for c in _PROVENANCE if c in df.columns]
+    present = [c for c in PUBLIC_PROVENANCE if c in df.columns]
     rest = [c for c in df.columns if not c.startswith(INTERNAL_PREFIX) or c == RAW_JSON]
-    return df.select(*[pl.col(c).alias(_PROVENANCE[c]) for c in present], *rest)
+    return df.select(*[pl.col(c).alias(PUBLIC_PROVENANCE[c]) for c in present], *rest)
 
 
 # Rows an op made from one input row beyond the first (text_chunk_mapper's chunks): they reconcile as

@@ -351,8 +351,7 @@ def _parquet_entries(path: Path, spec: PartitionSpec) -> tuple[list[_Entry], str
         file = pq.ParquetFile(path)
     except Exception as exc:
         raise DatasetError(f"{path}: not a readable Parquet file ({exc})") from exc
-    meta = file.metadata
-    schema = xxhash.xxh3_64_hexdigest(file.schema_arrow.remove_metadata().serialize().to_pybytes())
+    meta, schema = file.metadata, _schema_hash(file)
     n = meta.num_rows
     if spec.shard_bytes is None:
         assert spec.size is not None
@@ -369,6 +368,10 @@ def _parquet_entries(path: Path, spec: PartitionSpec) -> tuple[list[_Entry], str
     if row > start:
         entries.append((len(entries), start, row, 0, acc))
     return entries, schema
+
+
+def _schema_hash(file: pq.ParquetFile) -> str:
+    return xxhash.xxh3_64_hexdigest(file.schema_arrow.remove_metadata().serialize().to_pybytes())
 
 
 def _entries(f: InputFile, spec: PartitionSpec) -> list[_Entry]:
@@ -443,7 +446,7 @@ def _parquet_schema(f: InputFile) -> str:
     stamp = _file_stamp(f.path, f.path.stat())
     schema = _SCHEMAS.get(stamp)
     if schema is None:
-        schema = _SCHEMAS[stamp] = _parquet_entries(f.path, PartitionSpec(size=1 << 62))[1]
+        schema = _SCHEMAS[stamp] = _schema_hash(pq.ParquetFile(f.path))
     return schema
 
 
@@ -479,10 +482,10 @@ def _packed(shards: list[Shard], spec: PartitionSpec) -> list[Shard]:
             close()
             out.append(shard)
             continue
-        if size + shard.end > limit or (run and _pack_kind(shard) != kind):
+        shard_kind = _pack_kind(shard)
+        if size + shard.end > limit or (run and shard_kind != kind):
             close()
-        if not run:
-            kind = _pack_kind(shard)
+        kind = shard_kind
         run.append(shard)
         size += shard.end
     close()
